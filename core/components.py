@@ -1,0 +1,170 @@
+"""The shape every component shares, and the component kinds the engine knows.
+
+A component is a class with a ``name``, a frozen dataclass ``Config`` for its options, and the
+``Need`` s it declares. Plugins register component *classes*; the engine validates options
+against ``Config`` once at set-up, instantiates with ``cls(config)`` and calls the instance in the
+hot loop. Each kind has a small abstract base below; its docstring is the contract.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
+
+import torch
+
+from vidrl.types import Advantages, LossInputs, LossOutput, Sample
+
+
+class Need(str, Enum):
+    """What a component requires from the engine; checked once at set-up, never per step."""
+
+    REFERENCE_MODEL = "reference_model"
+    OLD_LOGPROBS = "old_logprobs"
+    GROUND_TRUTH_SPAN = "ground_truth_span"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The ``Config`` of a component that takes no options."""
+
+
+class Component:
+    """Base of every component: ``name``, ``Config`` (frozen dataclass) and declared needs."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type] = NoOptions
+    requires: ClassVar[frozenset[Need]] = frozenset()
+
+    def __init__(self, config: Any = None):
+        if config is None:
+            config = self.Config()
+        if not isinstance(config, self.Config):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.Config.__name__}, got {type(config).__name__}"
+            )
+        self.config = config
+
+    def needs(self) -> frozenset[Need]:
+        """Needs under this instance's options (a KL loss with β = 0 needs no reference model)."""
+        return self.requires
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+
+class AdvantageEstimator(Component, abc.ABC):
+    """Turns the rewards of grouped rollouts into advantages."""
+
+    @abc.abstractmethod
+    def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> Advantages:
+        """``rewards`` [B] float, ``group_ids`` [B] long (rollouts of one prompt share an id)."""
+
+
+class PolicyLoss(Component, abc.ABC):
+    """The objective minimised for one micro-batch."""
+
+    @abc.abstractmethod
+    def __call__(self, inputs: LossInputs) -> LossOutput:
+        """Return the micro-batch's share of the optimizer step's loss (see ``LossInputs``)."""
+
+
+class Reward(Component, abc.ABC):
+    """Scores responses. Must return one finite float per response."""
+
+    @abc.abstractmethod
+    def __call__(self, responses: Sequence[str], samples: Sequence[Sample]) -> Sequence[float]:
+        """``responses[i]`` answers ``samples[i]``; return B floats."""
+
+
+class Augmenter(Component, abc.ABC):
+    """Rewrites samples before roll-out (hints, frame noise, ...)."""
+
+    @abc.abstractmethod
+    def __call__(self, samples: Sequence[Sample], state: Any) -> list[Sample]:
+        """Return the samples to roll out, one per input; unchanged ones are returned as they are."""
+
+
+class Tool(Component, abc.ABC):
+    """A function the model may call mid-reasoning.
+
+    ``description`` and ``parameters`` (a JSON schema object) are listed to the model; the call's
+    arguments are untrusted model output, validated before ``__call__`` sees them.
+    """
+
+    description: ClassVar[str] = ""
+    parameters: ClassVar[Mapping[str, Any]] = {"type": "object", "properties": {}}
+
+    @abc.abstractmethod
+    def __call__(self, arguments: Mapping[str, Any], context: Any) -> Any:
+        """Run the tool; a bad call returns an error observation rather than raising."""
+
+
+class Kernel(Component, abc.ABC):
+    """An accelerated implementation of a ``vidrl.ops`` primitive; ``name`` is the primitive's.
+
+    It honours the primitive's contract exactly, or raises on input it cannot handle: it never
+    silently changes the maths.
+    """
+
+    devices: ClassVar[frozenset[str]] = frozenset({"cuda"})
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether the implementation can run in this process (library and device present)."""
+        return True
+
+    @abc.abstractmethod
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Same arguments and results as ``vidrl.ops.<name>``."""
+
+
+class Stage(Component, abc.ABC):
+    """A phase of a run (SFT, RL, DPO) or a loop of phases; a run config is a list of stages."""
+
+    @abc.abstractmethod
+    def run(self, context: Any) -> None:
+        """Run the stage to completion."""
+
+
+@dataclass(frozen=True)
+class ComponentKind:
+    """A kind of component: its CLI name, its registration hook, and its base class."""
+
+    name: str
+    hook: str
+    base: type[Component]
+    description: str
+
+
+KINDS: dict[str, ComponentKind] = {
+    k.name: k
+    for k in (
+        ComponentKind("advantage", "register_advantage_estimators", AdvantageEstimator,
+                      "advantage estimators"),
+        ComponentKind("loss", "register_policy_losses", PolicyLoss, "policy losses"),
+        ComponentKind("reward", "register_rewards", Reward, "verifiers and reward functions"),
+        ComponentKind("augmenter", "register_augmenters", Augmenter, "data augmenters"),
+        ComponentKind("tool", "register_tools", Tool, "tools the model can call"),
+        ComponentKind("kernel", "register_kernels", Kernel, "accelerated primitives"),
+        ComponentKind("stage", "register_stages", Stage, "training stages and loops"),
+    )
+}
+
+
+def check_component_class(kind: ComponentKind, cls: object) -> str | None:
+    """Why ``cls`` cannot be registered as a ``kind``, or None when it can."""
+    if not (isinstance(cls, type) and issubclass(cls, kind.base)):
+        return f"expected a subclass of vidrl.{kind.base.__name__}, got {cls!r}"
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        return f"{cls.__name__} has no `name` (a non-empty str class attribute)"
+    if not (dataclasses.is_dataclass(cls.Config) and cls.Config.__dataclass_params__.frozen):
+        return f"{cls.__name__}.Config must be a frozen dataclass, got {cls.Config!r}"
+    if isinstance(cls, abc.ABCMeta) and cls.__abstractmethods__:
+        return f"{cls.__name__} leaves abstract methods unimplemented: {sorted(cls.__abstractmethods__)}"
+    return None

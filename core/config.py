@@ -1,0 +1,203 @@
+"""Run configuration: YAML (safe_load) → frozen dataclasses, every error reported at once.
+
+Components appear as ``{name: ..., options: {...}}`` (or a bare name for default options). A
+component field's kind is given by its field metadata ``{"kind": "advantage"}``; its options are
+validated against the registered class's ``Config``. Validation needs the plugins loaded, so
+``load_config`` reads the ``plugins`` section first, builds a ``Session`` from it, then checks
+the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vidrl.components import NoOptions
+from vidrl.errors import ConfigError, choices_hint
+from vidrl.session import Session
+from vidrl.validate import MISSING, ComponentHook, convert, is_missing
+
+
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A component by registered ``name``; ``options`` becomes an instance of its ``Config``."""
+
+    name: str
+    options: Any = NoOptions()
+
+
+@dataclass(frozen=True)
+class RewardSpec(ComponentSpec):
+    """A reward with its ``weight`` in the total reward."""
+
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    """``enable``: load only these (all when omitted); ``disable``: never load these."""
+
+    enable: tuple[str, ...] | None = None
+    disable: tuple[str, ...] = ()
+
+
+def _kind(kind: str) -> Any:
+    return field(default=(), metadata={"kind": kind})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run. Later capabilities add sections (model, data, ...) here."""
+
+    seed: int = 0
+    output_dir: str | None = None
+    plugins: PluginsConfig = PluginsConfig()
+    stages: tuple[ComponentSpec, ...] = _kind("stage")
+    advantage: ComponentSpec | None = field(default=None, metadata={"kind": "advantage"})
+    loss: ComponentSpec | None = field(default=None, metadata={"kind": "loss"})
+    rewards: tuple[RewardSpec, ...] = _kind("reward")
+    augmenters: tuple[ComponentSpec, ...] = _kind("augmenter")
+    tools: tuple[ComponentSpec, ...] = _kind("tool")
+
+
+# -- YAML -------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-6`` as a float (YAML 1.1 wants ``1.0e-6``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as e:
+        raise ConfigError([f"{source}: invalid YAML: {e}"]) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config file into a dict (an empty file is an empty config)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {str(path)!r} does not exist"])
+    data = parse_yaml(path.read_text(), str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping, got {type(data).__name__}"])
+    return data
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.sub.0.field=value`` overrides (values parsed as YAML) to a copy of ``raw``."""
+    out = copy.deepcopy(raw)
+    errors = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            errors.append(f"--set {item!r}: expected key=value")
+            continue
+        try:
+            _set_path(out, key.split("."), parse_yaml(text, f"--set {key}"))
+        except (KeyError, IndexError, TypeError) as e:
+            errors.append(f"--set {item!r}: {e.args[0]}")
+    if errors:
+        raise ConfigError(errors)
+    return out
+
+
+def _set_path(node: Any, parts: list[str], value: Any) -> None:
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, list):
+        if not head.isdigit() or int(head) >= len(node):
+            raise IndexError(f"{head!r} is not an index of a list of {len(node)}")
+        key: Any = int(head)
+    elif isinstance(node, dict):
+        key = head
+        if rest and not isinstance(node.get(key), (dict, list)):
+            node[key] = {}
+    else:
+        raise TypeError(f"cannot set {head!r} inside a {type(node).__name__} value")
+    if rest:
+        _set_path(node[key], rest, value)
+    else:
+        node[key] = value
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _component_resolver(session: Session, errors: list[str]) -> ComponentHook:
+    def resolve(kind: str, spec_cls: type, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            value = {"name": value}
+        registry = session.registry(kind)
+        if not isinstance(value, Mapping):
+            errors.append(f"{path}: expected {{name: ..., options: {{...}}}} for a {kind}, got {value!r}")
+            return MISSING
+        name = value.get("name")
+        if name not in registry:
+            what = "is missing" if name is None else f"unknown {kind} {name!r}"
+            errors.append(f"{path}.name: {what}; {choices_hint(str(name), registry)}")
+            return MISSING
+        cls = registry.get(name)
+        options = value.get("options")
+        opts = convert(cls.Config, {} if options is None else options, f"{path}.options", errors)
+        spec = convert(spec_cls, {**value, "options": opts}, path, errors)
+        return MISSING if is_missing(opts) else spec
+
+    return resolve
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[RunConfig, Session]:
+    """Read, override, and validate a config; return it with the loaded ``Session``.
+
+    ``source`` is a YAML path, an already-parsed mapping, or None (an empty config). Raises
+    ``ConfigError`` listing every problem at once; nothing heavy (no model) is loaded.
+    """
+    if source is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(source, Mapping):
+        raw = dict(source)
+    else:
+        raw = read_yaml(source)
+    raw = apply_overrides(raw, overrides)
+    errors: list[str] = []
+    plugins = convert(PluginsConfig, raw.get("plugins", {}), "plugins", errors)
+    if is_missing(plugins):
+        raise ConfigError(errors)
+    session = Session(enable=plugins.enable, disable=plugins.disable, environ=environ).load()
+    config = convert(RunConfig, raw, "", errors, component=_component_resolver(session, errors))
+    if errors:
+        raise ConfigError(errors)
+    return config, session
+
+
+def to_plain(value: Any) -> Any:
+    """A config (or part) as plain dicts/lists/scalars, ready for ``yaml.safe_dump`` or JSON."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,224 @@
+"""The session: one plugin manager, its loaded plugins and the component registries they filled.
+
+Nothing here is a module global: every engine run, CLI command and test builds its own Session.
+Loading is explicit (``Session.load``), idempotent, and may be limited by enable/disable lists
+from the config and the environment (``VIDRL_PLUGINS``, ``VIDRL_DISABLE_PLUGINS``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import importlib.metadata as md
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from vidrl import hookspecs
+from vidrl.components import KINDS, Component, check_component_class
+from vidrl.errors import PluginError, RegistryError, choices_hint
+from vidrl.registry import Registry
+
+ENTRY_POINT_GROUP = "vidrl"
+ENV_ENABLE = "VIDRL_PLUGINS"
+ENV_DISABLE = "VIDRL_DISABLE_PLUGINS"
+
+_CURRENT_PLUGIN: contextvars.ContextVar[PluginInfo | None] = contextvars.ContextVar(
+    "vidrl_current_plugin", default=None
+)
+
+
+@dataclass
+class PluginInfo:
+    """A loaded plugin: its name (the entry-point name), where it comes from, what it registered."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    components: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``'name' (distribution dist 1.0)`` for error messages."""
+        if self.distribution is None:
+            return f"{self.name!r} (no distribution: registered in-process)"
+        return f"{self.name!r} (distribution {self.distribution} {self.version})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "components": {k: list(v) for k, v in self.components.items() if v},
+        }
+
+
+def parse_name_list(value: str | None) -> tuple[str, ...] | None:
+    """``"a, b,,c"`` → ``("a", "b", "c")``; None or unset → None."""
+    if value is None:
+        return None
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+class Session:
+    """Plugin manager plus typed registries (one per kind in ``vidrl.components.KINDS``).
+
+    ``enable``: if given, only these plugins load (``VIDRL_PLUGINS`` overrides it when set).
+    ``disable``: these never load (merged with ``VIDRL_DISABLE_PLUGINS``).
+    ``entry_points``: the candidates; default: installed entry points of group ``vidrl``.
+    """
+
+    def __init__(
+        self,
+        *,
+        enable: Iterable[str] | None = None,
+        disable: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+        entry_points: Iterable[md.EntryPoint] | None = None,
+    ):
+        environ = os.environ if environ is None else environ
+        env_enable = parse_name_list(environ.get(ENV_ENABLE))
+        self.enable = env_enable if env_enable is not None else (tuple(enable) if enable is not None else None)
+        self.disable = tuple(disable) + (parse_name_list(environ.get(ENV_DISABLE)) or ())
+        self._entry_points = entry_points
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registries: dict[str, Registry[type[Component]]] = {k: Registry(k) for k in KINDS}
+        self.plugins: dict[str, PluginInfo] = {}
+        self._extra: list[tuple[PluginInfo, object]] = []
+        self._loaded = False
+
+    @property
+    def hook(self) -> Any:
+        """The event hooks, e.g. ``session.hook.on_step_end(state=s, metrics=m)``."""
+        return self.pm.hook
+
+    def add_plugin(self, obj: object, name: str) -> None:
+        """Add an in-process plugin (an object or module with hookimpls) before ``load``."""
+        if self._loaded:
+            raise PluginError(f"add_plugin({name!r}) after load(): add plugins before loading")
+        self._extra.append((PluginInfo(name=name, module=getattr(obj, "__name__", repr(obj))), obj))
+
+    def load(self) -> Session:
+        """Import the enabled plugins, then fire every registration hook. Idempotent."""
+        if self._loaded:
+            return self
+        candidates = self._candidates()
+        self._check_names(candidates)
+        for name in sorted(candidates):  # sorted: the same order on every machine and rank
+            info, loader = candidates[name]
+            if self._wanted(name):
+                self._register(info, loader())
+        for kind in KINDS.values():
+            getattr(self.pm.hook, kind.hook)(register=self._register_callback(kind.name))
+        self._loaded = True
+        return self
+
+    def registry(self, kind: str) -> Registry[type[Component]]:
+        """The registry of a kind (see ``vidrl.components.KINDS``)."""
+        if kind not in self.registries:
+            raise RegistryError(f"unknown component kind {kind!r}; {choices_hint(kind, KINDS)}")
+        return self.registries[kind]
+
+    def create(self, kind: str, name: str, config: Any = None) -> Component:
+        """Instantiate component ``name`` of ``kind`` with its ``Config`` (default options if None)."""
+        return self.registry(kind).get(name)(config)
+
+    # -- loading internals -------------------------------------------------------------------
+
+    def _candidates(self) -> dict[str, tuple[PluginInfo, Callable[[], object]]]:
+        eps = self._entry_points
+        if eps is None:
+            eps = md.entry_points(group=ENTRY_POINT_GROUP)
+        found: dict[str, tuple[PluginInfo, Callable[[], object]]] = {}
+        for ep in eps:
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist.metadata["Name"] if dist is not None else None,
+                version=dist.version if dist is not None else None,
+            )
+            if ep.name in found:
+                prev = found[ep.name][0]
+                if (prev.module, prev.distribution) == (info.module, info.distribution):
+                    continue  # the same distribution seen twice on sys.path
+                raise PluginError(f"two plugins are named {ep.name!r}: {prev.label} and {info.label}")
+            found[ep.name] = (info, functools.partial(_import_entry_point, ep, info))
+        for info, obj in self._extra:
+            if info.name in found:
+                raise PluginError(f"two plugins are named {info.name!r}: {found[info.name][0].label} and {info.label}")
+            found[info.name] = (info, functools.partial(lambda o: o, obj))
+        return found
+
+    def _check_names(self, candidates: Mapping[str, object]) -> None:
+        for source, names in (("enable", self.enable or ()), ("disable", self.disable)):
+            for n in names:
+                if n not in candidates:
+                    raise PluginError(f"cannot {source} plugin {n!r}: not installed; {choices_hint(n, candidates)}")
+
+    def _wanted(self, name: str) -> bool:
+        return (self.enable is None or name in self.enable) and name not in self.disable
+
+    def _register(self, info: PluginInfo, obj: object) -> None:
+        try:
+            self.pm.register(obj, name=info.name)
+        except pluggy.PluginValidationError as e:
+            raise PluginError(f"plugin {info.label} is invalid: {e}") from e
+        for caller in self.pm.get_hookcallers(obj) or ():
+            if caller.spec is None:
+                hooks = [n for n in dir(hookspecs) if n.startswith(("register_", "on_"))]
+                self.pm.unregister(obj)
+                raise PluginError(
+                    f"plugin {info.label} implements unknown hook {caller.name!r}; {choices_hint(caller.name, hooks)}"
+                )
+            for impl in caller.get_hookimpls():
+                if impl.plugin is obj and not (impl.hookwrapper or getattr(impl, "wrapper", False)):
+                    impl.function = _attributed(impl.function, info, caller.name)
+        info.components = {k: [] for k in KINDS}
+        self.plugins[info.name] = info
+
+    def _register_callback(self, kind_name: str) -> Callable[[type], None]:
+        kind = KINDS[kind_name]
+
+        def register(cls: type) -> None:
+            info = _CURRENT_PLUGIN.get()
+            if info is None:
+                raise PluginError(f"register() for {kind.name} called outside a registration hook")
+            problem = check_component_class(kind, cls)
+            if problem:
+                raise PluginError(f"plugin {info.label} registered an invalid {kind.name}: {problem}")
+            self.registries[kind.name].register(cls.name, cls, plugin=info.name)
+            info.components[kind.name].append(cls.name)
+
+        return register
+
+
+def _import_entry_point(ep: md.EntryPoint, info: PluginInfo) -> object:
+    try:
+        return ep.load()
+    except Exception as e:
+        raise PluginError(f"plugin {info.label} failed to import {ep.value!r}: {type(e).__name__}: {e}") from e
+
+
+def _attributed(fn: Callable[..., Any], info: PluginInfo, hook_name: str) -> Callable[..., Any]:
+    """Wrap a hook implementation so errors name its plugin, and ``register`` knows the caller."""
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        token = _CURRENT_PLUGIN.set(info)
+        try:
+            return fn(*args)
+        except (PluginError, RegistryError):
+            raise  # already names the plugin(s) at fault
+        except Exception as e:
+            raise PluginError(f"plugin {info.label} raised in hook {hook_name}: {type(e).__name__}: {e}") from e
+        finally:
+            _CURRENT_PLUGIN.reset(token)
+
+    return call

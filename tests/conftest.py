@@ -1,0 +1,40 @@
+"""Shared fixtures. ``fake_dist`` installs a real (if minimal) distribution on sys.path: a
+``.dist-info`` with METADATA and entry_points.txt plus its modules, which importlib.metadata
+discovers exactly as it discovers a pip-installed plugin."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("VIDRL_PLUGINS", raising=False)
+    monkeypatch.delenv("VIDRL_DISABLE_PLUGINS", raising=False)
+
+    def make(dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+        for mod, source in modules.items():
+            (site / f"{mod}.py").write_text(textwrap.dedent(source))
+            monkeypatch.delitem(sys.modules, mod, raising=False)  # never reuse another test's module
+        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[vidrl]\n{eps}")
+        return site
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch):
+    """Tests never inherit the developer's plugin selection."""
+    monkeypatch.delenv("VIDRL_PLUGINS", raising=False)
+    monkeypatch.delenv("VIDRL_DISABLE_PLUGINS", raising=False)
