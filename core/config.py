@@ -129,7 +129,7 @@ def _set_path(node: Any, parts: list[str], value: Any) -> None:
         key: Any = int(head)
     elif isinstance(node, dict):
         key = head
-        if rest and not isinstance(node.get(key), (dict, list)):
+        if rest and node.get(key) is None:
             node[key] = {}
     else:
         raise TypeError(f"cannot set {head!r} inside a {type(node).__name__} value")

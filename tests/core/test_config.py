@@ -1,0 +1,143 @@
+"""Config: YAML into frozen dataclasses, every error at once, overrides, plugin selection."""
+
+from pathlib import Path
+
+import pytest
+
+from vidrl import ConfigError, ComponentSpec, RewardSpec, RunConfig, load_config
+from vidrl.config import apply_overrides, parse_yaml, read_yaml, to_plain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _errors(raw) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        load_config(raw)
+    return e.value.errors
+
+
+def test_valid_config_resolves_options_into_the_component_config():
+    cfg, session = load_config({"seed": 3, "advantage": {"name": "grpo", "options": {"eps": 1e-4, "std": "biased"}}})
+    assert isinstance(cfg, RunConfig) and cfg.seed == 3
+    opts = cfg.advantage.options
+    assert type(opts) is session.registry("advantage").get("grpo").Config
+    assert (opts.eps, opts.std, opts.scale_std) == (1e-4, "biased", True)
+
+
+def test_bare_name_means_default_options():
+    cfg, session = load_config({"advantage": "rloo"})
+    assert cfg.advantage == ComponentSpec("rloo", session.registry("advantage").get("rloo").Config())
+
+
+def test_every_error_is_reported_at_once_with_paths_and_choices():
+    errors = _errors(
+        {
+            "sed": 1,
+            "seed": "one",
+            "advantage": {"name": "grpo", "options": {"epsilon": 0.1, "std": "unbiassed", "scale_std": 1}},
+            "rewards": [{"name": "nope"}],
+            "stages": "rl",
+        }
+    )
+    text = "\n".join(errors)
+    assert "sed: unknown key" in text and "did you mean 'seed'" in text
+    assert "seed: expected int, got str 'one'" in text
+    assert "advantage.options.epsilon: unknown key" in text and "did you mean 'eps'" in text
+    assert "advantage.options.std: invalid value 'unbiassed'" in text and "biased, unbiased" in text
+    assert "advantage.options.scale_std: expected bool, got int 1" in text
+    assert "rewards[0].name: unknown reward 'nope'" in text
+    assert "stages: expected a list of stage components" in text
+    assert len(errors) == 7
+
+
+def test_unknown_component_name_lists_registered_with_suggestion():
+    (err,) = _errors({"advantage": {"name": "gpro"}})
+    assert err.startswith("advantage.name: unknown advantage 'gpro'")
+    assert "dr_grpo, grpo, rloo" in err and "did you mean 'grpo'" in err
+
+
+def test_missing_component_name():
+    (err,) = _errors({"advantage": {"options": {}}})
+    assert "advantage.name: is missing" in err and "grpo" in err
+
+
+def test_config_post_init_errors_are_collected():
+    (err,) = _errors({"advantage": {"name": "grpo", "options": {"eps": -1.0}}})
+    assert "advantage.options" in err and "eps must be >= 0, got -1.0" in err
+
+
+def test_float_fields_accept_ints_but_not_bools():
+    cfg, _ = load_config({"advantage": {"name": "grpo", "options": {"eps": 0}}})
+    assert cfg.advantage.options.eps == 0.0 and isinstance(cfg.advantage.options.eps, float)
+    (err,) = _errors({"advantage": {"name": "grpo", "options": {"eps": True}}})
+    assert "expected float, got bool True" in err
+
+
+def test_plugins_section_selects_plugins():
+    (err,) = _errors({"plugins": {"disable": ["grpo_family"]}, "advantage": "grpo"})
+    assert "unknown advantage 'grpo'" in err and "nothing is registered" in err
+
+
+def test_bad_plugins_section_is_reported_before_loading():
+    (err,) = _errors({"plugins": {"enable": "grpo_family"}})
+    assert err == "plugins.enable: expected a list, got str 'grpo_family'"
+
+
+def test_overrides_set_nested_values_list_items_and_new_keys():
+    raw = {"advantage": {"name": "grpo"}, "rewards": [{"name": "a"}, {"name": "b"}]}
+    out = apply_overrides(raw, ["advantage.options.eps=1e-4", "rewards.1.weight=2", "seed=7"])
+    assert out["advantage"]["options"]["eps"] == 1e-4
+    assert out["rewards"][1]["weight"] == 2 and out["seed"] == 7
+    assert "options" not in raw["advantage"]  # the input is not modified
+
+
+def test_bad_overrides_are_all_reported():
+    with pytest.raises(ConfigError) as e:
+        apply_overrides({"seed": 1, "rewards": []}, ["seed", "rewards.3.weight=1", "seed.x=1"])
+    assert len(e.value.errors) == 3
+    assert "expected key=value" in e.value.errors[0]
+    assert "'3' is not an index of a list of 0" in e.value.errors[1]
+    assert "cannot set 'x' inside a int value" in e.value.errors[2]
+
+
+def test_yaml_floats_without_a_dot_are_floats():
+    assert parse_yaml("a: 1e-6\nb: -2E+3\nc: 1.5\nd: '1e-6'") == {"a": 1e-6, "b": -2000.0, "c": 1.5, "d": "1e-6"}
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("seed: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        read_yaml(p)
+
+
+def test_read_yaml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_yaml(tmp_path / "none.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping, got list"):
+        read_yaml(tmp_path / "list.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert read_yaml(tmp_path / "empty.yaml") == {}
+
+
+def test_resolved_config_round_trips_through_plain_data():
+    cfg, _ = load_config({"advantage": {"name": "grpo", "options": {"eps": 1e-4}}, "seed": 5})
+    again, _ = load_config(to_plain(cfg))
+    assert again == cfg
+
+
+def test_reward_spec_weight():
+    cfg, _ = load_config({})
+    assert cfg.rewards == () and RewardSpec("x").weight == 1.0
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    cfg, _ = load_config(path)
+    assert isinstance(cfg, RunConfig)
+
+
+def test_embedded_demo_config_is_valid():
+    cfg, _ = load_config(ROOT / "core" / "demo.yaml")
+    assert cfg.advantage.name == "grpo"

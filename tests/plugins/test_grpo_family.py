@@ -1,0 +1,69 @@
+"""The GRPO-family estimators, reached by name through the entry-point-loaded plugin."""
+
+import math
+
+import pytest
+import torch
+
+import vidrl
+from vidrl import Session
+
+
+@pytest.fixture(scope="module")
+def session():
+    return Session().load()
+
+
+def _estimate(session, name, rewards, ids, **options):
+    cls = session.registry("advantage").get(name)
+    return session.create("advantage", name, cls.Config(**options))(torch.tensor(rewards), torch.tensor(ids))
+
+
+def test_grpo_hand_values(session):
+    out = _estimate(session, "grpo", [1.0, 0.0, 0.0, 0.0, 1.0, 1.0], [7, 7, 7, 7, 3, 3], eps=0.0)
+    # id 7: [1, 0, 0, 0] mean 0.25, unbiased std sqrt(0.25); id 3: all equal
+    s = math.sqrt(0.25)
+    torch.testing.assert_close(out.advantages, torch.tensor([0.75 / s, -0.25 / s, -0.25 / s, -0.25 / s, 0.0, 0.0]))
+    assert out.zero_std.tolist() == [True, False]  # ordered by ascending id: 3, then 7
+    assert out.zero_std_frac == 0.5
+
+
+def test_grpo_without_std_equals_dr_grpo(session):
+    r, ids = [1.0, 0.5, 0.0, 2.0, 2.0, 1.0], [0, 0, 0, 1, 1, 1]
+    a = _estimate(session, "grpo", r, ids, scale_std=False)
+    b = _estimate(session, "dr_grpo", r, ids)
+    torch.testing.assert_close(a.advantages, torch.tensor([0.5, 0.0, -0.5, 1 / 3, 1 / 3, -2 / 3]))
+    assert torch.equal(a.advantages, b.advantages)
+
+
+def test_rloo_hand_values(session):
+    out = _estimate(session, "rloo", [1.0, 0.0, 0.0], [0, 0, 0])
+    torch.testing.assert_close(out.advantages, torch.tensor([1.0, -0.5, -0.5]))
+
+
+def test_trl_and_verl_semantics(session):
+    r, ids = [0.0, 1.0, 5.0], [0, 0, 1]  # the 5.0 is a singleton group
+    trl = _estimate(session, "grpo", r, ids, eps=1e-4)
+    verl = _estimate(session, "grpo", r, ids, singleton="raw")
+    s = math.sqrt(0.5)
+    torch.testing.assert_close(trl.advantages, torch.tensor([-0.5 / (s + 1e-4), 0.5 / (s + 1e-4), 0.0]))
+    torch.testing.assert_close(verl.advantages, torch.tensor([-0.5 / (s + 1e-6), 0.5 / (s + 1e-6), 5.0 / (1 + 1e-6)]))
+
+
+def _all_estimators():
+    s = Session().load()
+    return s.registry("advantage").names()
+
+
+@pytest.mark.parametrize("name", _all_estimators())
+def test_every_registered_estimator_honours_the_contract(session, name):
+    """Shapes [B] → [B] and [num_groups]; finite; all-equal groups get exactly 0."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.arange(5).repeat_interleave(4)
+    rewards = torch.rand(20, generator=g)
+    rewards[:4] = 0.5  # group 0 all equal
+    out = session.create("advantage", name)(rewards, ids)
+    assert isinstance(out, vidrl.Advantages)
+    assert out.advantages.shape == (20,) and out.zero_std.shape == (5,) and out.group_weights.shape == (5,)
+    assert torch.isfinite(out.advantages).all()
+    assert torch.equal(out.advantages[:4], torch.zeros(4)) and out.zero_std[0]
