@@ -12,7 +12,6 @@ from importlib import resources
 from typing import Any
 
 import yaml
-
 from vidrl import __version__
 from vidrl.components import KINDS
 from vidrl.config import load_config, parse_yaml, read_yaml, to_plain
@@ -32,8 +31,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"config: {args.config or 'embedded demo'} (valid)")
     _print_plugins(session)
     print(yaml.safe_dump(to_plain(config), sort_keys=False).rstrip())
-    print("\nThe RL engine is not part of this release yet: the configuration above was validated "
-          "and nothing was trained.")
+    print(
+        "\nThe RL engine is not part of this release yet: the configuration above was validated "
+        "and nothing was trained."
+    )
     return 0
 
 
@@ -91,8 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="run a training config (no CONFIG: the embedded demo)")
     t.add_argument("config", nargs="?", help="YAML run config; omitted: the embedded demo")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set advantage.options.eps=1e-4 (repeatable)")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set advantage.options.eps=1e-4 (repeatable)",
+    )
     t.add_argument("--output-dir", help="run directory (overrides output_dir)")
     t.add_argument("--resume", nargs="?", const="", metavar="DIR", help="resume from a run directory")
     t.set_defaults(func=cmd_train)

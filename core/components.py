@@ -16,7 +16,6 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import torch
-
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 
 
@@ -145,8 +144,9 @@ class ComponentKind:
 KINDS: dict[str, ComponentKind] = {
     k.name: k
     for k in (
-        ComponentKind("advantage", "register_advantage_estimators", AdvantageEstimator,
-                      "advantage estimators"),
+        ComponentKind(
+            "advantage", "register_advantage_estimators", AdvantageEstimator, "advantage estimators"
+        ),
         ComponentKind("loss", "register_policy_losses", PolicyLoss, "policy losses"),
         ComponentKind("reward", "register_rewards", Reward, "verifiers and reward functions"),
         ComponentKind("augmenter", "register_augmenters", Augmenter, "data augmenters"),

@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from vidrl.components import NoOptions
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.session import Session
 from vidrl.validate import MISSING, ComponentHook, convert, is_missing
-
-
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ def choices_hint(value: str, valid: Iterable[str]) -> str:
     hint = f"valid choices: {', '.join(valid)}"
     value = str(value)
     # a prefix relation ('eps' for 'epsilon') beats edit similarity, which would pick 'singleton'
-    close = [v for v in valid if len(min(v, value, key=len)) >= 3 and (v.startswith(value) or value.startswith(v))]
+    close = [
+        v for v in valid if len(min(v, value, key=len)) >= 3 and (v.startswith(value) or value.startswith(v))
+    ]
     close = close or difflib.get_close_matches(value, valid, n=1, cutoff=0.6)
     if close:
         hint += f" (did you mean {close[0]!r}?)"

@@ -33,7 +33,9 @@ class Registry(Generic[T]):
 
     def register(self, name: str, obj: T, plugin: str) -> None:
         if not isinstance(name, str) or not name:
-            raise RegistryError(f"{self.kind} from plugin {plugin!r}: name must be a non-empty str, got {name!r}")
+            raise RegistryError(
+                f"{self.kind} from plugin {plugin!r}: name must be a non-empty str, got {name!r}"
+            )
         if name in self._entries:
             first = self._entries[name].plugin
             raise RegistryError(
@@ -46,7 +48,9 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise RegistryError(f"unknown {self.kind} {name!r}; {choices_hint(name, self._entries)}") from None
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}; {choices_hint(name, self._entries)}"
+            ) from None
 
     def get(self, name: str) -> T:
         return self.entry(name).obj

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
-
 from vidrl import hookspecs
 from vidrl.components import KINDS, Component, check_component_class
 from vidrl.errors import PluginError, RegistryError, choices_hint
@@ -83,7 +82,9 @@ class Session:
     ):
         environ = os.environ if environ is None else environ
         env_enable = parse_name_list(environ.get(ENV_ENABLE))
-        self.enable = env_enable if env_enable is not None else (tuple(enable) if enable is not None else None)
+        self.enable = (
+            env_enable if env_enable is not None else (tuple(enable) if enable is not None else None)
+        )
         self.disable = tuple(disable) + (parse_name_list(environ.get(ENV_DISABLE)) or ())
         self._entry_points = entry_points
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -152,7 +153,9 @@ class Session:
             found[ep.name] = (info, functools.partial(_import_entry_point, ep, info))
         for info, obj in self._extra:
             if info.name in found:
-                raise PluginError(f"two plugins are named {info.name!r}: {found[info.name][0].label} and {info.label}")
+                raise PluginError(
+                    f"two plugins are named {info.name!r}: {found[info.name][0].label} and {info.label}"
+                )
             found[info.name] = (info, functools.partial(lambda o: o, obj))
         return found
 
@@ -160,7 +163,9 @@ class Session:
         for source, names in (("enable", self.enable or ()), ("disable", self.disable)):
             for n in names:
                 if n not in candidates:
-                    raise PluginError(f"cannot {source} plugin {n!r}: not installed; {choices_hint(n, candidates)}")
+                    raise PluginError(
+                        f"cannot {source} plugin {n!r}: not installed; {choices_hint(n, candidates)}"
+                    )
 
     def _wanted(self, name: str) -> bool:
         return (self.enable is None or name in self.enable) and name not in self.disable
@@ -174,9 +179,8 @@ class Session:
             if caller.spec is None:
                 hooks = [n for n in dir(hookspecs) if n.startswith(("register_", "on_"))]
                 self.pm.unregister(obj)
-                raise PluginError(
-                    f"plugin {info.label} implements unknown hook {caller.name!r}; {choices_hint(caller.name, hooks)}"
-                )
+                hint = choices_hint(caller.name, hooks)
+                raise PluginError(f"plugin {info.label} implements unknown hook {caller.name!r}; {hint}")
             for impl in caller.get_hookimpls():
                 if impl.plugin is obj and not (impl.hookwrapper or getattr(impl, "wrapper", False)):
                     impl.function = _attributed(impl.function, info, caller.name)
@@ -203,7 +207,9 @@ def _import_entry_point(ep: md.EntryPoint, info: PluginInfo) -> object:
     try:
         return ep.load()
     except Exception as e:
-        raise PluginError(f"plugin {info.label} failed to import {ep.value!r}: {type(e).__name__}: {e}") from e
+        raise PluginError(
+            f"plugin {info.label} failed to import {ep.value!r}: {type(e).__name__}: {e}"
+        ) from e
 
 
 def _attributed(fn: Callable[..., Any], info: PluginInfo, hook_name: str) -> Callable[..., Any]:
@@ -217,7 +223,9 @@ def _attributed(fn: Callable[..., Any], info: PluginInfo, hook_name: str) -> Cal
         except (PluginError, RegistryError):
             raise  # already names the plugin(s) at fault
         except Exception as e:
-            raise PluginError(f"plugin {info.label} raised in hook {hook_name}: {type(e).__name__}: {e}") from e
+            raise PluginError(
+                f"plugin {info.label} raised in hook {hook_name}: {type(e).__name__}: {e}"
+            ) from e
         finally:
             _CURRENT_PLUGIN.reset(token)
 

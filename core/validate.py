@@ -26,12 +26,12 @@ class _Invalid(Exception):
 
 
 def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
+    return (
+        f"{type(value).__name__} {value!r}" if not isinstance(value, (dict, list)) else type(value).__name__
+    )
 
 
-def convert(
-    tp: Any, value: Any, path: str, errors: list[str], component: ComponentHook | None = None
-) -> Any:
+def convert(tp: Any, value: Any, path: str, errors: list[str], component: ComponentHook | None = None) -> Any:
     """Convert ``value`` to type ``tp``; on failure record the error and return ``MISSING``."""
     try:
         return _convert(tp, value, path, errors, component)
@@ -63,7 +63,11 @@ def _convert(tp: Any, value: Any, path: str, errors: list[str], component: Compo
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            _fail(errors, path, f"invalid value {value!r}; {choices_hint(str(value), map(str, choices))}")
+            _fail(
+                errors,
+                path,
+                f"invalid value {value!r}; {choices_hint(str(value), map(str, choices))}",
+            )
         return value
     if origin in (tuple, list) or tp in (tuple, list):
         return _convert_sequence(tp, value, path, errors, component)
@@ -78,7 +82,9 @@ def _convert(tp: Any, value: Any, path: str, errors: list[str], component: Compo
     return _convert_scalar(tp, value, path, errors)
 
 
-def _convert_sequence(tp: Any, value: Any, path: str, errors: list[str], component: ComponentHook | None) -> Any:
+def _convert_sequence(
+    tp: Any, value: Any, path: str, errors: list[str], component: ComponentHook | None
+) -> Any:
     if not isinstance(value, (list, tuple)):
         _fail(errors, path, f"expected a list, got {_describe(value)}")
     args = [a for a in typing.get_args(tp) if a is not Ellipsis]
@@ -151,7 +157,9 @@ def build_dataclass(
         _fail(errors, path, f"invalid {cls.__name__}: {e}")
 
 
-def _convert_components(kind: str, tp: Any, value: Any, path: str, errors: list[str], component: ComponentHook) -> Any:
+def _convert_components(
+    kind: str, tp: Any, value: Any, path: str, errors: list[str], component: ComponentHook
+) -> Any:
     """A component field: one spec, an optional spec, or a sequence of specs."""
     if value is None:
         return None

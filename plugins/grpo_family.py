@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-
 import vidrl
 from vidrl import ops
 

@@ -39,7 +39,11 @@ def group_index(
 
 
 def _check_args(rewards: torch.Tensor, mode: str, std: str, eps: float, singleton: str) -> None:
-    for value, valid, what in ((mode, MODES, "mode"), (std, STD_KINDS, "std"), (singleton, SINGLETON_RULES, "singleton")):
+    for value, valid, what in (
+        (mode, MODES, "mode"),
+        (std, STD_KINDS, "std"),
+        (singleton, SINGLETON_RULES, "singleton"),
+    ):
         if value not in valid:
             raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
     if rewards.dim() != 1 or not rewards.dtype.is_floating_point:
@@ -119,6 +123,8 @@ def group_advantages(
         adv = torch.where(count[inverse] == 1, raw, adv)
     if weights is not None:
         if weights.shape != (num_groups,):
-            raise ValueError(f"weights must have shape [{num_groups}] (one per group), got {list(weights.shape)}")
+            raise ValueError(
+                f"weights must have shape [{num_groups}] (one per group), got {list(weights.shape)}"
+            )
         adv = adv * weights.to(adv)[inverse]
     return adv, zero_std

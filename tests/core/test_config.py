@@ -3,8 +3,7 @@
 from pathlib import Path
 
 import pytest
-
-from vidrl import ConfigError, ComponentSpec, RewardSpec, RunConfig, load_config
+from vidrl import ComponentSpec, ConfigError, RewardSpec, RunConfig, load_config
 from vidrl.config import apply_overrides, parse_yaml, read_yaml, to_plain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +16,9 @@ def _errors(raw) -> list[str]:
 
 
 def test_valid_config_resolves_options_into_the_component_config():
-    cfg, session = load_config({"seed": 3, "advantage": {"name": "grpo", "options": {"eps": 1e-4, "std": "biased"}}})
+    cfg, session = load_config(
+        {"seed": 3, "advantage": {"name": "grpo", "options": {"eps": 1e-4, "std": "biased"}}}
+    )
     assert isinstance(cfg, RunConfig) and cfg.seed == 3
     opts = cfg.advantage.options
     assert type(opts) is session.registry("advantage").get("grpo").Config
@@ -34,7 +35,10 @@ def test_every_error_is_reported_at_once_with_paths_and_choices():
         {
             "sed": 1,
             "seed": "one",
-            "advantage": {"name": "grpo", "options": {"epsilon": 0.1, "std": "unbiassed", "scale_std": 1}},
+            "advantage": {
+                "name": "grpo",
+                "options": {"epsilon": 0.1, "std": "unbiassed", "scale_std": 1},
+            },
             "rewards": [{"name": "nope"}],
             "stages": "rl",
         }
@@ -101,7 +105,12 @@ def test_bad_overrides_are_all_reported():
 
 
 def test_yaml_floats_without_a_dot_are_floats():
-    assert parse_yaml("a: 1e-6\nb: -2E+3\nc: 1.5\nd: '1e-6'") == {"a": 1e-6, "b": -2000.0, "c": 1.5, "d": "1e-6"}
+    assert parse_yaml("a: 1e-6\nb: -2E+3\nc: 1.5\nd: '1e-6'") == {
+        "a": 1e-6,
+        "b": -2000.0,
+        "c": 1.5,
+        "d": "1e-6",
+    }
 
 
 def test_yaml_is_loaded_safely(tmp_path):

@@ -1,5 +1,4 @@
 import pytest
-
 from vidrl import Registry, RegistryError
 
 

@@ -3,7 +3,6 @@
 import importlib.metadata as md
 
 import pytest
-
 import vidrl
 from vidrl import PluginError, RegistryError, Session
 
@@ -68,7 +67,12 @@ def test_sessions_are_independent(fake_dist):
 
 
 def test_import_failure_names_plugin_and_distribution(fake_dist):
-    fake_dist("vidrl-broken", "1.2.3", {"broken": "broken_plugin"}, {"broken_plugin": "import no_such_module_xyz\n"})
+    fake_dist(
+        "vidrl-broken",
+        "1.2.3",
+        {"broken": "broken_plugin"},
+        {"broken_plugin": "import no_such_module_xyz\n"},
+    )
     with pytest.raises(PluginError) as e:
         Session().load()
     msg = str(e.value)
@@ -123,10 +127,14 @@ def test_duplicate_component_names_both_plugins(fake_dist):
     ("body", "expected"),
     [
         ("register(int)", "expected a subclass of vidrl.AdvantageEstimator"),
-        ("register(type('X', (vidrl.AdvantageEstimator,), {'__call__': lambda s, r, g: r}))", "has no `name`"),
+        (
+            "register(type('X', (vidrl.AdvantageEstimator,), {'__call__': lambda s, r, g: r}))",
+            "has no `name`",
+        ),
         ("register(type('X', (vidrl.AdvantageEstimator,), {'name': 'x'}))", "abstract methods"),
         (
-            "register(type('X', (vidrl.AdvantageEstimator,), {'name': 'x', 'Config': dict, '__call__': lambda s, r, g: r}))",
+            "register(type('X', (vidrl.AdvantageEstimator,),"
+            " {'name': 'x', 'Config': dict, '__call__': lambda s, r, g: r}))",
             "must be a frozen dataclass",
         ),
     ],
@@ -170,7 +178,12 @@ def test_hook_call_order_is_deterministic_and_honours_tryfirst(fake_dist):
 
 
 def test_tryfirst_moves_a_plugin_ahead(fake_dist):
-    fake_dist("vidrl-a", "0.1", {"aaa": "a_plugin"}, {"a_plugin": _good(name="from_a", marker="(tryfirst=True)")})
+    fake_dist(
+        "vidrl-a",
+        "0.1",
+        {"aaa": "a_plugin"},
+        {"a_plugin": _good(name="from_a", marker="(tryfirst=True)")},
+    )
     fake_dist("vidrl-z", "0.1", {"zzz": "z_plugin"}, {"z_plugin": _good(name="from_z")})
     names = Session(disable=["grpo_family"]).load().registry("advantage").names()
     assert names == ["from_a", "from_z"]

@@ -4,13 +4,13 @@ point, listed, used by name in a config, and disabled from the environment."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-
 from vidrl import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,8 +21,20 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     target = tmp_path_factory.mktemp("site")
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-           "--target", str(target), str(TEMPLATE)]
+    src = tmp_path_factory.mktemp("src") / "plugin-template"  # a copy: the build leaves no litter here
+    shutil.copytree(TEMPLATE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "--target",
+        str(target),
+        str(src),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     assert list(target.glob("vidrl_template-0.1.0.dist-info/entry_points.txt"))
     return target
@@ -42,7 +54,10 @@ def test_listed_by_vidrl_plugins(site):
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
     assert plugins["template"]["distribution"] == "vidrl-template"
     assert plugins["template"]["version"] == "0.1.0"
-    assert plugins["template"]["components"] == {"advantage": ["median_baseline"], "reward": ["concise"]}
+    assert plugins["template"]["components"] == {
+        "advantage": ["median_baseline"],
+        "reward": ["concise"],
+    }
     assert "grpo_family" in plugins
 
 
@@ -54,8 +69,10 @@ def test_disabled_by_environment(site):
 
 def test_usable_by_name_in_a_config(site, tmp_path):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("advantage: {name: median_baseline, options: {scale: 2.0}}\n"
-                   "rewards: [{name: concise, weight: 0.5, options: {max_words: 10}}]\n")
+    cfg.write_text(
+        "advantage: {name: median_baseline, options: {scale: 2.0}}\n"
+        "rewards: [{name: concise, weight: 0.5, options: {max_words: 10}}]\n"
+    )
     ok = _run(site, "-m", "vidrl.cli", "validate", str(cfg))
     assert ok.returncode == 0, ok.stderr
     off = _run(site, "-m", "vidrl.cli", "validate", str(cfg), disable="template")

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 import vidrl
 from vidrl import Session
 
@@ -23,7 +22,9 @@ def test_grpo_hand_values(session):
     out = _estimate(session, "grpo", [1.0, 0.0, 0.0, 0.0, 1.0, 1.0], [7, 7, 7, 7, 3, 3], eps=0.0)
     # id 7: [1, 0, 0, 0] mean 0.25, unbiased std sqrt(0.25); id 3: all equal
     s = math.sqrt(0.25)
-    torch.testing.assert_close(out.advantages, torch.tensor([0.75 / s, -0.25 / s, -0.25 / s, -0.25 / s, 0.0, 0.0]))
+    torch.testing.assert_close(
+        out.advantages, torch.tensor([0.75 / s, -0.25 / s, -0.25 / s, -0.25 / s, 0.0, 0.0])
+    )
     assert out.zero_std.tolist() == [True, False]  # ordered by ascending id: 3, then 7
     assert out.zero_std_frac == 0.5
 
@@ -47,7 +48,9 @@ def test_trl_and_verl_semantics(session):
     verl = _estimate(session, "grpo", r, ids, singleton="raw")
     s = math.sqrt(0.5)
     torch.testing.assert_close(trl.advantages, torch.tensor([-0.5 / (s + 1e-4), 0.5 / (s + 1e-4), 0.0]))
-    torch.testing.assert_close(verl.advantages, torch.tensor([-0.5 / (s + 1e-6), 0.5 / (s + 1e-6), 5.0 / (1 + 1e-6)]))
+    torch.testing.assert_close(
+        verl.advantages, torch.tensor([-0.5 / (s + 1e-6), 0.5 / (s + 1e-6), 5.0 / (1 + 1e-6)])
+    )
 
 
 def _all_estimators():

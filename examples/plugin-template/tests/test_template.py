@@ -1,7 +1,6 @@
 """Run with the plugin installed (pip install -e .): it is found through its entry point."""
 
 import torch
-
 import vidrl
 
 
@@ -21,6 +20,8 @@ def test_median_baseline_values():
 
 def test_concise_reward_values():
     session = vidrl.Session().load()
-    reward = session.create("reward", "concise", session.registry("reward").get("concise").Config(max_words=4))
+    reward = session.create(
+        "reward", "concise", session.registry("reward").get("concise").Config(max_words=4)
+    )
     sample = vidrl.Sample(id="s", question="q", answer="a")
     assert reward(["", "a b", "a b c d e"], [sample] * 3) == [1.0, 0.5, 0.0]

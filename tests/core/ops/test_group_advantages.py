@@ -5,7 +5,6 @@ import zlib
 
 import pytest
 import torch
-
 from vidrl import ops
 
 
@@ -123,9 +122,18 @@ def test_group_ids_and_group_size_agree():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"group_size": 2, "mode": "grpo"}, r"unknown mode 'grpo'; valid choices: mean_std, mean, leave_one_out"),
-        ({"group_size": 2, "std": "sample"}, r"unknown std 'sample'; valid choices: unbiased, biased"),
-        ({"group_size": 2, "singleton": "nan"}, r"unknown singleton 'nan'; valid choices: zero, raw"),
+        (
+            {"group_size": 2, "mode": "grpo"},
+            r"unknown mode 'grpo'; valid choices: mean_std, mean, leave_one_out",
+        ),
+        (
+            {"group_size": 2, "std": "sample"},
+            r"unknown std 'sample'; valid choices: unbiased, biased",
+        ),
+        (
+            {"group_size": 2, "singleton": "nan"},
+            r"unknown singleton 'nan'; valid choices: zero, raw",
+        ),
         ({"group_size": 2, "eps": -1.0}, r"eps must be >= 0, got -1.0"),
         ({"group_size": 3}, r"group_size must be a positive int dividing the 4 rewards, got 3"),
         ({"group_ids": torch.tensor([0.0, 0, 1, 1])}, r"group_ids must be an integer tensor"),

@@ -1,0 +1,87 @@
+"""The command line: every command's --help, output, and error exits without tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from vidrl.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ["train", "plugins", "list", "validate"]
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_help_on_every_command(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0
+    assert "usage: vidrl" in capsys.readouterr().out
+
+
+def test_parser_knows_every_documented_command():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert sorted(sub.choices) == sorted(COMMANDS)
+
+
+def test_plugins_json(capsys):
+    assert main(["plugins", "--json"]) == 0
+    (builtin,) = [p for p in json.loads(capsys.readouterr().out) if p["name"] == "grpo_family"]
+    assert builtin["distribution"] == "vidrl"
+    assert builtin["components"] == {"advantage": ["grpo", "dr_grpo", "rloo"]}
+
+
+def test_plugins_table(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "grpo_family  [vidrl 0.1.0]" in out and "advantage: grpo, dr_grpo, rloo" in out
+
+
+def test_list_kind_shows_owner_doc_and_options(capsys):
+    assert main(["list", "advantage"]) == 0
+    out = capsys.readouterr().out
+    assert "rloo  (plugin grpo_family)" in out
+    assert "scale_std=True, std='unbiased', eps=1e-06, singleton='zero'" in out
+
+
+def test_list_unknown_kind(capsys):
+    assert main(["list", "losses"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown kind 'losses'" in err and "did you mean 'loss'" in err
+
+
+def test_validate_reports_every_error(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("seed: x\nadvantage: {name: grpo, options: {eps: -1}}\nloss: {name: ppo}\n")
+    assert main(["validate", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "3 configuration error(s)" in err
+    assert "seed: expected int" in err and "eps must be >= 0" in err and "unknown loss 'ppo'" in err
+
+
+def test_validate_with_overrides_and_show(capsys):
+    path = ROOT / "examples" / "configs" / "grpo.yaml"
+    assert main(["validate", str(path), "--set", "advantage.options.eps=1e-3", "--show"]) == 0
+    assert "eps: 0.001" in capsys.readouterr().out
+
+
+def test_validate_missing_file(capsys):
+    assert main(["validate", "nope.yaml"]) == 1
+    assert "'nope.yaml' does not exist" in capsys.readouterr().err
+
+
+def test_train_without_arguments_uses_the_embedded_demo(capsys):
+    assert main(["train"]) == 0
+    out = capsys.readouterr().out
+    assert "config: embedded demo (valid)" in out and "grpo_family" in out
+
+
+def test_train_with_output_dir_override(capsys):
+    assert main(["train", "--output-dir", "runs/x"]) == 0
+    assert "output_dir: runs/x" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([Path(sys.executable).parent / "vidrl", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "vidrl 0.1.0"

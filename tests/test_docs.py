@@ -1,0 +1,42 @@
+"""docs/ stays in step with the code: every hook documented with its exact signature, and no
+documented hook that does not exist."""
+
+import inspect
+import re
+from pathlib import Path
+
+from vidrl import KINDS, hookspecs
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS = {
+    name: fn
+    for name, fn in vars(hookspecs).items()
+    if inspect.isfunction(fn) and hasattr(fn, "vidrl_spec")
+}
+
+
+def _signature(fn) -> str:
+    ann = fn.__annotations__
+    params = ", ".join(f"{p}: {ann[p]}" for p in inspect.signature(fn).parameters)
+    return f"`{fn.__name__}({params}) -> {ann['return']}`"
+
+
+def test_hooks_found():
+    assert {k.hook for k in KINDS.values()} <= set(HOOKS)
+    assert {"on_rollouts_scored", "on_step_end", "on_checkpoint_save", "on_checkpoint_load"} <= set(HOOKS)
+
+
+def test_every_hook_is_documented_with_its_exact_signature():
+    doc = (ROOT / "docs" / "hooks.md").read_text()
+    missing = [_signature(fn) for fn in HOOKS.values() if _signature(fn) not in doc]
+    assert not missing, f"docs/hooks.md lacks (or misstates) these signatures: {missing}"
+
+
+def test_no_stale_hook_sections():
+    doc = (ROOT / "docs" / "hooks.md").read_text()
+    documented = set(re.findall(r"^### (\w+)$", doc, re.M))
+    assert documented == set(HOOKS)
+
+
+def test_every_hookspec_has_a_docstring_contract():
+    assert all((fn.__doc__ or "").strip() for fn in HOOKS.values())
