@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
+
 from vidrl import __version__
 from vidrl.components import KINDS
 from vidrl.config import load_config, parse_yaml, read_yaml, to_plain

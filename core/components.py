@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import torch
+
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from vidrl.components import NoOptions
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.session import Session

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+
 from vidrl import hookspecs
 from vidrl.components import KINDS, Component, check_component_class
 from vidrl.errors import PluginError, RegistryError, choices_hint

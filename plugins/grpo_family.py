@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
 import vidrl
 from vidrl import ops
 
@@ -22,7 +23,7 @@ def _check_eps(eps: float) -> None:
 
 def _advantages(rewards: torch.Tensor, group_ids: torch.Tensor, **kwargs: object) -> vidrl.Advantages:
     adv, zero_std = ops.group_advantages(rewards, group_ids, **kwargs)
-    return vidrl.Advantages(adv, zero_std, torch.ones(zero_std.shape, dtype=adv.dtype))
+    return vidrl.Advantages(adv, zero_std, torch.ones_like(zero_std, dtype=adv.dtype))
 
 
 class GRPO(vidrl.AdvantageEstimator):

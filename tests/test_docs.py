@@ -9,9 +9,7 @@ from vidrl import KINDS, hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = {
-    name: fn
-    for name, fn in vars(hookspecs).items()
-    if inspect.isfunction(fn) and hasattr(fn, "vidrl_spec")
+    name: fn for name, fn in vars(hookspecs).items() if inspect.isfunction(fn) and hasattr(fn, "vidrl_spec")
 }
 
 

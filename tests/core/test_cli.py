@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from vidrl.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]

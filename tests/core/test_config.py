@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from vidrl import ComponentSpec, ConfigError, RewardSpec, RunConfig, load_config
 from vidrl.config import apply_overrides, parse_yaml, read_yaml, to_plain
 

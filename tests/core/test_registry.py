@@ -1,4 +1,5 @@
 import pytest
+
 from vidrl import Registry, RegistryError
 
 

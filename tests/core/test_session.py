@@ -3,6 +3,7 @@
 import importlib.metadata as md
 
 import pytest
+
 import vidrl
 from vidrl import PluginError, RegistryError, Session
 

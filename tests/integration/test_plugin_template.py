@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from vidrl import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 import vidrl
 from vidrl import Session
 

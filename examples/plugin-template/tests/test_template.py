@@ -1,6 +1,7 @@
 """Run with the plugin installed (pip install -e .): it is found through its entry point."""
 
 import torch
+
 import vidrl
 
 

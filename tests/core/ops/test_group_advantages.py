@@ -5,6 +5,7 @@ import zlib
 
 import pytest
 import torch
+
 from vidrl import ops
 
 
