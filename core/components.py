@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from vidrl.ops.dispatch import PRIMITIVES
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 
 
@@ -115,9 +116,13 @@ class Kernel(Component, abc.ABC):
     devices: ClassVar[frozenset[str]] = frozenset({"cuda"})
 
     @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why the implementation cannot run in this process (library or device missing), or None."""
+        return None
+
+    @classmethod
     def available(cls) -> bool:
-        """Whether the implementation can run in this process (library and device present)."""
-        return True
+        return cls.unavailable_reason() is None
 
     @abc.abstractmethod
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -140,6 +145,7 @@ class ComponentKind:
     hook: str
     base: type[Component]
     description: str
+    allowed_names: tuple[str, ...] | None = None  # None: any name
 
 
 KINDS: dict[str, ComponentKind] = {
@@ -152,7 +158,7 @@ KINDS: dict[str, ComponentKind] = {
         ComponentKind("reward", "register_rewards", Reward, "verifiers and reward functions"),
         ComponentKind("augmenter", "register_augmenters", Augmenter, "data augmenters"),
         ComponentKind("tool", "register_tools", Tool, "tools the model can call"),
-        ComponentKind("kernel", "register_kernels", Kernel, "accelerated primitives"),
+        ComponentKind("kernel", "register_kernels", Kernel, "accelerated primitives", PRIMITIVES),
         ComponentKind("stage", "register_stages", Stage, "training stages and loops"),
     )
 }
@@ -164,6 +170,8 @@ def check_component_class(kind: ComponentKind, cls: object) -> str | None:
         return f"expected a subclass of vidrl.{kind.base.__name__}, got {cls!r}"
     if not isinstance(getattr(cls, "name", None), str) or not cls.name:
         return f"{cls.__name__} has no `name` (a non-empty str class attribute)"
+    if kind.allowed_names is not None and cls.name not in kind.allowed_names:
+        return f"{cls.__name__}.name {cls.name!r} is not one of {', '.join(kind.allowed_names)}"
     if not (dataclasses.is_dataclass(cls.Config) and cls.Config.__dataclass_params__.frozen):
         return f"{cls.__name__}.Config must be a frozen dataclass, got {cls.Config!r}"
     if isinstance(cls, abc.ABCMeta) and cls.__abstractmethods__:

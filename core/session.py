@@ -19,6 +19,7 @@ import pluggy
 
 from vidrl import hookspecs
 from vidrl.components import KINDS, Component, check_component_class
+from vidrl.ops import dispatch
 from vidrl.errors import PluginError, RegistryError, choices_hint
 from vidrl.registry import Registry
 
@@ -118,6 +119,7 @@ class Session:
                 self._register(info, loader())
         for kind in KINDS.values():
             getattr(self.pm.hook, kind.hook)(register=self._register_callback(kind.name))
+        dispatch.install({e.name: e.obj() for e in self.registries["kernel"].entries()})
         self._loaded = True
         return self
 

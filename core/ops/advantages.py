@@ -25,10 +25,7 @@ def group_index(
     if (group_ids is None) == (group_size is None):
         raise ValueError("give exactly one of group_ids and group_size")
     if group_size is not None:
-        if not isinstance(group_size, int) or group_size < 1 or num_rewards % group_size:
-            raise ValueError(
-                f"group_size must be a positive int dividing the {num_rewards} rewards, got {group_size!r}"
-            )
+        check_group_size(num_rewards, group_size)
         return torch.arange(num_rewards) // group_size, num_rewards // group_size
     if group_ids.dim() != 1 or group_ids.numel() != num_rewards:
         raise ValueError(f"group_ids must have shape [{num_rewards}], got {list(group_ids.shape)}")
@@ -38,7 +35,12 @@ def group_index(
     return inverse, int(uniq.numel())
 
 
-def _check_args(rewards: torch.Tensor, mode: str, std: str, eps: float, singleton: str) -> None:
+def check_group_size(num_rewards: int, group_size: int) -> None:
+    if not isinstance(group_size, int) or group_size < 1 or num_rewards % group_size:
+        raise ValueError(f"group_size must be a positive int dividing the {num_rewards} rewards, got {group_size!r}")
+
+
+def check_advantage_args(rewards: torch.Tensor, mode: str, std: str, eps: float, singleton: str) -> None:
     for value, valid, what in (
         (mode, MODES, "mode"),
         (std, STD_KINDS, "std"),
@@ -53,6 +55,11 @@ def _check_args(rewards: torch.Tensor, mode: str, std: str, eps: float, singleto
         raise ValueError(f"rewards must be finite; non-finite at indices {bad[:10]}")
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps!r}")
+
+
+def check_weights(weights: torch.Tensor, num_groups: int) -> None:
+    if weights.shape != (num_groups,):
+        raise ValueError(f"weights must have shape [{num_groups}] (one per group), got {list(weights.shape)}")
 
 
 def group_stats(
@@ -104,7 +111,7 @@ def group_advantages(
         (advantages [B], zero_std [num_groups] bool). A group whose rewards are all equal gets
         advantage exactly 0, never NaN.
     """
-    _check_args(rewards, mode, std, eps, singleton)
+    check_advantage_args(rewards, mode, std, eps, singleton)
     inverse, num_groups = group_index(rewards.numel(), group_ids, group_size)
     r = rewards.to(torch.promote_types(rewards.dtype, torch.float32))
     inverse = inverse.to(r.device)
