@@ -19,8 +19,8 @@ import pluggy
 
 from vidrl import hookspecs
 from vidrl.components import KINDS, Component, check_component_class
-from vidrl.ops import dispatch
 from vidrl.errors import PluginError, RegistryError, choices_hint
+from vidrl.ops import dispatch
 from vidrl.registry import Registry
 
 ENTRY_POINT_GROUP = "vidrl"

@@ -72,7 +72,15 @@ def _csr(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def group_advantages(
-    rewards, group_ids=None, group_size=None, *, mode="mean_std", std="unbiased", eps=1e-6, singleton="zero", weights=None
+    rewards,
+    group_ids=None,
+    group_size=None,
+    *,
+    mode="mean_std",
+    std="unbiased",
+    eps=1e-6,
+    singleton="zero",
+    weights=None,
 ):
     """Same contract as ``vidrl.ops.group_advantages``; float16/bfloat16/float32 rewards."""
     ops.check_advantage_args(rewards, mode, std, eps, singleton)
@@ -93,7 +101,9 @@ def group_advantages(
         order, offsets, num_groups, largest = _csr(rewards, group_ids.to(rewards.device))
     block = triton.next_power_of_2(largest)
     if block > MAX_BLOCK:
-        raise ValueError(f"a group of {largest} rollouts exceeds the kernel's {MAX_BLOCK}; set VIDRL_KERNELS=off")
+        raise ValueError(
+            f"a group of {largest} rollouts exceeds the kernel's {MAX_BLOCK}; set VIDRL_KERNELS=off"
+        )
     if weights is not None:
         ops.check_weights(weights, num_groups)
     adv = torch.empty(b, dtype=torch.float32, device=rewards.device)
@@ -102,6 +112,7 @@ def group_advantages(
         _group_kernel[(num_groups,)](
             rewards, order, offsets, rewards if weights is None else weights.contiguous(), adv, zero,
             group_size or 0, float(eps), MODE=MODE_IDS[mode], UNBIASED=std == "unbiased",
-            RAW_SINGLETON=singleton == "raw", HAS_W=weights is not None, FIXED=group_size is not None, BLOCK=block,
+            RAW_SINGLETON=singleton == "raw", HAS_W=weights is not None, FIXED=group_size is not None,
+            BLOCK=block,
         )  # fmt: skip
     return adv, zero

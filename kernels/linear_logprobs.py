@@ -32,7 +32,13 @@ class LinearTokenLogprobs(torch.autograd.Function):
             e = min(n, s + chunk)
             logits = hidden[s:e] @ weight.T
             launch_forward(
-                logits, targets[s:e], lp[s:e], lse[s:e], None if ent is None else ent[s:e], 1 / temperature, ignore_index
+                logits,
+                targets[s:e],
+                lp[s:e],
+                lse[s:e],
+                None if ent is None else ent[s:e],
+                1 / temperature,
+                ignore_index,
             )
         ctx.save_for_backward(hidden, weight, targets, lse, ent if with_entropy else lse)
         ctx.meta = (temperature, with_entropy, ignore_index, chunk)

@@ -39,19 +39,20 @@ def _forward_kernel(
     cols = tl.arange(0, BLOCK)
     m = tl.full([BLOCK], float("-inf"), tl.float32)  # per-lane running max
     s = tl.zeros([BLOCK], tl.float32)  # per-lane Σ exp(z − m)
-    sz = tl.zeros([BLOCK], tl.float32)  # per-lane Σ exp(z − m)·z
+    sd = tl.zeros([BLOCK], tl.float32)  # per-lane Σ exp(z − m)·(z − m): entropy without cancellation
     for off in range(0, V, BLOCK):
         idx = off + cols
         z = tl.load(x_row + idx, mask=idx < V, other=float("-inf")).to(tl.float32) * inv_t
         m_new = tl.maximum(m, z)
         alpha = tl.where(m == m_new, 1.0, tl.exp(m - m_new))  # both −inf: keep, never NaN
         term = tl.where(z == float("-inf"), 0.0, tl.exp(z - m_new))
-        s = s * alpha + term
         if WITH_ENTROPY:
-            sz = sz * alpha + tl.where(z == float("-inf"), 0.0, term * z)
+            shift = tl.where(s > 0.0, (m - m_new) * s, 0.0)
+            sd = alpha * (sd + shift) + tl.where(term > 0.0, term * (z - m_new), 0.0)
+        s = s * alpha + term
         m = m_new
     m_row = tl.max(m, axis=0)
-    scale = tl.where(m == float("-inf"), 0.0, tl.exp(m - m_row))
+    scale = tl.where(s > 0.0, tl.exp(m - m_row), 0.0)
     total = tl.sum(s * scale, axis=0)
     lse = m_row + tl.log(total)
     valid = target != ignore_index
@@ -59,8 +60,9 @@ def _forward_kernel(
     z_t = tl.load(x_row + safe_t).to(tl.float32) * inv_t
     tl.store(lp_ptr + row, tl.where(valid, z_t - lse, 0.0))
     tl.store(lse_ptr + row, lse)
-    if WITH_ENTROPY:
-        ent = lse - tl.sum(sz * scale, axis=0) / total
+    if WITH_ENTROPY:  # H = log Σ e^(z−m) − E[z − m], with every lane moved to the row max
+        mean_d = tl.sum(scale * (sd + tl.where(s > 0.0, (m - m_row) * s, 0.0)), axis=0) / total
+        ent = tl.log(total) - mean_d
         tl.store(ent_ptr + row, tl.where(valid, ent, 0.0))
 
 
@@ -77,7 +79,7 @@ def _backward_kernel(
     lse = tl.load(lse_ptr + row)
     g_lp = tl.load(glp_ptr + row).to(tl.float32) * keep if HAS_GLP else 0.0
     g_ent = tl.load(gent_ptr + row).to(tl.float32) * keep if HAS_GENT else 0.0
-    ez = lse - tl.load(ent_ptr + row) if HAS_GENT else 0.0
+    ent = tl.load(ent_ptr + row) if HAS_GENT else 0.0
     cols = tl.arange(0, BLOCK)
     for off in range(0, V, BLOCK):
         idx = off + cols
@@ -85,8 +87,8 @@ def _backward_kernel(
         z = tl.load(x_row + idx, mask=in_row, other=0.0).to(tl.float32) * inv_t
         p = tl.exp(z - lse)
         dz = tl.where(idx == target, g_lp, 0.0) - p * g_lp
-        if HAS_GENT:
-            dz -= tl.where(p > 0.0, p * (z - ez), 0.0) * g_ent
+        if HAS_GENT:  # dH/dz = −p·(log p + H)
+            dz -= tl.where(p > 0.0, p * (z - lse + ent), 0.0) * g_ent
         tl.store(g_row + idx, (dz * inv_t).to(g_ptr.dtype.element_ty), mask=in_row)
 
 
@@ -146,12 +148,22 @@ class TokenLogprobs(torch.autograd.Function):
         g_ent = g_second.contiguous() if (with_entropy and g_second is not None) else None
         g_lp = None if g_lp is None else g_lp.contiguous()
         launch_backward(
-            logits, grad, targets, lse, ent if with_entropy else None, g_lp, g_ent, 1 / temperature, ignore_index
+            logits,
+            grad,
+            targets,
+            lse,
+            ent if with_entropy else None,
+            g_lp,
+            g_ent,
+            1 / temperature,
+            ignore_index,
         )
         return grad, None, None, None, None, None
 
 
-def token_logprobs(logits, targets, temperature=1.0, *, return_entropy=False, ignore_index=-100, inplace_backward=False):
+def token_logprobs(
+    logits, targets, temperature=1.0, *, return_entropy=False, ignore_index=-100, inplace_backward=False
+):
     """Same contract as ``vidrl.ops.token_logprobs``; float16/bfloat16/float32 logits only."""
     if logits.dim() != 2:
         raise ValueError(f"logits must be [N, V], got shape {list(logits.shape)}")

@@ -4,11 +4,13 @@ discovers exactly as it discovers a pip-installed plugin."""
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -38,3 +40,9 @@ def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch):
     """Tests never inherit the developer's plugin selection."""
     monkeypatch.delenv("VIDRL_PLUGINS", raising=False)
     monkeypatch.delenv("VIDRL_DISABLE_PLUGINS", raising=False)
+
+
+# Triton kernels run in the interpreter (on CPU tensors) when there is no GPU. It must be set
+# before any @triton.jit function is defined, i.e. before vidrl.kernels.* modules are imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -37,7 +37,9 @@ def group_index(
 
 def check_group_size(num_rewards: int, group_size: int) -> None:
     if not isinstance(group_size, int) or group_size < 1 or num_rewards % group_size:
-        raise ValueError(f"group_size must be a positive int dividing the {num_rewards} rewards, got {group_size!r}")
+        raise ValueError(
+            f"group_size must be a positive int dividing the {num_rewards} rewards, got {group_size!r}"
+        )
 
 
 def check_advantage_args(rewards: torch.Tensor, mode: str, std: str, eps: float, singleton: str) -> None:

@@ -6,7 +6,7 @@ tensor ever exists — only one [chunk, V] block at a time. Math is float32 on b
 (float64 input stays float64). With z = logits / T, p = softmax(z):
 
     logprob = z[target] − logsumexp(z)          d/dz = onehot(target) − p
-    entropy = logsumexp(z) − Σ p·z               d/dz = −p · (z − Σ p·z)
+    entropy = −Σ p·log p                         d/dz = −p · (log p + entropy)
 
 and d/dlogits = (d/dz) / T. Rows whose target is ``ignore_index`` get logprob 0, entropy 0 and a
 zero gradient.
@@ -22,7 +22,11 @@ CHUNK_BYTES = 128 * 2**20
 
 
 def check_logprob_args(
-    logits_shape: tuple[int, int], dtype: torch.dtype, targets: torch.Tensor, temperature: float, ignore_index: int
+    logits_shape: tuple[int, int],
+    dtype: torch.dtype,
+    targets: torch.Tensor,
+    temperature: float,
+    ignore_index: int,
 ) -> None:
     """Shared argument checks of ``token_logprobs`` and ``linear_token_logprobs``: they raise
     ValueError saying what was wrong, the value, and what is valid."""
@@ -53,7 +57,9 @@ def check_linear_args(
 ) -> None:
     """``check_logprob_args`` plus the shapes, dtypes and devices of hidden [N, H] and weight [V, H]."""
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
-        raise ValueError(f"need hidden [N, H] and weight [V, H], got {list(hidden.shape)} and {list(weight.shape)}")
+        raise ValueError(
+            f"need hidden [N, H] and weight [V, H], got {list(hidden.shape)} and {list(weight.shape)}"
+        )
     if hidden.dtype != weight.dtype or hidden.device != weight.device:
         raise ValueError(
             f"hidden and weight must share dtype and device, got {hidden.dtype}/{hidden.device} "
@@ -82,8 +88,8 @@ def chunk_forward(
     lp = torch.where(valid, lp, torch.zeros_like(lp))
     ent = None
     if with_entropy:
-        p = torch.exp(z - lse[:, None])
-        ent = lse - torch.where(p > 0, p * z, torch.zeros_like(z)).sum(-1)
+        logp = z - lse[:, None]  # Σ p·(lse − z), not lse − Σ p·z: no cancellation at large z
+        ent = -torch.where(logp > -torch.inf, logp.exp() * logp, torch.zeros_like(z)).sum(-1)
         ent = torch.where(valid, ent, torch.zeros_like(ent))
     return lp, lse, ent
 
@@ -105,9 +111,9 @@ def chunk_grad(
     if g_lp is not None:
         dz -= p * g_lp[:, None]
         dz.scatter_add_(1, targets.clamp(min=0).long()[:, None], g_lp[:, None].to(dz.dtype))
-    if g_ent is not None and ent is not None:
-        ez = (lse - ent)[:, None]
-        dz -= torch.where(p > 0, p * (z - ez), torch.zeros_like(z)) * g_ent[:, None]
+    if g_ent is not None and ent is not None:  # dH/dz = −p·(z − E[z]) = −p·(log p + H)
+        logp_h = z - lse[:, None] + ent[:, None]
+        dz -= torch.where(p > 0, p * logp_h, torch.zeros_like(z)) * g_ent[:, None]
     dz = torch.where(valid[:, None], dz, torch.zeros_like(dz))
     return dz * inv_t
 
@@ -126,7 +132,9 @@ class TokenLogprobs(torch.autograd.Function):
         step = chunk_rows(v)
         for s in range(0, n, step):
             e = s + step
-            lp[s:e], lse[s:e], ent_c = chunk_forward(logits[s:e], targets[s:e], valid[s:e], 1 / temperature, with_entropy)
+            lp[s:e], lse[s:e], ent_c = chunk_forward(
+                logits[s:e], targets[s:e], valid[s:e], 1 / temperature, with_entropy
+            )
             if with_entropy:
                 ent[s:e] = ent_c
         ctx.save_for_backward(logits, targets, valid, lse, ent if with_entropy else lse)
@@ -176,7 +184,9 @@ def token_logprobs(
     if logits.dim() != 2:
         raise ValueError(f"logits must be [N, V], got shape {list(logits.shape)}")
     check_logprob_args(tuple(logits.shape), logits.dtype, targets, temperature, ignore_index)
-    lp, second = TokenLogprobs.apply(logits, targets, float(temperature), return_entropy, ignore_index, inplace_backward)
+    lp, second = TokenLogprobs.apply(
+        logits, targets, float(temperature), return_entropy, ignore_index, inplace_backward
+    )
     return (lp, second) if return_entropy else lp
 
 
@@ -193,7 +203,9 @@ class LinearTokenLogprobs(torch.autograd.Function):
         for s in range(0, n, chunk):
             e = s + chunk
             logits = hidden[s:e] @ weight.T  # [chunk, V] in the input dtype; the only [·, V] buffer
-            lp[s:e], lse[s:e], ent_c = chunk_forward(logits, targets[s:e], valid[s:e], 1 / temperature, with_entropy)
+            lp[s:e], lse[s:e], ent_c = chunk_forward(
+                logits, targets[s:e], valid[s:e], 1 / temperature, with_entropy
+            )
             if with_entropy:
                 ent[s:e] = ent_c
         ctx.save_for_backward(hidden, weight, targets, valid, lse, ent if with_entropy else lse)

@@ -5,37 +5,9 @@ import zlib
 
 import pytest
 import torch
+from references import group_advantages as reference
 
 from vidrl import ops
-
-
-def reference(rewards, ids, mode, std, eps, singleton):
-    """Straight-line fp64 loop over groups: the maths of ALGORITHMS.md §0, nothing shared."""
-    r = rewards.double().tolist()
-    ids = ids.tolist()
-    out = [0.0] * len(r)
-    groups = sorted(set(ids))
-    zero = []
-    for g in groups:
-        idx = [i for i, x in enumerate(ids) if x == g]
-        vals = [r[i] for i in idx]
-        k = len(vals)
-        mu = sum(vals) / k
-        equal = max(vals) == min(vals)
-        zero.append(equal)
-        for i in idx:
-            if k == 1 and singleton == "raw":
-                out[i] = r[i] / (1 + eps) if mode == "mean_std" else r[i]
-            elif equal:
-                out[i] = 0.0
-            elif mode == "mean":
-                out[i] = r[i] - mu
-            elif mode == "leave_one_out":
-                out[i] = r[i] - (sum(vals) - r[i]) / (k - 1)
-            else:
-                var = sum((v - mu) ** 2 for v in vals) / (k - 1 if std == "unbiased" else k)
-                out[i] = (r[i] - mu) / (math.sqrt(var) + eps)
-    return torch.tensor(out, dtype=torch.float64), torch.tensor(zero)
 
 
 def test_hand_computed_grpo_unbiased():
