@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from vidrl import __version__
+from vidrl import __version__, ops
 from vidrl.components import KINDS
 from vidrl.config import load_config, parse_yaml, read_yaml, to_plain
 from vidrl.errors import ConfigError, VidrlError, choices_hint
@@ -52,9 +52,13 @@ def _print_plugins(session: Session) -> None:
 def cmd_plugins(args: argparse.Namespace) -> int:
     session = Session().load()
     if args.json:
-        print(json.dumps([p.as_dict() for p in session.plugins.values()], indent=2))
+        plugins = [p.as_dict() for p in session.plugins.values()]
+        print(json.dumps({"plugins": plugins, "primitives": ops.dispatch.describe()}, indent=2))
     else:
         _print_plugins(session)
+        print("primitives (vidrl.ops):")
+        for name, where in ops.dispatch.describe().items():
+            print(f"  {name}: {where}")
     return 0
 
 

@@ -19,7 +19,11 @@ import vidrl
 
 @functools.cache
 def _missing() -> str | None:
-    if importlib.util.find_spec("triton") is None:
+    try:
+        found = importlib.util.find_spec("triton") is not None
+    except (ImportError, ValueError):  # a broken or blocked install (sys.modules["triton"] = None)
+        found = False
+    if not found:
         return "triton is not installed"
     if not torch.cuda.is_available():
         return "no CUDA device"

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from vidrl.cli import build_parser, main
 
@@ -28,15 +29,23 @@ def test_parser_knows_every_documented_command():
 
 def test_plugins_json(capsys):
     assert main(["plugins", "--json"]) == 0
-    (builtin,) = [p for p in json.loads(capsys.readouterr().out) if p["name"] == "grpo_family"]
+    out = json.loads(capsys.readouterr().out)
+    (builtin,) = [p for p in out["plugins"] if p["name"] == "grpo_family"]
     assert builtin["distribution"] == "vidrl"
     assert builtin["components"] == {"advantage": ["grpo", "dr_grpo", "rloo"]}
+    (kernels,) = [p for p in out["plugins"] if p["name"] == "kernels"]
+    assert kernels["components"] == {
+        "kernel": ["token_logprobs", "linear_token_logprobs", "group_advantages"]
+    }
+    assert set(out["primitives"]) == {"token_logprobs", "linear_token_logprobs", "group_advantages"}
 
 
 def test_plugins_table(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "grpo_family  [vidrl 0.1.0]" in out and "advantage: grpo, dr_grpo, rloo" in out
+    if not torch.cuda.is_available():
+        assert "token_logprobs: TokenLogprobs on cuda (unavailable here: no CUDA device)" in out
 
 
 def test_list_kind_shows_owner_doc_and_options(capsys):

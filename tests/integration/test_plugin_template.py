@@ -52,7 +52,7 @@ def _run(site, *args, disable=None):
 def test_listed_by_vidrl_plugins(site):
     out = _run(site, "-m", "vidrl.cli", "plugins", "--json")
     assert out.returncode == 0, out.stderr
-    plugins = {p["name"]: p for p in json.loads(out.stdout)}
+    plugins = {p["name"]: p for p in json.loads(out.stdout)["plugins"]}
     assert plugins["template"]["distribution"] == "vidrl-template"
     assert plugins["template"]["version"] == "0.1.0"
     assert plugins["template"]["components"] == {
@@ -65,7 +65,7 @@ def test_listed_by_vidrl_plugins(site):
 def test_disabled_by_environment(site):
     out = _run(site, "-m", "vidrl.cli", "plugins", "--json", disable="template")
     assert out.returncode == 0, out.stderr
-    assert [p["name"] for p in json.loads(out.stdout)] == ["grpo_family"]
+    assert [p["name"] for p in json.loads(out.stdout)["plugins"]] == ["grpo_family", "kernels"]
 
 
 def test_usable_by_name_in_a_config(site, tmp_path):
