@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -90,6 +92,43 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def source_root() -> Path:
+    """The source checkout this vidrl runs from (benchmarks/ is not part of the wheel)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks").is_dir():
+        raise VidrlError(f"no benchmarks/ beside {root}: `vidrl bench` runs from a vidrl source checkout")
+    return root
+
+
+def bench_command(root: Path, cuda: bool, quick: bool) -> list[str]:
+    """The GPU harness when CUDA is present, else the CPU pytest-benchmark suite."""
+    if cuda:
+        return [sys.executable, str(root / "benchmarks" / "gpu_harness.py"), *(["--quick"] if quick else [])]
+    out = root / "benchmarks" / "results" / "cpu" / "kernels-cpu.json"
+    suite = str(root / "benchmarks" / "test_cpu_logprobs.py")
+    columns = "--benchmark-columns=median,iqr,rounds"
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        suite,
+        "-p",
+        "no:cacheprovider",
+        columns,
+        f"--benchmark-json={out}",
+    ]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    root = source_root()
+    (root / "benchmarks" / "results" / "cpu").mkdir(parents=True, exist_ok=True)
+    cmd = bench_command(root, torch.cuda.is_available() and not args.cpu, args.quick)
+    print("$ " + " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=root)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidrl", description="RL post-training for video language models.")
     p.add_argument("--version", action="version", version=f"vidrl {__version__}")
@@ -121,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value")
     v.add_argument("--show", action="store_true", help="print the resolved config")
     v.set_defaults(func=cmd_validate)
+
+    b = sub.add_parser("bench", help="run benchmarks (from a source checkout)")
+    b.add_argument("what", choices=["kernels"], help="what to benchmark")
+    b.add_argument("--cpu", action="store_true", help="the CPU suite even when a GPU is present")
+    b.add_argument("--quick", action="store_true", help="GPU harness at smaller shapes")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-#: rows per chunk: bounds the float32 temporary to chunk·V·4 bytes (128 MiB at V = 152064 → 220 rows)
-CHUNK_BYTES = 128 * 2**20
+#: rows per chunk: bounds each float32 temporary to chunk·V·4 bytes (32 MiB: 55 rows at V = 152064)
+CHUNK_BYTES = 32 * 2**20
 
 
 def check_logprob_args(
@@ -81,16 +81,18 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def chunk_forward(
     x: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, inv_t: float, with_entropy: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """One chunk: x [n, V] raw logits → (logprob [n], lse [n], entropy [n] or None)."""
+    """One chunk: x [n, V] raw logits → (logprob [n], lse [n], entropy [n] or None).
+
+    At most two [n, V] temporaries in the compute dtype (one without entropy)."""
     z = x.to(_compute_dtype(x.dtype)) * inv_t
     lse = torch.logsumexp(z, dim=-1)
     lp = z.gather(1, targets.clamp(min=0).long()[:, None]).squeeze(1) - lse
-    lp = torch.where(valid, lp, torch.zeros_like(lp))
+    lp = lp.masked_fill_(~valid, 0.0)
     ent = None
-    if with_entropy:
-        logp = z - lse[:, None]  # Σ p·(lse − z), not lse − Σ p·z: no cancellation at large z
-        ent = -torch.where(logp > -torch.inf, logp.exp() * logp, torch.zeros_like(z)).sum(-1)
-        ent = torch.where(valid, ent, torch.zeros_like(ent))
+    if with_entropy:  # −Σ p·log p, not lse − Σ p·z: no cancellation at large z
+        logp = z.sub_(lse[:, None]).clamp_(min=torch.finfo(z.dtype).min)  # −inf → finite, and p = 0 there
+        ent = -(logp.exp() * logp).sum(-1)
+        ent = ent.masked_fill_(~valid, 0.0)
     return lp, lse, ent
 
 
@@ -104,18 +106,21 @@ def chunk_grad(
     g_ent: torch.Tensor | None,
     inv_t: float,
 ) -> torch.Tensor:
-    """Gradient wrt the raw logits x [n, V] of Σ g_lp·logprob + Σ g_ent·entropy, in compute dtype."""
-    z = x.to(_compute_dtype(x.dtype)) * inv_t
-    p = torch.exp(z - lse[:, None])
-    dz = torch.zeros_like(z)
-    if g_lp is not None:
-        dz -= p * g_lp[:, None]
-        dz.scatter_add_(1, targets.clamp(min=0).long()[:, None], g_lp[:, None].to(dz.dtype))
-    if g_ent is not None and ent is not None:  # dH/dz = −p·(z − E[z]) = −p·(log p + H)
-        logp_h = z - lse[:, None] + ent[:, None]
-        dz -= torch.where(p > 0, p * logp_h, torch.zeros_like(z)) * g_ent[:, None]
-    dz = torch.where(valid[:, None], dz, torch.zeros_like(dz))
-    return dz * inv_t
+    """Gradient wrt the raw logits x [n, V] of Σ g_lp·logprob + Σ g_ent·entropy, in compute dtype.
+
+    d/dz = g_lp·(onehot − p) − g_ent·p·(log p + H); at most two [n, V] temporaries."""
+    cdt = _compute_dtype(x.dtype)
+    logp = (x.to(cdt) * inv_t).sub_(lse[:, None])
+    p = logp.exp()
+    keep = valid.to(cdt)
+    g_lp = torch.zeros_like(lse) if g_lp is None else g_lp.to(cdt) * keep
+    if g_ent is not None and ent is not None:
+        coef = logp.add_(ent[:, None]).mul_((-g_ent.to(cdt) * keep)[:, None]).sub_(g_lp[:, None])
+        dz = coef.mul_(p).masked_fill_(p == 0, 0.0)  # p = 0 where log p = −inf: no 0·inf NaN
+    else:
+        dz = p.mul_(-g_lp[:, None])
+    dz.scatter_add_(1, targets.clamp(min=0).long()[:, None], g_lp[:, None])
+    return dz.mul_(inv_t)
 
 
 class TokenLogprobs(torch.autograd.Function):
@@ -247,7 +252,7 @@ def linear_token_logprobs(
     Args:
         hidden: [N, H] final hidden states; weight: [V, H] LM head (same dtype, same device).
         targets, temperature, return_entropy, ignore_index: as in ``token_logprobs``.
-        chunk_size: rows per chunk (default: a [chunk, V] float32 block of about 128 MiB).
+        chunk_size: rows per chunk (default: a [chunk, V] float32 block of about 32 MiB).
 
     Returns:
         logprobs [N] (and entropy [N]); gradients flow to ``hidden`` and ``weight``.

@@ -11,7 +11,7 @@ import torch
 from vidrl.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["train", "plugins", "list", "validate"]
+COMMANDS = ["train", "plugins", "list", "validate", "bench"]
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
@@ -95,3 +95,15 @@ def test_train_with_output_dir_override(capsys):
 def test_console_script_is_installed():
     out = subprocess.run([Path(sys.executable).parent / "vidrl", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "vidrl 0.1.0"
+
+
+def test_bench_command_picks_the_suite_for_the_device():
+    from vidrl.cli import bench_command, source_root
+
+    root = source_root()
+    gpu = bench_command(root, cuda=True, quick=True)
+    assert gpu[1:] == [str(root / "benchmarks" / "gpu_harness.py"), "--quick"]
+    cpu = bench_command(root, cuda=False, quick=False)
+    assert str(root / "benchmarks" / "test_cpu_logprobs.py") in cpu
+    assert any(a.startswith("--benchmark-json=") for a in cpu)
+    assert all(Path(a).exists() for a in (gpu[1], cpu[3]))

@@ -1,0 +1,6 @@
+"""Benchmarks are not tests: run them with `vidrl bench kernels` or `pytest benchmarks`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
