@@ -6,7 +6,7 @@ All three are thin configurations of the primitive ``vidrl.ops.group_advantages`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -51,30 +51,31 @@ class GRPO(vidrl.AdvantageEstimator):
         return _advantages(rewards, group_ids, mode=mode, std=c.std, eps=c.eps, singleton=c.singleton)
 
 
-class DrGRPO(vidrl.AdvantageEstimator):
+class _CentredOnly(vidrl.AdvantageEstimator):
+    """An estimator with a fixed ``mode`` of the primitive and only the singleton rule to choose."""
+
+    mode: ClassVar[str]
+
+    @dataclass(frozen=True)
+    class Config:
+        singleton: Singleton = "zero"
+
+    def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> vidrl.Advantages:
+        return _advantages(rewards, group_ids, mode=self.mode, singleton=self.config.singleton)
+
+
+class DrGRPO(_CentredOnly):
     """Dr. GRPO: A_i = R_i − mean_g R (no std scaling). Shapes: [B] → [B]."""
 
     name = "dr_grpo"
-
-    @dataclass(frozen=True)
-    class Config:
-        singleton: Singleton = "zero"
-
-    def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> vidrl.Advantages:
-        return _advantages(rewards, group_ids, mode="mean", singleton=self.config.singleton)
+    mode = "mean"
 
 
-class RLOO(vidrl.AdvantageEstimator):
+class RLOO(_CentredOnly):
     """RLOO: A_i = R_i − mean_{j≠i} R_j over the group. Shapes: [B] → [B]."""
 
     name = "rloo"
-
-    @dataclass(frozen=True)
-    class Config:
-        singleton: Singleton = "zero"
-
-    def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> vidrl.Advantages:
-        return _advantages(rewards, group_ids, mode="leave_one_out", singleton=self.config.singleton)
+    mode = "leave_one_out"
 
 
 @vidrl.hookimpl
