@@ -18,6 +18,7 @@ from vidrl.components import (
     Reward,
     Stage,
     Tool,
+    VideoBackend,
 )
 from vidrl.config import ComponentSpec, PluginsConfig, RewardSpec, RunConfig, load_config
 from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
@@ -25,6 +26,7 @@ from vidrl.hookspecs import hookimpl
 from vidrl.registry import Registry
 from vidrl.session import PluginInfo, Session
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
+from vidrl.video import Frames, VideoError, VideoInfo
 
 __version__ = "0.1.0"
 
@@ -55,6 +57,10 @@ __all__ = [
     "Session",
     "Stage",
     "Tool",
+    "VideoBackend",
+    "VideoError",
+    "VideoInfo",
+    "Frames",
     "VidrlError",
     "__version__",
     "hookimpl",

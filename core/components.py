@@ -13,12 +13,15 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from vidrl.ops.dispatch import PRIMITIVES
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
+
+if TYPE_CHECKING:
+    from vidrl.video import VideoInfo
 
 
 class Need(str, Enum):
@@ -137,6 +140,25 @@ class Stage(Component, abc.ABC):
         """Run the stage to completion."""
 
 
+class VideoBackend(Component, abc.ABC):
+    """Reads video files. ``priority``: higher is preferred by ``backend: auto``."""
+
+    priority: ClassVar[int] = 0
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run here (its library is missing), or None."""
+        return None
+
+    @abc.abstractmethod
+    def probe(self, path: str) -> VideoInfo:
+        """Header information; raise ``VideoError`` naming ``path`` if it is not a readable video."""
+
+    @abc.abstractmethod
+    def decode(self, path: str, indices: list[int]) -> torch.Tensor:
+        """The frames at ``indices`` (sorted, in range) as [F, H, W, 3] uint8 RGB."""
+
+
 @dataclass(frozen=True)
 class ComponentKind:
     """A kind of component: its CLI name, its registration hook, and its base class."""
@@ -160,6 +182,7 @@ KINDS: dict[str, ComponentKind] = {
         ComponentKind("tool", "register_tools", Tool, "tools the model can call"),
         ComponentKind("kernel", "register_kernels", Kernel, "accelerated primitives", PRIMITIVES),
         ComponentKind("stage", "register_stages", Stage, "training stages and loops"),
+        ComponentKind("video_backend", "register_video_backends", VideoBackend, "video decoding backends"),
     )
 }
 

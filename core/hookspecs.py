@@ -65,6 +65,12 @@ def register_stages(register: Register) -> None:
 
 
 @hookspec
+def register_video_backends(register: Register) -> None:
+    """Register ``vidrl.VideoBackend`` subclasses (file readers: decord, PyAV, ...). Fires once, at
+    loading."""
+
+
+@hookspec
 def on_rollouts_scored(batch: Any, state: Any) -> None:
     """Fires after the rewards of a rollout batch are computed and before advantages are.
 

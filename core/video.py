@@ -1,0 +1,102 @@
+"""Video decoding: which frames to read, the backend interface, and the errors.
+
+A ``VideoBackend`` (a component kind, so a plugin can add one) probes a file and decodes a list
+of frame indices. ``plan_frames`` chooses the indices the way the Qwen-VL utilities do: frames at
+a target fps, between ``min_frames`` and ``max_frames`` (a long clip is subsampled uniformly), a
+count rounded to a multiple of ``frame_factor`` (the processors' temporal patch), within an
+optional [start, end] window. Only the planned frames are decoded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from vidrl.components import VideoBackend
+from vidrl.errors import VidrlError
+
+
+class VideoError(VidrlError):
+    """A video is missing, truncated, corrupt or has no frames. The message names the file (and
+    the data-set row, when known)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a backend reads from a file's header: frame count, fps, duration (s), size (px)."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Decoded frames. ``pixels``: [F, H, W, 3] uint8 RGB; ``times``: [F] float seconds (each
+    frame's presentation time, index / fps); ``indices``: [F] long frame indices in the file."""
+
+    pixels: torch.Tensor
+    times: torch.Tensor
+    indices: torch.Tensor
+    info: VideoInfo
+
+    @property
+    def sampled_fps(self) -> float:
+        """Frames per second of the sampled clip, as the processors' metadata expects."""
+        if len(self.times) < 2:
+            return self.info.fps
+        span = float(self.times[-1] - self.times[0])
+        return (len(self.times) - 1) / span if span > 0 else self.info.fps
+
+
+def plan_frames(
+    info: VideoInfo,
+    fps: float = 2.0,
+    min_frames: int = 4,
+    max_frames: int = 64,
+    frame_factor: int = 2,
+    start: float = 0.0,
+    end: float | None = None,
+) -> list[int]:
+    """Frame indices to decode: about ``fps`` per second of [start, end], clamped to
+    [min_frames, max_frames] and to the frames available, rounded to a multiple of
+    ``frame_factor``, spread uniformly (first and last frame of the window included)."""
+    if fps <= 0 or min_frames < 1 or max_frames < min_frames or frame_factor < 1:
+        raise ValueError(
+            f"need fps > 0 and 1 <= min_frames <= max_frames, got fps={fps}, "
+            f"min_frames={min_frames}, max_frames={max_frames}, frame_factor={frame_factor}"
+        )
+    end = info.duration if end is None else min(end, info.duration)
+    if not 0 <= start < end:
+        raise ValueError(
+            f"window [{start}, {end}] is empty or outside the video (0 to {info.duration:.3f} s)"
+        )
+    first = min(info.num_frames - 1, math.floor(start * info.fps))
+    last = max(first, min(info.num_frames - 1, math.ceil(end * info.fps) - 1))
+    wanted = min(max_frames, max(min_frames, round((end - start) * fps)))
+    n = max(frame_factor, (wanted // frame_factor) * frame_factor)
+    positions = torch.linspace(first, last, n) if n > 1 else torch.tensor([float(first)])
+    # with fewer frames available than n, some repeat: the processors need a multiple of the factor
+    return positions.round().long().clamp(first, last).tolist()
+
+
+def decode_frames(backend: VideoBackend, path: str, indices: list[int], info: VideoInfo) -> Frames:
+    """Decode ``indices`` and attach their times; a failing or short decode is a ``VideoError``."""
+    try:
+        pixels = backend.decode(path, indices)
+    except VideoError:
+        raise
+    except Exception as e:  # a library's own error: re-raise naming the file and the backend
+        raise VideoError(f"{path}: {backend.name} could not decode frames {indices[:8]}...: {e}") from e
+    if pixels.dim() != 4 or pixels.shape[0] != len(indices) or pixels.shape[-1] != 3:
+        got = list(pixels.shape)
+        raise VideoError(f"{path}: {backend.name} returned {got} for {len(indices)} frames, not [F, H, W, 3]")
+    idx = torch.tensor(indices, dtype=torch.long)
+    return Frames(pixels, idx.double() / info.fps, idx, info)
