@@ -92,6 +92,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from vidrl.synth import synthesize
+
+    path = synthesize(Path(args.out), args.num, seed=args.seed, difficulty=args.difficulty, size=args.size)
+    rows = sum(1 for _ in path.open())
+    print(f"wrote {args.num} videos and {rows} rows: {path}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from vidrl.data import check_dataset
+    from vidrl.video import select_backend
+
+    backend = select_backend(Session().load().registry("video_backend"), args.backend)
+    plan = {"fps": args.fps, "max_frames": args.max_frames}
+    total, problems = check_dataset(args.dataset, backend, args.root, **plan)
+    for p in problems:
+        print(p)
+    verdict = f"{len(problems)} of {total} rows are bad" if problems else f"all {total} rows are good"
+    print(f"{args.dataset}: {verdict} (decoded with {backend.name})")
+    return 1 if problems else 0
+
+
 def source_root() -> Path:
     """The source checkout this vidrl runs from (benchmarks/ is not part of the wheel)."""
     root = Path(__file__).resolve().parents[1]
@@ -160,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value")
     v.add_argument("--show", action="store_true", help="print the resolved config")
     v.set_defaults(func=cmd_validate)
+
+    d = sub.add_parser("data", help="synthetic data sets and data-set checks")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    syn = dsub.add_parser("synth", help="write synthetic video tasks: mp4 files + data.jsonl")
+    syn.add_argument("--out", required=True, help="output folder")
+    syn.add_argument("--num", type=int, default=16, help="number of videos (4 rows each)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--difficulty", type=int, default=0, help="0 = 2 squares, long events; more is harder")
+    syn.add_argument("--size", type=int, default=112, help="frame side in pixels")
+    syn.set_defaults(func=cmd_data_synth)
+    chk = dsub.add_parser("check", help="decode every row; report each bad one; exit 1 if any")
+    chk.add_argument("dataset", help=".jsonl, .json or .parquet file")
+    chk.add_argument("--root", help="media root (default: the data set's folder)")
+    chk.add_argument("--backend", default="auto", help="video backend (see `vidrl list video_backend`)")
+    chk.add_argument("--fps", type=float, default=2.0, help="frames per second to sample")
+    chk.add_argument("--max-frames", type=int, default=64)
+    chk.set_defaults(func=cmd_data_check)
 
     b = sub.add_parser("bench", help="run benchmarks (from a source checkout)")
     b.add_argument("what", choices=["kernels"], help="what to benchmark")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from vidrl.components import VideoBackend
-from vidrl.errors import VidrlError
+from vidrl.errors import VidrlError, choices_hint
+from vidrl.registry import Registry
 
 
 class VideoError(VidrlError):
@@ -100,3 +102,25 @@ def decode_frames(backend: VideoBackend, path: str, indices: list[int], info: Vi
         raise VideoError(f"{path}: {backend.name} returned {got} for {len(indices)} frames, not [F, H, W, 3]")
     idx = torch.tensor(indices, dtype=torch.long)
     return Frames(pixels, idx.double() / info.fps, idx, info)
+
+
+def select_backend(registry: Registry[type[VideoBackend]], name: str = "auto") -> VideoBackend:
+    """The named backend, or with ``auto`` the available one of highest priority (decord, then
+    PyAV). A named backend that cannot run here is an error saying why."""
+    if name == "auto":
+        usable = [c for c in registry.entries() if c.obj.unavailable_reason() is None]
+        if not usable:
+            why = {e.name: e.obj.unavailable_reason() for e in registry.entries()}
+            raise VideoError(f"no video backend can run here: {why or 'none registered'}")
+        return max(usable, key=lambda e: e.obj.priority).obj()
+    cls = registry.get(name)
+    reason = cls.unavailable_reason()
+    if reason:
+        raise VideoError(f"video backend {name!r} cannot run here: {reason}; {choices_hint(name, registry)}")
+    return cls()
+
+
+def read_video(backend: VideoBackend, path: str, **plan: Any) -> Frames:
+    """Probe, plan (``plan_frames`` options) and decode only the planned frames."""
+    info = backend.probe(path)
+    return decode_frames(backend, path, plan_frames(info, **plan), info)
