@@ -46,3 +46,11 @@ def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch):
 # before any @triton.jit function is defined, i.e. before vidrl.kernels.* modules are imported.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    """A small synthetic data set (3 videos, 12 rows), made once per test session."""
+    from vidrl.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("synth"), num=3, seed=11, difficulty=1)

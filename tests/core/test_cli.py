@@ -11,10 +11,10 @@ import torch
 from vidrl.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["train", "plugins", "list", "validate", "bench"]
+COMMANDS = ["train", "plugins", "list", "validate", "data", "bench"]
 
 
-@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS), ["data", "synth"], ["data", "check"]])
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([*command, "--help"])

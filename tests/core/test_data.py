@@ -1,0 +1,105 @@
+"""Data sets: formats, root containment, row errors naming file/line/field, skip mode, check."""
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vidrl import Session
+from vidrl.data import DataError, check_dataset, load_dataset
+
+ROW = {"id": "r1", "question": "How many?", "answer": 3, "task_type": "numeric", "video": "v.mp4",
+       "duration": 5.0, "span": [1.0, 2.5], "source": "synthetic"}  # fmt: skip
+
+
+@pytest.fixture
+def root(tmp_path, synth_data):
+    shutil.copy(synth_data.parent / "videos" / "00000.mp4", tmp_path / "v.mp4")
+    return tmp_path
+
+
+def test_jsonl_json_parquet_and_iterables_give_the_same_samples(root):
+    (root / "d.jsonl").write_text(json.dumps(ROW) + "\n\n")
+    (root / "d.json").write_text(json.dumps([ROW]))
+    pq.write_table(pa.Table.from_pylist([ROW]), root / "d.parquet")
+    loaded = [load_dataset(root / f"d.{ext}").samples[0] for ext in ("jsonl", "json", "parquet")]
+    loaded.append(load_dataset([ROW], root=root).samples[0])
+    assert all(s == loaded[0] for s in loaded)
+    s = loaded[0]
+    assert (s.answer, s.span, s.video, s.task_type) == ("3", (1.0, 2.5), "v.mp4", "numeric")
+    assert s.metadata["source"] == "synthetic"  # unknown columns are kept as metadata
+
+
+def test_origins_name_file_and_line(root):
+    (root / "d.jsonl").write_text(json.dumps(ROW) + "\n" + json.dumps({**ROW, "id": "r2"}) + "\n")
+    assert load_dataset(root / "d.jsonl").origins == ["d.jsonl:1", "d.jsonl:2"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"video": "../outside.mp4"},
+            "d.jsonl:2: field 'video': path '../outside.mp4' escapes the data-set root",
+        ),
+        ({"video": "/etc/hostname"}, "d.jsonl:2: field 'video': path '/etc/hostname' escapes"),
+        ({"video": "nope.mp4"}, "d.jsonl:2: field 'video': file 'nope.mp4' does not exist"),
+        ({"span": [3.0, 1.0]}, "d.jsonl:2: field 'span': expected [start, end] with 0 <= start < end"),
+        ({"span": [1.0, 9.0]}, "<= duration, got [1.0, 9.0]"),
+        ({"task_type": "mcq"}, "d.jsonl:2: field 'task_type': unknown 'mcq'; valid: multiple_choice"),
+        ({"answer": None}, "'answer' (str or number)"),
+        ({"options": "ABCD"}, "field 'options': expected a list of strings"),
+        ({"duration": -1}, "field 'duration': expected a positive number"),
+    ],
+)
+def test_bad_rows_name_file_line_and_field(root, change, message):
+    bad = {**ROW, **change}
+    (root / "d.jsonl").write_text(json.dumps(ROW) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(DataError) as e:
+        load_dataset(root / "d.jsonl")
+    assert message in str(e.value)
+
+
+def test_missing_field_and_invalid_json(root):
+    (root / "d.jsonl").write_text('{"question": "q"}\n{oops\n')
+    with pytest.raises(DataError, match="d.jsonl:1: required field 'answer' is missing"):
+        load_dataset(root / "d.jsonl")
+
+
+def test_skip_mode_counts_and_never_substitutes(root):
+    (root / "d.jsonl").write_text(
+        "\n".join([json.dumps(ROW), "{oops", json.dumps({**ROW, "video": "x.mp4"})])
+    )
+    ds = load_dataset(root / "d.jsonl", on_bad_row="skip")
+    assert len(ds) == 1 and ds.origins == ["d.jsonl:1"]
+    assert len(ds.skipped) == 2 and ds.skipped[0].startswith("d.jsonl:2: invalid JSON")
+
+
+def test_all_rows_bad_is_an_error(root):
+    (root / "d.jsonl").write_text("{oops\n")
+    with pytest.raises(DataError, match="has no usable rows \\(1 skipped\\)"):
+        load_dataset(root / "d.jsonl", on_bad_row="skip")
+
+
+@pytest.mark.parametrize(
+    ("name", "match"), [("d.csv", "unknown data-set format '.csv'"), ("no.jsonl", "does not exist")]
+)
+def test_bad_data_set_files(root, name, match):
+    if name.endswith(".csv"):
+        (root / name).write_text("a,b\n")
+    with pytest.raises(DataError, match=match):
+        load_dataset(root / name)
+
+
+def test_check_reports_every_bad_row_without_raising(root):
+    (root / "broken.mp4").write_bytes(b"not a video" * 50)
+    rows = [ROW, {**ROW, "video": "broken.mp4"}, {"question": "q"}, {**ROW, "video": "../x.mp4"}]
+    (root / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    backend = Session().load().create("video_backend", "pyav")
+    total, problems = check_dataset(root / "d.jsonl", backend)
+    assert total == 4 and len(problems) == 3
+    text = "\n".join(problems)
+    assert "d.jsonl:2:" in text and "broken.mp4" in text
+    assert "d.jsonl:3: required field 'answer'" in text and "d.jsonl:4: field 'video'" in text

@@ -1,0 +1,84 @@
+"""Frame planning and backend selection (decoding itself: tests/plugins/test_video_backends.py)."""
+
+import pytest
+
+import vidrl
+from vidrl import Session, VideoError, VideoInfo
+from vidrl.video import plan_frames, select_backend
+
+INFO = VideoInfo(num_frames=80, fps=8.0, width=112, height=112)  # 10 s
+
+
+def test_fps_sampling_spreads_over_the_clip():
+    idx = plan_frames(INFO, fps=2.0, min_frames=4, max_frames=64)
+    assert len(idx) == 20 and idx[0] == 0 and idx[-1] == 79
+    assert all(b > a for a, b in zip(idx, idx[1:], strict=False))
+
+
+def test_long_clip_is_subsampled_to_max_frames():
+    idx = plan_frames(INFO, fps=8.0, max_frames=16)
+    assert len(idx) == 16 and idx[0] == 0 and idx[-1] == 79
+
+
+def test_count_is_a_multiple_of_the_frame_factor_and_at_least_min():
+    assert len(plan_frames(INFO, fps=0.5, min_frames=3, frame_factor=2)) == 4  # 5 → 4, ≥ 3 → 4
+    assert len(plan_frames(INFO, fps=0.1, min_frames=1, frame_factor=2)) == 2
+
+
+def test_window_restricts_frames():
+    idx = plan_frames(INFO, fps=2.0, start=2.0, end=4.0)
+    assert idx[0] == 16 and idx[-1] == 31 and len(idx) == 4
+
+
+def test_short_video_repeats_frames_rather_than_inventing_them():
+    tiny = VideoInfo(num_frames=3, fps=8.0, width=56, height=56)
+    idx = plan_frames(tiny, fps=2.0, min_frames=4)
+    assert len(idx) == 4 and set(idx) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fps": 0}, "need fps > 0"),
+        ({"min_frames": 9, "max_frames": 4}, "min_frames <= max_frames"),
+        ({"start": 5.0, "end": 5.0}, "is empty"),
+        ({"start": 11.0}, "is empty or outside"),
+    ],  # fmt: skip
+)
+def test_bad_plans(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plan_frames(INFO, **kwargs)
+
+
+def test_auto_prefers_decord_then_pyav():
+    reg = Session().load().registry("video_backend")
+    assert select_backend(reg).name == "decord"
+    assert select_backend(reg, "pyav").name == "pyav"
+
+
+def test_unavailable_backend_is_refused_with_the_reason():
+    class Ghost(vidrl.VideoBackend):
+        name = "ghost"
+        priority = 99
+
+        @classmethod
+        def unavailable_reason(cls):
+            return "ghostlib is not installed"
+
+        def probe(self, path):
+            raise AssertionError
+
+        def decode(self, path, indices):
+            raise AssertionError
+
+    class P:
+        @vidrl.hookimpl
+        def register_video_backends(self, register):
+            register(Ghost)
+
+    s = Session()
+    s.add_plugin(P(), "ghosts")
+    reg = s.load().registry("video_backend")
+    assert select_backend(reg).name == "decord"  # auto skips what cannot run
+    with pytest.raises(VideoError, match="'ghost' cannot run here: ghostlib is not installed"):
+        select_backend(reg, "ghost")
