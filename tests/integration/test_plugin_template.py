@@ -65,7 +65,11 @@ def test_listed_by_vidrl_plugins(site):
 def test_disabled_by_environment(site):
     out = _run(site, "-m", "vidrl.cli", "plugins", "--json", disable="template")
     assert out.returncode == 0, out.stderr
-    assert [p["name"] for p in json.loads(out.stdout)["plugins"]] == ["grpo_family", "kernels", "video_backends"]
+    assert [p["name"] for p in json.loads(out.stdout)["plugins"]] == [
+        "grpo_family",
+        "kernels",
+        "video_backends",
+    ]
 
 
 def test_usable_by_name_in_a_config(site, tmp_path):
