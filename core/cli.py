@@ -123,12 +123,15 @@ def source_root() -> Path:
     return root
 
 
-def bench_command(root: Path, cuda: bool, quick: bool) -> list[str]:
-    """The GPU harness when CUDA is present, else the CPU pytest-benchmark suite."""
-    if cuda:
+CPU_SUITES = {"kernels": "test_cpu_logprobs.py", "video": "test_cpu_video.py"}
+
+
+def bench_command(root: Path, what: str, cuda: bool, quick: bool) -> list[str]:
+    """Kernels: the GPU harness when CUDA is present, else the CPU suite. Video: the CPU suite."""
+    if what == "kernels" and cuda:
         return [sys.executable, str(root / "benchmarks" / "gpu_harness.py"), *(["--quick"] if quick else [])]
-    out = root / "benchmarks" / "results" / "cpu" / "kernels-cpu.json"
-    suite = str(root / "benchmarks" / "test_cpu_logprobs.py")
+    out = root / "benchmarks" / "results" / "cpu" / f"{what}-cpu.json"
+    suite = str(root / "benchmarks" / CPU_SUITES[what])
     columns = "--benchmark-columns=median,iqr,rounds"
     return [
         sys.executable,
@@ -147,7 +150,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     root = source_root()
     (root / "benchmarks" / "results" / "cpu").mkdir(parents=True, exist_ok=True)
-    cmd = bench_command(root, torch.cuda.is_available() and not args.cpu, args.quick)
+    cmd = bench_command(root, args.what, torch.cuda.is_available() and not args.cpu, args.quick)
     print("$ " + " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=root)
 
@@ -202,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_data_check)
 
     b = sub.add_parser("bench", help="run benchmarks (from a source checkout)")
-    b.add_argument("what", choices=["kernels"], help="what to benchmark")
+    b.add_argument("what", choices=list(CPU_SUITES), help="what to benchmark")
     b.add_argument("--cpu", action="store_true", help="the CPU suite even when a GPU is present")
     b.add_argument("--quick", action="store_true", help="GPU harness at smaller shapes")
     b.set_defaults(func=cmd_bench)

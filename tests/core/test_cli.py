@@ -101,9 +101,11 @@ def test_bench_command_picks_the_suite_for_the_device():
     from vidrl.cli import bench_command, source_root
 
     root = source_root()
-    gpu = bench_command(root, cuda=True, quick=True)
+    gpu = bench_command(root, "kernels", cuda=True, quick=True)
     assert gpu[1:] == [str(root / "benchmarks" / "gpu_harness.py"), "--quick"]
-    cpu = bench_command(root, cuda=False, quick=False)
+    cpu = bench_command(root, "kernels", cuda=False, quick=False)
     assert str(root / "benchmarks" / "test_cpu_logprobs.py") in cpu
-    assert any(a.startswith("--benchmark-json=") for a in cpu)
-    assert all(Path(a).exists() for a in (gpu[1], cpu[3]))
+    assert any(a.endswith("kernels-cpu.json") for a in cpu)
+    video = bench_command(root, "video", cuda=True, quick=False)
+    assert str(root / "benchmarks" / "test_cpu_video.py") in video
+    assert all(Path(a).exists() for a in (gpu[1], cpu[3], video[3]))
