@@ -54,3 +54,19 @@ def synth_data(tmp_path_factory) -> Path:
     from vidrl.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("synth"), num=3, seed=11, difficulty=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """``tiny_model_dir(arch)``: a tiny model directory of that architecture, built once."""
+    from vidrl.tiny import build_tiny_model
+
+    built: dict[str, Path] = {}
+    base = tmp_path_factory.mktemp("tiny")
+
+    def get(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = build_tiny_model(arch, base / arch)
+        return built[arch]
+
+    return get

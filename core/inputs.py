@@ -1,0 +1,176 @@
+"""Model inputs: prompts through the model's own chat template and processor, with frames and
+pixels budgeted *before* tokenising so that a prompt never has to be cut through its vision tokens.
+
+Frames are resized here to the processor's patch grid (``smart_resize`` with the budget's pixel
+bounds) and handed over with ``do_resize=False``, so the number of vision tokens is known exactly:
+per clip (F / temporal_patch) · (H / factor) · (W / factor), factor = patch · merge. When text +
+vision tokens exceed ``max_prompt_tokens``, frames are halved (uniformly, down to ``min_frames``),
+then pixels; if even that does not fit, the error says by how much.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from vidrl.errors import VidrlError
+from vidrl.types import Sample
+from vidrl.video import Frames
+
+LETTERS = "ABCDEFGH"
+
+
+class BudgetError(VidrlError):
+    """A prompt does not fit ``max_prompt_tokens`` even at the smallest frames and pixels."""
+
+
+@dataclass(frozen=True)
+class VisionBudget:
+    """Bounds on what one prompt may spend on vision. Pixel bounds are per frame."""
+
+    max_prompt_tokens: int = 4096
+    min_pixels: int = 28 * 28
+    max_pixels: int = 128 * 128
+    min_frames: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_pixels <= self.max_pixels or self.max_prompt_tokens < 1 or self.min_frames < 1:
+            raise ValueError(
+                f"need 0 < min_pixels <= max_pixels, max_prompt_tokens >= 1, min_frames >= 1: {self}"
+            )
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The vision encoder's grid, read from the processor: spatial ``factor`` (patch · merge) and
+    ``temporal`` patch (frames per temporal token)."""
+
+    factor: int
+    temporal: int
+
+    @classmethod
+    def of(cls, processor: Any) -> Geometry:
+        vp = processor.video_processor
+        return cls(factor=vp.patch_size * vp.merge_size, temporal=vp.temporal_patch_size)
+
+    def resize(self, height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+        """Qwen's smart_resize: both sides multiples of factor, area within the bounds, aspect kept."""
+        f = self.factor
+        h, w = max(f, round(height / f) * f), max(f, round(width / f) * f)
+        if h * w > max_pixels:
+            beta = math.sqrt(height * width / max_pixels)
+            h, w = max(f, math.floor(height / beta / f) * f), max(f, math.floor(width / beta / f) * f)
+        elif h * w < min_pixels:
+            beta = math.sqrt(min_pixels / (height * width))
+            h, w = math.ceil(height * beta / f) * f, math.ceil(width * beta / f) * f
+        return h, w
+
+    def tokens(self, frames: int, height: int, width: int) -> int:
+        return math.ceil(frames / self.temporal) * (height // self.factor) * (width // self.factor)
+
+
+def question_text(sample: Sample) -> str:
+    """The question with lettered options for multiple choice."""
+    if not sample.options:
+        return sample.question
+    options = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(sample.options))
+    return f"{sample.question}\n{options}"
+
+
+def messages_for(sample: Sample, has_video: bool, system: str | None = None) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = [{"type": "video"}] if has_video else []
+    content.append({"type": "text", "text": question_text(sample)})
+    head = [{"role": "system", "content": system}] if system else []
+    return [*head, {"role": "user", "content": content}]
+
+
+def _subsample(frames: Frames, n: int) -> Frames:
+    keep = torch.linspace(0, len(frames.indices) - 1, n).round().long()
+    return Frames(frames.pixels[keep], frames.times[keep], frames.indices[keep], frames.info)
+
+
+def _resize(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """[F, H, W, 3] uint8 → [F, height, width, 3] uint8 (bicubic, as the processors resize)."""
+    if pixels.shape[1:3] == (height, width):
+        return pixels
+    x = pixels.permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def fit_clip(frames: Frames, geometry: Geometry, budget: VisionBudget, text_tokens: int) -> Frames:
+    """Halve frames, then pixels, until text + vision tokens fit; return resized frames."""
+    max_pixels = budget.max_pixels
+    h, w = frames.pixels.shape[1:3]
+    while True:
+        rh, rw = geometry.resize(h, w, budget.min_pixels, max_pixels)
+        need = text_tokens + geometry.tokens(len(frames.indices), rh, rw)
+        if need <= budget.max_prompt_tokens:
+            return Frames(_resize(frames.pixels, rh, rw), frames.times, frames.indices, frames.info)
+        n = len(frames.indices)
+        smaller = max(budget.min_frames, (n // 2 // geometry.temporal) * geometry.temporal)
+        if smaller < n:
+            frames = _subsample(frames, smaller)
+        elif rh * rw > geometry.factor**2 and max_pixels > budget.min_pixels:
+            max_pixels = max(budget.min_pixels, max_pixels // 2)
+        else:
+            raise BudgetError(
+                f"the prompt needs {need} tokens ({text_tokens} text) at {n} frames of {rh}x{rw} px, "
+                f"more than max_prompt_tokens={budget.max_prompt_tokens}"
+            )
+
+
+def video_metadata(frames: Frames) -> dict[str, Any]:
+    """What the processors read: true frame indices and fps (Qwen3-VL prints index / fps as time
+    stamps), and a frame total chosen so that their ``sampled_fps`` is the clip's real rate."""
+    total = max(len(frames.indices), round(len(frames.indices) * frames.info.fps / frames.sampled_fps))
+    return {"total_num_frames": total, "fps": frames.info.fps, "frames_indices": frames.indices.tolist()}
+
+
+def prepare_batch(
+    processor: Any,
+    samples: Sequence[Sample],
+    clips: Sequence[Frames | None],
+    budget: VisionBudget = VisionBudget(),
+    system: str | None = None,
+) -> tuple[Any, list[Frames | None]]:
+    """Tokenised, left-padded prompts with vision inputs for ``samples`` (``clips[i]`` is the
+    decoded video of ``samples[i]`` or None). Returns (BatchFeature, the clips as fitted).
+
+    Text the processor adds per clip (Qwen3-VL's time stamps) is learnt from the first pass: a
+    prompt over budget is refitted with that overhead, at most three times."""
+    geometry = Geometry.of(processor)
+    texts = [
+        processor.apply_chat_template(
+            messages_for(s, c is not None, system), add_generation_prompt=True, tokenize=False
+        )
+        for s, c in zip(samples, clips, strict=True)
+    ]
+    text_tokens = [len(processor.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    overhead = [0] * len(samples)
+    for _ in range(4):
+        fitted = [
+            None if c is None else fit_clip(c, geometry, budget, n + extra)
+            for c, n, extra in zip(clips, text_tokens, overhead, strict=True)
+        ]
+        batch = _process(processor, texts, fitted)
+        lengths = batch["attention_mask"].sum(1).tolist()
+        over = [max(0, n - budget.max_prompt_tokens) for n in lengths]
+        if not any(over):
+            return batch, fitted
+        overhead = [o + x for o, x in zip(overhead, over, strict=True)]
+    raise BudgetError(f"prompts came to {max(lengths)} tokens > max_prompt_tokens={budget.max_prompt_tokens}")
+
+
+def _process(processor: Any, texts: list[str], clips: list[Frames | None]) -> Any:
+    videos = [c for c in clips if c is not None]
+    kwargs: dict[str, Any] = {"padding": True, "padding_side": "left", "return_tensors": "pt"}
+    if videos:
+        kwargs["videos"] = [c.pixels.numpy() for c in videos]
+        kwargs["video_metadata"] = [video_metadata(c) for c in videos]
+        kwargs.update(do_sample_frames=False, do_resize=False)
+    return processor(text=texts, **kwargs)

@@ -1,0 +1,82 @@
+"""Model inputs: chat template + processor, frames and pixels budgeted before tokenising."""
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+from vidrl import Sample, Session
+from vidrl.data import load_dataset
+from vidrl.inputs import BudgetError, Geometry, VisionBudget, prepare_batch, question_text
+from vidrl.tiny import ARCHS
+from vidrl.video import read_video
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clips_and_samples(synth_data):
+    ds = load_dataset(synth_data)
+    backend = Session().load().create("video_backend", "decord")
+    samples = ds.samples[:3]
+    return samples, [read_video(backend, str(ds.path(s.video)), fps=2.0, max_frames=16) for s in samples]
+
+
+@pytest.mark.parametrize("factor", [28, 32])
+def test_resize_matches_the_qwen_rule(factor):
+    g = Geometry(factor=factor, temporal=2)
+    for h in (30, 57, 112, 224, 480, 1080):
+        for w in (40, 112, 640, 1920):
+            for lo, hi in ((factor**2, 128 * 128), (56 * 56, 448 * 448)):
+                assert g.resize(h, w, lo, hi) == smart_resize(h, w, factor, lo, hi), (h, w, lo, hi)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("max_tokens", [4096, 180, 120])
+def test_budget_holds_and_vision_tokens_are_never_cut(arch, max_tokens, tiny_model_dir, clips_and_samples):
+    processor = AutoProcessor.from_pretrained(tiny_model_dir(arch))
+    samples, clips = clips_and_samples
+    batch, fitted = prepare_batch(processor, samples, clips, VisionBudget(max_prompt_tokens=max_tokens))
+    lengths = batch["attention_mask"].sum(1)
+    assert int(lengths.max()) <= max_tokens
+    geometry = Geometry.of(processor)
+    video_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    for row, clip in zip(batch["input_ids"], fitted, strict=True):
+        f, h, w = clip.pixels.shape[:3]
+        assert h % geometry.factor == 0 and w % geometry.factor == 0 and f % geometry.temporal == 0
+        assert int((row == video_id).sum()) == geometry.tokens(f, h, w)  # every vision token is there
+    if max_tokens == 120:  # ~80 text tokens + 16 frames at full size cannot fit: every clip shrank
+        for before, after in zip(clips, fitted, strict=True):
+            assert after.pixels.numel() < before.pixels.numel()
+
+
+def test_left_padding_mixed_text_and_video_and_forward(tiny_model_dir, clips_and_samples):
+    path = tiny_model_dir("qwen2_5_vl")
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    samples, clips = clips_and_samples
+    text_only = Sample(id="t", question="What is 2 + 2?", answer="4", task_type="numeric")
+    batch, fitted = prepare_batch(processor, [samples[0], text_only], [clips[0], None])
+    assert fitted[1] is None and batch["attention_mask"][1, 0] == 0 and batch["attention_mask"][:, -1].all()
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).logits).all()
+
+
+def test_impossible_budget_says_by_how_much(tiny_model_dir, clips_and_samples):
+    processor = AutoProcessor.from_pretrained(tiny_model_dir("qwen2_vl"))
+    samples, clips = clips_and_samples
+    with pytest.raises(
+        BudgetError,
+        match=r"needs \d+ tokens \(\d+ text\) at 2 frames of 28x28 px, more than max_prompt_tokens=20",
+    ):
+        prepare_batch(processor, samples[:1], clips[:1], VisionBudget(max_prompt_tokens=20))
+
+
+def test_question_text_letters_options():
+    s = Sample(id="x", question="Which?", answer="B", task_type="multiple_choice", options=("red", "blue"))
+    assert question_text(s) == "Which?\nA. red\nB. blue"
+
+
+def test_bad_budget():
+    with pytest.raises(ValueError, match="min_pixels <= max_pixels"):
+        VisionBudget(min_pixels=100, max_pixels=10)
