@@ -58,6 +58,15 @@ class Component:
         """Needs under this instance's options (a KL loss with β = 0 needs no reference model)."""
         return self.requires
 
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why the component cannot run in this process (a library or device is missing), or None."""
+        return None
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.unavailable_reason() is None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
 
@@ -118,15 +127,6 @@ class Kernel(Component, abc.ABC):
 
     devices: ClassVar[frozenset[str]] = frozenset({"cuda"})
 
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Why the implementation cannot run in this process (library or device missing), or None."""
-        return None
-
-    @classmethod
-    def available(cls) -> bool:
-        return cls.unavailable_reason() is None
-
     @abc.abstractmethod
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Same arguments and results as ``vidrl.ops.<name>``."""
@@ -144,11 +144,6 @@ class VideoBackend(Component, abc.ABC):
     """Reads video files. ``priority``: higher is preferred by ``backend: auto``."""
 
     priority: ClassVar[int] = 0
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Why this backend cannot run here (its library is missing), or None."""
-        return None
 
     @abc.abstractmethod
     def probe(self, path: str) -> VideoInfo:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from vidrl.components import VideoBackend
@@ -120,7 +121,27 @@ def select_backend(registry: Registry[type[VideoBackend]], name: str = "auto") -
     return cls()
 
 
-def read_video(backend: VideoBackend, path: str, **plan: Any) -> Frames:
-    """Probe, plan (``plan_frames`` options) and decode only the planned frames."""
+def read_video(backend: VideoBackend, path: str, timestamps: bool = False, **plan: Any) -> Frames:
+    """Probe, plan (``plan_frames`` options) and decode only the planned frames; with
+    ``timestamps`` each frame shows its time (``burn_timestamps``)."""
     info = backend.probe(path)
-    return decode_frames(backend, path, plan_frames(info, **plan), info)
+    frames = decode_frames(backend, path, plan_frames(info, **plan), info)
+    return burn_timestamps(frames) if timestamps else frames
+
+
+def burn_timestamps(frames: Frames, fmt: str = "{:.2f}s") -> Frames:
+    """Draw each frame's time stamp ("3.25s") in its top-left corner, white on a black box, so a
+    model can read times off the pixels (the frame toolbox does this). Returns new frames."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    out = []
+    for pixels, t in zip(frames.pixels, frames.times.tolist(), strict=True):
+        img = Image.fromarray(pixels.numpy())
+        draw = ImageDraw.Draw(img)
+        text = fmt.format(t)
+        left, top, right, bottom = draw.textbbox((2, 1), text, font=font)
+        draw.rectangle((0, 0, right + 2, bottom + 2), fill=(0, 0, 0))
+        draw.text((2, 1), text, fill=(255, 255, 255), font=font)
+        out.append(torch.from_numpy(np.asarray(img).copy()))
+    return Frames(torch.stack(out) if out else frames.pixels, frames.times, frames.indices, frames.info)

@@ -1,8 +1,11 @@
-"""Video decoding backends: decord (preferred) and PyAV (the fallback). Each reads only the
-frames asked for and turns every library error into a ``vidrl.VideoError`` naming the file."""
+"""Video decoding backends: decord (preferred), torchcodec (when installed, with the system FFmpeg
+libraries it needs) and PyAV (the fallback). Each reads only the frames asked for and turns every
+library error into a ``vidrl.VideoError`` naming the file."""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
 import os
 
@@ -105,7 +108,48 @@ class PyAV(vidrl.VideoBackend):
         return torch.from_numpy(np.stack([found[i] for i in indices]))
 
 
+@functools.cache
+def _torchcodec_problem() -> str | None:
+    if importlib.util.find_spec("torchcodec") is None:
+        return "torchcodec is not installed"
+    try:  # importing the decoders loads FFmpeg's shared libraries, which may be missing
+        importlib.import_module("torchcodec.decoders")
+    except (ImportError, OSError, RuntimeError) as e:
+        return f"torchcodec cannot load FFmpeg: {str(e).splitlines()[0]}"
+    return None
+
+
+class TorchCodec(vidrl.VideoBackend):
+    """torchcodec's VideoDecoder: random access by frame index, straight into torch tensors."""
+
+    name = "torchcodec"
+    priority = 15
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return _torchcodec_problem()
+
+    def _decoder(self, path: str):
+        from torchcodec.decoders import VideoDecoder
+
+        _check_exists(path)
+        try:
+            return VideoDecoder(path)
+        except Exception as e:  # torchcodec raises RuntimeError/ValueError for unreadable files
+            raise vidrl.VideoError(
+                f"{path}: not a readable video (torchcodec: {str(e).splitlines()[0]})"
+            ) from e
+
+    def probe(self, path: str) -> vidrl.VideoInfo:
+        m = self._decoder(path).metadata
+        return _checked_info(path, m.num_frames or 0, m.average_fps or 0, m.width or 0, m.height or 0)
+
+    def decode(self, path: str, indices: list[int]) -> torch.Tensor:
+        return self._decoder(path).get_frames_at(indices).data.permute(0, 2, 3, 1).contiguous()
+
+
 @vidrl.hookimpl
 def register_video_backends(register):
     register(Decord)
+    register(TorchCodec)
     register(PyAV)

@@ -10,13 +10,26 @@ from vidrl import Session, VideoError
 from vidrl.synth import Scene, Square, render
 from vidrl.video import read_video
 
-BACKENDS = ["decord", "pyav"]
+# every backend that can run here: decord and PyAV always; torchcodec where it and FFmpeg are installed
+BACKENDS = [e.name for e in Session().load().registry("video_backend").entries() if e.obj.available()]
 
 
 @pytest.fixture(scope="module")
 def backends():
     s = Session().load()
     return {name: s.create("video_backend", name) for name in BACKENDS}
+
+
+def test_burned_in_time_stamps_change_only_the_corner(backends, synth_data):
+    path = str(synth_data.parent / _first_row(synth_data)["video"])
+    plain = read_video(backends["decord"], path, fps=1.0)
+    stamped = read_video(backends["decord"], path, fps=1.0, timestamps=True)
+    changed = (plain.pixels != stamped.pixels).any(-1)  # [F, H, W]
+    rows, cols = changed.any(0).nonzero(as_tuple=True)
+    assert rows.max() < 20 and cols.max() < 50  # a small box in the top-left corner
+    assert (stamped.pixels[:, 2:12, 2:30] > 200).all(-1).any(2).any(1).all()  # light text on every frame
+    corners = stamped.pixels[:, :14, :40]
+    assert all(not torch.equal(corners[i], corners[i + 1]) for i in range(len(corners) - 1))  # times differ
 
 
 def _first_row(synth_data):
@@ -55,12 +68,16 @@ def test_each_frame_is_the_one_at_its_time_stamp(backends, synth_data, name):
                 assert own < dist(frames.pixels[k], drawn(other)), (t, other)
 
 
+def test_decord_and_pyav_are_always_available():
+    assert {"decord", "pyav"} <= set(BACKENDS)
+
+
 def test_every_backend_gives_the_same_frames(backends, synth_data):
     path = str(synth_data.parent / _first_row(synth_data)["video"])
-    a, b = (read_video(backends[n], path, fps=3.0) for n in BACKENDS)
-    assert torch.equal(a.indices, b.indices)
-    # the same FFmpeg decoder underneath; the colour conversion may round differently
-    assert (a.pixels.int() - b.pixels.int()).abs().max() <= 2
+    a, *others = (read_video(backends[n], path, fps=3.0) for n in BACKENDS)
+    for b in others:  # FFmpeg's decoder under each; their colour conversions may round differently
+        assert torch.equal(a.indices, b.indices)
+        assert (a.pixels.int() - b.pixels.int()).abs().max() <= 2
 
 
 @pytest.mark.parametrize("name", BACKENDS)
