@@ -2,8 +2,8 @@
 
 - frames decoded per second by each backend, sampling 2 fps (64 frames at most) from a 60 s,
   30 fps, 224×224 synthetic clip: decord seeks, PyAV decodes up to the last frame asked for;
-- the time to turn 4 decoded clips into one model-ready batch with a tiny Qwen2.5-VL processor
-  (chat template, resize, patchify, tokenise).
+- the time ``vidrl.inputs.prepare_batch`` takes to turn 4 decoded clips into one model-ready
+  batch for a tiny Qwen2.5-VL (chat template, budget fitting, resize, patchify, tokenise).
 
     pytest benchmarks/test_cpu_video.py --benchmark-columns=median,iqr,rounds
 """
@@ -29,7 +29,10 @@ def clip(tmp_path_factory):
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["decord", "pyav"])
+BACKENDS = [e.name for e in Session().load().registry("video_backend").entries() if e.obj.available()]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_decode_60s_clip(benchmark, clip, name):
     backend = Session().load().create("video_backend", name)
     frames = benchmark.pedantic(read_video, args=(backend, clip), kwargs={"fps": 2.0, "max_frames": 64},
@@ -40,26 +43,20 @@ def test_decode_60s_clip(benchmark, clip, name):
 
 
 def test_prepare_model_ready_batch(benchmark, clip, tmp_path):
+    """vidrl.inputs.prepare_batch: chat template, budget fitting and resizing, processor."""
     from transformers import AutoProcessor
 
+    from vidrl import Sample
+    from vidrl.inputs import VisionBudget, prepare_batch
     from vidrl.tiny import build_tiny_model
 
     processor = AutoProcessor.from_pretrained(build_tiny_model("qwen2_5_vl", tmp_path / "m"))
     backend = Session().load().create("video_backend", "decord")
     clips = [read_video(backend, clip, fps=0.5, max_frames=16) for _ in range(4)]
-    msg = [
-        {
-            "role": "user",
-            "content": [{"type": "video"}, {"type": "text", "text": "When is the red square visible?"}],
-        }
-    ]
-    text = processor.apply_chat_template(msg, add_generation_prompt=True, tokenize=False)
-    meta = [{"total_num_frames": len(c.indices), "fps": c.sampled_fps} for c in clips]
-
-    def prepare():
-        return processor(text=[text] * 4, videos=[c.pixels.numpy() for c in clips], video_metadata=meta,
-                         do_sample_frames=False, padding=True, return_tensors="pt")  # fmt: skip
-
-    batch = benchmark.pedantic(prepare, rounds=5, warmup_rounds=1)
+    samples = [Sample(id=str(i), question="When is the red square visible?", answer="1-2") for i in range(4)]
+    budget = VisionBudget(max_prompt_tokens=1024, max_pixels=128 * 128)
+    batch, _ = benchmark.pedantic(
+        prepare_batch, args=(processor, samples, clips, budget), rounds=5, warmup_rounds=1
+    )
     assert batch["input_ids"].shape[0] == 4
     benchmark.extra_info["batch"] = "4 clips x 16 frames, 224 px to a 128x128 budget"

@@ -32,6 +32,15 @@ def test_jsonl_json_parquet_and_iterables_give_the_same_samples(root):
     assert s.metadata["source"] == "synthetic"  # unknown columns are kept as metadata
 
 
+def test_hugging_face_dataset(root):
+    import datasets
+
+    hf = datasets.Dataset.from_list([ROW, {**ROW, "id": "r2", "span": None}])
+    ds = load_dataset(hf, root=root)
+    assert [s.id for s in ds.samples] == ["r1", "r2"] and ds.origins == ["row 0", "row 1"]
+    assert ds.samples[0] == load_dataset([ROW], root=root).samples[0]
+
+
 def test_origins_name_file_and_line(root):
     (root / "d.jsonl").write_text(json.dumps(ROW) + "\n" + json.dumps({**ROW, "id": "r2"}) + "\n")
     assert load_dataset(root / "d.jsonl").origins == ["d.jsonl:1", "d.jsonl:2"]
