@@ -4,7 +4,7 @@ This module is the public API. Plugins (built-in ones included) import only from
 ``vidrl.ops``.
 """
 
-from vidrl import ops
+from vidrl import ops, text
 from vidrl.components import (
     KINDS,
     AdvantageEstimator,
@@ -66,4 +66,5 @@ __all__ = [
     "hookimpl",
     "load_config",
     "ops",
+    "text",
 ]

@@ -88,7 +88,14 @@ class PolicyLoss(Component, abc.ABC):
 
 
 class Reward(Component, abc.ABC):
-    """Scores responses. Must return one finite float per response."""
+    """Scores responses. Must return one finite float per response.
+
+    ``task_types``: the ``Sample.task_type`` s it scores (None: every sample). In a mixed-task
+    batch the engine calls it only on those samples; the others get no score from it (0 in the
+    total, left out of its metric), so each sample is judged by its own task's rewards.
+    """
+
+    task_types: ClassVar[frozenset[str] | None] = None
 
     @abc.abstractmethod
     def __call__(self, responses: Sequence[str], samples: Sequence[Sample]) -> Sequence[float]:

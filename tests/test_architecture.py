@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC = {"vidrl", "vidrl.ops"}
+PUBLIC = {"vidrl", "vidrl.ops", "vidrl.text"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

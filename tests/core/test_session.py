@@ -151,7 +151,9 @@ def test_invalid_component_classes_are_rejected(fake_dist, body, expected):
 def test_enable_and_disable_lists(fake_dist):
     fake_dist("vidrl-half", "0.3", {"half": "half_plugin"}, {"half_plugin": _good()})
     assert set(Session(enable=["half"]).load().plugins) == {"half"}
-    assert set(Session(disable=["half"]).load().plugins) == {"grpo_family", "kernels", "video_backends"}
+    builtin = {ep.name for ep in md.entry_points(group="vidrl") if ep.dist.metadata["Name"] == "vidrl"}
+    assert {"grpo_family", "kernels", "rewards", "video_backends"} <= builtin
+    assert set(Session(disable=["half"]).load().plugins) == builtin
 
 
 def test_environment_overrides(fake_dist):

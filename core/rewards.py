@@ -1,0 +1,74 @@
+"""Composing rewards: the weighted total of the configured rewards, and per-reward scores.
+
+A reward that raises, returns the wrong number of scores, or returns NaN/inf is an error naming
+the reward and the sample: a bad score is never averaged away.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from vidrl.components import Reward
+from vidrl.errors import VidrlError
+from vidrl.types import Sample
+
+
+class RewardError(VidrlError):
+    """A reward function failed or returned a non-finite score; the message names both."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """``total``: [B] float, Σ weight · score over the rewards that apply to each sample.
+    ``per_reward``: name → [B] float, NaN where the reward does not apply to the sample."""
+
+    total: torch.Tensor
+    per_reward: dict[str, torch.Tensor]
+
+    def means(self) -> dict[str, float]:
+        """``reward/<name>``: mean over the samples each reward applies to (NaN-free)."""
+        out = {}
+        for name, s in self.per_reward.items():
+            ok = ~torch.isnan(s)
+            if ok.any():
+                out[f"reward/{name}"] = float(s[ok].mean())
+        return out
+
+
+def score(
+    rewards: Sequence[tuple[str, float, Reward]], responses: Sequence[str], samples: Sequence[Sample]
+) -> Scores:
+    """Apply each (name, weight, reward) to the responses of the samples it applies to."""
+    if len(responses) != len(samples):
+        raise ValueError(f"{len(responses)} responses for {len(samples)} samples")
+    total = torch.zeros(len(samples), dtype=torch.float64)
+    per: dict[str, torch.Tensor] = {}
+    for name, weight, reward in rewards:
+        idx = [
+            i for i, s in enumerate(samples) if reward.task_types is None or s.task_type in reward.task_types
+        ]
+        col = torch.full((len(samples),), math.nan, dtype=torch.float64)
+        if idx:
+            values = _call(name, reward, [responses[i] for i in idx], [samples[i] for i in idx])
+            col[idx] = torch.tensor(values, dtype=torch.float64)
+            total[idx] += weight * col[idx]
+        per[name] = col
+    return Scores(total.float(), {k: v.float() for k, v in per.items()})
+
+
+def _call(name: str, reward: Reward, responses: list[str], samples: list[Sample]) -> list[float]:
+    try:
+        values = [float(v) for v in reward(responses, samples)]
+    except Exception as e:
+        ids = ", ".join(s.id for s in samples[:5])
+        raise RewardError(f"reward {name!r} raised on samples [{ids}...]: {type(e).__name__}: {e}") from e
+    if len(values) != len(samples):
+        raise RewardError(f"reward {name!r} returned {len(values)} scores for {len(samples)} responses")
+    for v, s in zip(values, samples, strict=True):
+        if not math.isfinite(v):
+            raise RewardError(f"reward {name!r} returned {v} for sample {s.id!r}")
+    return values

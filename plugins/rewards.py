@@ -1,0 +1,189 @@
+"""The shared rewards of shared/ALGORITHMS.md §6: format, multiple choice, numeric, MRA, temporal
+IoU (with DGRPO's (α, β) cut), grounded QA and free-form ROUGE. Each reads only the one
+``<answer>`` block of a response (``vidrl.text``) and scores it in [0, 1] (grounded QA: [0, 2])."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import vidrl
+from vidrl import text
+
+LETTERS = "ABCDEFGH"
+
+
+class Format(vidrl.Reward):
+    """``score`` when the response is exactly <think>…</think> [<tool_call>…</tool_call>
+    <think>…</think>]* <answer>…</answer> with only white space between the blocks (the think
+    block optional when ``think`` is off; tool blocks only when ``tool_calls`` is on), else 0.
+    DeepVideo-R1 scores {0, 1}, VerIPO {0, 0.5}."""
+
+    name = "format"
+
+    @dataclass(frozen=True)
+    class Config:
+        score: float = 1.0
+        think: bool = True
+        tool_calls: bool = False
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        think = r"<think>(?:(?!</?think>|</?answer>).)*</think>\s*"
+        tool = r"<tool_call>(?:(?!</?tool_call>).)*</tool_call>\s*" + think
+        answer = r"<answer>(?:(?!</?answer>|</?think>).)*</answer>"
+        head = think if self.config.think else f"(?:{think})?"
+        loop = f"(?:{tool})*" if self.config.tool_calls else ""
+        self._pattern = re.compile(rf"\s*{head}{loop}{answer}\s*", re.S)
+
+    def __call__(self, responses: Sequence[str], samples: Sequence[vidrl.Sample]) -> list[float]:
+        return [self.config.score if self._pattern.fullmatch(r) else 0.0 for r in responses]
+
+
+class MultipleChoice(vidrl.Reward):
+    """1 when the answer names exactly one option letter and it is the right one."""
+
+    name = "multiple_choice"
+    task_types = frozenset({"multiple_choice"})
+
+    def __call__(self, responses, samples):
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            answer = text.extract_answer(r)
+            valid = LETTERS[: len(s.options) or 4]
+            found = set(re.findall(rf"\b([{valid}])\b", answer or ""))
+            out.append(1.0 if found == {s.answer.strip().upper()} else 0.0)
+        return out
+
+
+class Numeric(vidrl.Reward):
+    """1 if the one number in the answer equals the truth at one decimal, 0.5 if equal once
+    rounded to an integer, else 0."""
+
+    name = "numeric"
+    task_types = frozenset({"numeric"})
+
+    def __call__(self, responses, samples):
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            pred, gt = text.parse_number(text.extract_answer(r)), text.parse_number(s.answer)
+            if pred is None or gt is None:
+                out.append(0.0)
+            elif round(pred, 1) == round(gt, 1):
+                out.append(1.0)
+            else:
+                out.append(0.5 if round(pred) == round(gt) else 0.0)
+        return out
+
+
+class MRA(vidrl.Reward):
+    """Mean relative accuracy: mean over θ ∈ {0.50, 0.55, …, 0.95} of 1[|ŷ − y| / |y| ≤ 1 − θ]
+    (for y = 0: 1 only for ŷ = 0)."""
+
+    name = "mra"
+    task_types = frozenset({"numeric"})
+    THRESHOLDS = tuple(0.5 + 0.05 * i for i in range(10))
+
+    def __call__(self, responses, samples):
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            pred, gt = text.parse_number(text.extract_answer(r)), text.parse_number(s.answer)
+            if pred is None or gt is None:
+                out.append(0.0)
+            elif gt == 0:
+                out.append(1.0 if pred == 0 else 0.0)
+            else:
+                rel = abs(pred - gt) / abs(gt)
+                out.append(sum(rel <= 1 - t + 1e-12 for t in self.THRESHOLDS) / len(self.THRESHOLDS))
+        return out
+
+
+class TemporalIoU(vidrl.Reward):
+    """IoU of the answer's span with the truth, cut as clamp((IoU − α) / (β − α), 0, 1)
+    (DGRPO's task-level scaling; α = 0, β = 1 is plain IoU). Unparseable or reversed: 0."""
+
+    name = "temporal_iou"
+    task_types = frozenset({"temporal_grounding"})
+
+    @dataclass(frozen=True)
+    class Config:
+        alpha: float = 0.0
+        beta: float = 1.0
+
+        def __post_init__(self) -> None:
+            if not 0 <= self.alpha < self.beta <= 1:
+                raise ValueError(f"need 0 <= alpha < beta <= 1, got alpha={self.alpha}, beta={self.beta}")
+
+    def __call__(self, responses, samples):
+        a, b = self.config.alpha, self.config.beta
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            if s.span is None:
+                raise ValueError(f"sample {s.id!r} has no ground-truth span")
+            iou = text.temporal_iou(text.parse_span(text.extract_answer(r)), s.span)
+            out.append(min(1.0, max(0.0, (iou - a) / (b - a))))
+        return out
+
+
+class GroundedQA(vidrl.Reward):
+    """IoU of the answer's span + 1 if the rest of the answer matches the truth (normalised):
+    in [0, 2]. (The released VITAL code returns only the IoU part; that is a bug, not copied.)"""
+
+    name = "grounded_qa"
+    task_types = frozenset({"grounded_qa"})
+
+    def __call__(self, responses, samples):
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            if s.span is None:
+                raise ValueError(f"sample {s.id!r} has no ground-truth span")
+            answer = text.extract_answer(r)
+            iou = text.temporal_iou(text.parse_span(answer), s.span)
+            said = text.normalize(text.remove_span(answer)) if answer else ""
+            out.append(iou + (1.0 if said == text.normalize(s.answer) else 0.0))
+        return out
+
+
+def _f1(overlap: int, pred: int, ref: int) -> float:
+    return 0.0 if overlap == 0 else 2 * overlap / (pred + ref)
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    row = [0] * (len(b) + 1)
+    for x in a:
+        prev = 0
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def rouge(pred: str, ref: str) -> float:
+    """Mean of ROUGE-1, ROUGE-2 and ROUGE-L F-measures over lower-cased word tokens."""
+    p, r = text.normalize(pred).split(), text.normalize(ref).split()
+    scores = []
+    for n in (1, 2):
+        pg = Counter(tuple(p[i : i + n]) for i in range(len(p) - n + 1))
+        rg = Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
+        scores.append(_f1(sum((pg & rg).values()), sum(pg.values()), sum(rg.values())))
+    scores.append(_f1(_lcs(p, r), len(p), len(r)))
+    return sum(scores) / 3
+
+
+class Rouge(vidrl.Reward):
+    """Free form: mean of ROUGE-1/2/L F-measures of the answer against the truth."""
+
+    name = "rouge"
+    task_types = frozenset({"free_form"})
+
+    def __call__(self, responses, samples):
+        return [
+            rouge(text.extract_answer(r) or "", s.answer) for r, s in zip(responses, samples, strict=True)
+        ]
+
+
+@vidrl.hookimpl
+def register_rewards(register):
+    for cls in (Format, MultipleChoice, Numeric, MRA, TemporalIoU, GroundedQA, Rouge):
+        register(cls)

@@ -1,0 +1,164 @@
+"""The shared rewards on tricky strings, and their composition by task type."""
+
+import math
+
+import pytest
+
+import vidrl
+from vidrl import Sample, Session
+from vidrl.rewards import RewardError, score
+
+MC = Sample(
+    id="mc", question="q", answer="B", task_type="multiple_choice", options=("red", "blue", "green", "cyan")
+)
+NUM = Sample(id="num", question="q", answer="3", task_type="numeric")
+TG = Sample(id="tg", question="q", answer="2-4", task_type="temporal_grounding", span=(2.0, 4.0))
+GQA = Sample(id="gqa", question="q", answer="blue", task_type="grounded_qa", span=(2.0, 4.0))
+FREE = Sample(id="ff", question="q", answer="the red square moves left", task_type="free_form")
+
+
+@pytest.fixture(scope="module")
+def session():
+    return Session().load()
+
+
+def _r(session, name, **options):
+    cls = session.registry("reward").get(name)
+    return session.create("reward", name, cls.Config(**options))
+
+
+def _a(body, think="ok"):
+    return f"<think>{think}</think><answer>{body}</answer>"
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (_a("B"), 1.0),
+        ("<think>\nx\n</think>\n\n<answer>B</answer>\n", 1.0),
+        ("<answer>B</answer>", 0.0),  # missing think
+        ("text <think>x</think><answer>B</answer>", 0.0),  # text outside the blocks
+        ("<think>x</think><answer>B</answer><answer>C</answer>", 0.0),  # several answers
+        ("<think>a<think>b</think></think><answer>B</answer>", 0.0),  # nested
+        ("<think>x</think><tool_call>{}</tool_call><think>y</think><answer>B</answer>", 0.0),  # tools off
+        ("<think>x<answer>B</answer></think>", 0.0),
+    ],
+)
+def test_format(session, response, expected):
+    assert _r(session, "format")([response], [MC]) == [expected]
+
+
+def test_format_options(session):
+    tools = "<think>x</think><tool_call>{}</tool_call><think>y</think><answer>B</answer>"
+    assert _r(session, "format", tool_calls=True, score=0.5)([tools], [MC]) == [0.5]
+    assert _r(session, "format", think=False)(["<answer>B</answer>", _a("B")], [MC, MC]) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("B", 1.0),
+        ("b", 0.0),
+        ("B. blue", 1.0),
+        ("(B)", 1.0),
+        ("A or B", 0.0),
+        ("C", 0.0),
+        ("Blue", 0.0),
+        ("E", 0.0),
+        ("B B", 1.0),
+    ],  # fmt: skip
+)
+def test_multiple_choice(session, body, expected):
+    assert _r(session, "multiple_choice")([_a(body)], [MC]) == [expected]
+
+
+def test_multiple_choice_without_answer_block(session):
+    assert _r(session, "multiple_choice")(["B"], [MC]) == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [("3", 1.0), ("3.04", 1.0), ("3.4", 0.5), ("2.6", 0.5), ("4", 0.0), ("3 or 4", 0.0), ("", 0.0)],
+)
+def test_numeric(session, body, expected):
+    assert _r(session, "numeric")([_a(body)], [NUM]) == [expected]
+
+
+def test_mra(session):
+    ten = Sample(id="n", question="q", answer="10", task_type="numeric")
+    # |11 - 10| / 10 = 0.1 ≤ 1 − θ for θ ≤ 0.9: 9 of 10 thresholds
+    assert _r(session, "mra")([_a("11"), _a("10"), _a("16"), _a("x")], [ten] * 4) == pytest.approx(
+        [0.9, 1.0, 0.0, 0.0]
+    )
+    zero = Sample(id="z", question="q", answer="0", task_type="numeric")
+    assert _r(session, "mra")([_a("0"), _a("0.1")], [zero, zero]) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [("2-4", 1.0), ("[3.0, 5.0]", 1 / 3), ("4-2", 0.0), ("soon", 0.0), ("5 to 6 s", 0.0)],
+)
+def test_temporal_iou(session, body, expected):
+    assert _r(session, "temporal_iou")([_a(body)], [TG]) == [pytest.approx(expected)]
+
+
+def test_temporal_iou_cut(session):
+    cut = _r(session, "temporal_iou", alpha=0.2, beta=0.8)
+    # IoU 1/3 → (1/3 − 0.2) / 0.6; IoU 1 → 1; IoU 0.1 → 0
+    got = cut([_a("[3, 5]"), _a("2-4"), _a("3.8-5.8")], [TG] * 3)
+    assert got == pytest.approx([(1 / 3 - 0.2) / 0.6, 1.0, 0.0])
+    with pytest.raises(ValueError, match="need 0 <= alpha < beta <= 1"):
+        session.registry("reward").get("temporal_iou").Config(alpha=0.5, beta=0.5)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("blue, 2-4", 2.0),
+        ("Blue (2 to 4 s)", 2.0),
+        ("red, 2-4", 1.0),
+        ("blue", 1.0),
+        ("blue, 3-5", 1 + 1 / 3),
+    ],
+)
+def test_grounded_qa_counts_both_parts(session, body, expected):
+    assert _r(session, "grounded_qa")([_a(body)], [GQA]) == [pytest.approx(expected)]
+
+
+def test_rouge(session):
+    exact, partial, none = _r(session, "rouge")(
+        [_a("The red square moves left"), _a("red square moves"), _a("green")], [FREE] * 3
+    )
+    assert exact == pytest.approx(1.0) and none == 0.0
+    # R1: 3 of 5 ref, 3 of 3 pred → 0.75; R2: 2 of 4, 2 of 2 → 2/3; L: LCS 3 → 0.75
+    assert partial == pytest.approx((0.75 + 2 / 3 + 0.75) / 3)
+
+
+def test_score_routes_rewards_by_task_type(session):
+    specs = [("format", 0.5, _r(session, "format")), ("mc", 1.0, _r(session, "multiple_choice")),
+             ("count", 1.0, _r(session, "numeric"))]  # fmt: skip
+    out = score(specs, [_a("B"), _a("3"), "<answer>C</answer>"], [MC, NUM, MC])
+    assert out.total.tolist() == [1.5, 1.5, 0.0]
+    assert out.per_reward["mc"].tolist()[0] == 1.0 and math.isnan(out.per_reward["mc"][1])
+    # per-reward means are of the raw scores (before weights), over the samples each applies to
+    assert out.means() == {"reward/format": pytest.approx(2 / 3), "reward/mc": 0.5, "reward/count": 1.0}
+
+
+class Broken(vidrl.Reward):
+    name = "broken"
+
+    def __call__(self, responses, samples):
+        return [float("nan") if "nan" in r else 1 / 0 if "boom" in r else 1.0 for r in responses]
+
+
+def test_failing_rewards_name_themselves_and_the_sample():
+    with pytest.raises(RewardError, match=r"reward 'b' returned nan for sample 'num'"):
+        score([("b", 1.0, Broken())], ["ok", "nan"], [MC, NUM])
+    with pytest.raises(RewardError, match=r"reward 'b' raised on samples \[mc, num.*ZeroDivisionError"):
+        score([("b", 1.0, Broken())], ["ok", "boom"], [MC, NUM])
+
+
+def test_grounding_rewards_need_a_span(session):
+    no_span = Sample(id="x", question="q", answer="1-2", task_type="temporal_grounding")
+    with pytest.raises(RewardError, match="sample 'x' has no ground-truth span"):
+        score([("iou", 1.0, _r(session, "temporal_iou"))], [_a("1-2")], [no_span])
