@@ -69,16 +69,18 @@ class LossInputs:
     ``logprobs``: [B, T] log π_θ of the response tokens (with grad). ``old_logprobs`` and
     ``ref_logprobs``: [B, T] under the rollout policy and the reference, or None when the loss does
     not declare the need. ``advantages``: [B] or [B, T]. ``mask``: [B, T], 1 on trained tokens and
-    0 on padding and tool observations. ``group_ids``: [B] long. ``normalizer``: the token (or
-    sequence) count of the whole optimizer step, computed before the micro-batch loop so gradient
-    accumulation does not change the loss.
+    0 on padding and tool observations. ``group_ids``: [B] long. ``step_tokens`` and
+    ``step_sequences``: the mask's token count and the sequence count of the *whole optimizer step*
+    (every micro-batch, every rank), computed before the micro-batch loop, so that gradient
+    accumulation and data parallelism do not change the loss (``vidrl.ops.aggregate``).
     """
 
     logprobs: torch.Tensor
     advantages: torch.Tensor
     mask: torch.Tensor
     group_ids: torch.Tensor
-    normalizer: float
+    step_tokens: float
+    step_sequences: float
     old_logprobs: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
 

@@ -1,6 +1,6 @@
-"""The GRPO family of advantage estimators (shared/ALGORITHMS.md §0): GRPO, Dr. GRPO, RLOO.
-
-All three are thin configurations of the primitive ``vidrl.ops.group_advantages``.
+"""The GRPO family (shared/ALGORITHMS.md §0): the advantage estimators GRPO, Dr. GRPO and RLOO
+(thin configurations of ``vidrl.ops.group_advantages``) and their policy loss, PPO-clip with a KL
+penalty to the reference model.
 """
 
 from __future__ import annotations
@@ -76,6 +76,66 @@ class RLOO(_CentredOnly):
 
     name = "rloo"
     mode = "leave_one_out"
+
+
+Aggregation = Literal["token_mean", "sequence_mean", "constant"]
+
+
+class PPOClip(vidrl.PolicyLoss):
+    """Per token: −min(r·A, clip(r, 1 − ε_low, 1 + ε_high)·A) + β·KL(π_θ ‖ π_ref), r = π_θ / π_old,
+    aggregated over the optimizer step (``vidrl.ops.aggregate``). β = 0 needs no reference model.
+    Metrics: ``clip_frac`` (tokens whose clipped term is the active one), ``kl``, ``ratio``."""
+
+    name = "ppo_clip"
+
+    @dataclass(frozen=True)
+    class Config:
+        eps_low: float = 0.2
+        eps_high: float = 0.2
+        beta: float = 0.0
+        kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+        aggregation: Aggregation = "token_mean"
+        max_length: int | None = None  # the constant normaliser of aggregation "constant"
+
+        def __post_init__(self) -> None:
+            if not (0 <= self.eps_low < 1 and self.eps_high >= 0 and self.beta >= 0):
+                raise ValueError(f"need 0 <= eps_low < 1, eps_high >= 0, beta >= 0; got {self}")
+            if self.aggregation == "constant" and not (self.max_length and self.max_length > 0):
+                raise ValueError("aggregation 'constant' needs max_length > 0 (the generation budget)")
+
+    def needs(self) -> frozenset[vidrl.Need]:
+        ref = {vidrl.Need.REFERENCE_MODEL} if self.config.beta > 0 else set()
+        return frozenset({vidrl.Need.OLD_LOGPROBS, *ref})
+
+    def __call__(self, inputs: vidrl.LossInputs) -> vidrl.LossOutput:
+        c = self.config
+        lp, mask = inputs.logprobs, inputs.mask
+        adv = inputs.advantages if inputs.advantages.dim() == 2 else inputs.advantages[:, None]
+        ratio = torch.exp(lp - inputs.old_logprobs)
+        unclipped = ratio * adv
+        clipped = ratio.clamp(1 - c.eps_low, 1 + c.eps_high) * adv
+        per_token = -torch.minimum(unclipped, clipped)
+        metrics = {}
+        if c.beta > 0:
+            kl = ops.kl_penalty(lp, inputs.ref_logprobs, c.kl_estimator)
+            per_token = per_token + c.beta * kl
+            metrics["kl"] = _masked_mean(kl.detach(), mask)
+        loss = ops.aggregate(
+            per_token, mask, c.aggregation, inputs.step_tokens, inputs.step_sequences, c.max_length
+        )
+        metrics["clip_frac"] = _masked_mean((clipped < unclipped).float(), mask)
+        metrics["ratio"] = _masked_mean(ratio.detach(), mask)
+        return vidrl.LossOutput(loss, metrics)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    m = mask.to(x.dtype)
+    return float((x * m).sum() / m.sum().clamp(min=1))
+
+
+@vidrl.hookimpl
+def register_policy_losses(register):
+    register(PPOClip)
 
 
 @vidrl.hookimpl

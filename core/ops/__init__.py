@@ -19,6 +19,7 @@ from vidrl.ops.advantages import (
 )
 from vidrl.ops.dispatch import PRIMITIVES
 from vidrl.ops.logprobs import check_linear_args, check_logprob_args
+from vidrl.ops.losses import AGGREGATIONS, KL_ESTIMATORS, aggregate, kl_penalty
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, **kwargs):
@@ -54,8 +55,11 @@ def group_advantages(rewards: torch.Tensor, group_ids=None, group_size=None, **k
 
 
 __all__ = [
+    "AGGREGATIONS",
+    "KL_ESTIMATORS",
     "MODES",
     "PRIMITIVES",
+    "aggregate",
     "check_advantage_args",
     "check_group_size",
     "check_weights",
@@ -65,6 +69,7 @@ __all__ = [
     "group_advantages",
     "group_index",
     "group_stats",
+    "kl_penalty",
     "linear_token_logprobs",
     "token_logprobs",
 ]

@@ -50,7 +50,9 @@ def test_every_kind_has_a_hook_and_an_abstract_base():
 
 def test_loss_inputs_and_output_carry_tensors():
     lp = torch.zeros(2, 3, requires_grad=True)
-    inputs = vidrl.LossInputs(lp, torch.ones(2), torch.ones(2, 3), torch.tensor([0, 0]), normalizer=6.0)
+    inputs = vidrl.LossInputs(
+        lp, torch.ones(2), torch.ones(2, 3), torch.tensor([0, 0]), step_tokens=6, step_sequences=2
+    )
     out = KL()(inputs)
     out.loss.backward()
     assert torch.equal(lp.grad, torch.ones(2, 3)) and out.metrics == {}

@@ -1,0 +1,55 @@
+"""Pure-torch loss primitives shared by policy losses: KL estimators and aggregation.
+
+Shapes: B sequences, T response tokens; ``mask`` [B, T] is 1 on trained tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+
+KL_ESTIMATORS = ("k1", "k2", "k3")
+AGGREGATIONS = ("token_mean", "sequence_mean", "constant")
+
+
+def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
+    """Per-token estimate of KL(π_θ ‖ π_ref) from samples of π_θ, [B, T].
+
+    With d = log π_ref − log π_θ: k1 = −d; k2 = d² / 2; k3 = exp(d) − d − 1 (unbiased, ≥ 0,
+    low variance: Schulman's "approximating KL divergence").
+    """
+    d = ref_logprobs - logprobs
+    if estimator == "k1":
+        return -d
+    if estimator == "k2":
+        return 0.5 * d * d
+    if estimator == "k3":
+        return torch.expm1(d) - d
+    raise ValueError(f"unknown KL estimator {estimator!r}; valid choices: {', '.join(KL_ESTIMATORS)}")
+
+
+def aggregate(
+    per_token: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str,
+    step_tokens: float,
+    step_sequences: float,
+    max_length: int | None = None,
+) -> torch.Tensor:
+    """This micro-batch's share of the optimizer step's loss; summed over micro-batches (and
+    ranks) it equals the loss of the whole step at once.
+
+    ``token_mean``: Σ l·m / step_tokens (verl, VITAL). ``sequence_mean``: Σ_seq (Σ_t l·m / Σ_t m)
+    / step_sequences (DeepSeekMath, DeepVideo-R1). ``constant``: Σ l·m / (max_length ·
+    step_sequences) (Dr. GRPO: a fixed normaliser, no length bias). Empty sequences add 0.
+    """
+    m = mask.to(per_token.dtype)
+    if mode == "token_mean":
+        return (per_token * m).sum() / max(step_tokens, 1.0)
+    if mode == "sequence_mean":
+        per_seq = (per_token * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+        return per_seq.sum() / max(step_sequences, 1.0)
+    if mode == "constant":
+        if not max_length or max_length < 1:
+            raise ValueError(f"aggregation 'constant' needs max_length >= 1, got {max_length!r}")
+        return (per_token * m).sum() / (max_length * max(step_sequences, 1.0))
+    raise ValueError(f"unknown aggregation {mode!r}; valid choices: {', '.join(AGGREGATIONS)}")
