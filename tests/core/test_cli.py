@@ -32,7 +32,7 @@ def test_plugins_json(capsys):
     out = json.loads(capsys.readouterr().out)
     (builtin,) = [p for p in out["plugins"] if p["name"] == "grpo_family"]
     assert builtin["distribution"] == "vidrl"
-    assert builtin["components"] == {"advantage": ["grpo", "dr_grpo", "rloo"]}
+    assert builtin["components"] == {"advantage": ["grpo", "dr_grpo", "rloo"], "loss": ["ppo_clip"]}
     (kernels,) = [p for p in out["plugins"] if p["name"] == "kernels"]
     assert kernels["components"] == {
         "kernel": ["token_logprobs", "linear_token_logprobs", "group_advantages"]
