@@ -1,0 +1,82 @@
+"""Roll-outs on a tiny real model: repeated prompts, masks, and log-probs that equal a plain
+float64 log-softmax of one forward over the whole sequence."""
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from vidrl import Session
+from vidrl.data import load_dataset
+from vidrl.inputs import prepare_batch
+from vidrl.rollout import HFGenerate, Sampling, repeat_batch, response_mask, rollout, sequence_logprobs
+from vidrl.video import read_video
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model_dir, synth_data):
+    path = tiny_model_dir("qwen2_5_vl")
+    processor = AutoProcessor.from_pretrained(path)
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    ds = load_dataset(synth_data)
+    backend = Session().load().create("video_backend", "decord")
+    samples = ds.samples[:2]
+    clips = [read_video(backend, str(ds.path(s.video)), fps=1.0, max_frames=4) for s in samples]
+    batch, _ = prepare_batch(processor, samples, clips)
+    eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    backend = HFGenerate(model, eos, processor.tokenizer.pad_token_id)
+    gen = rollout(backend, batch, 3, Sampling(max_new_tokens=8), eos)
+    return model, processor, batch, gen, eos
+
+
+def test_response_mask_stops_after_the_first_end_of_turn():
+    ids = torch.tensor([[5, 9, 7, 0, 0], [5, 5, 5, 5, 5], [9, 9, 1, 1, 1]])
+    assert response_mask(ids, eos_id=9).tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+
+
+def test_repeat_batch_repeats_prompts_and_their_patch_blocks(setup):
+    _, _, batch, _, _ = setup
+    rep = repeat_batch(batch, 3)
+    assert rep["input_ids"].shape[0] == 6 and torch.equal(rep["input_ids"][1], batch["input_ids"][0])
+    sizes = batch["video_grid_thw"].prod(-1).tolist()
+    first = batch["pixel_values_videos"][: sizes[0]]
+    assert torch.equal(rep["pixel_values_videos"][sizes[0] : 2 * sizes[0]], first)  # copy 2 of prompt 0
+    assert rep["video_grid_thw"].shape[0] == 6
+
+
+def test_rollout_shapes(setup):
+    _, _, batch, gen, eos = setup
+    assert gen.response_ids.shape[0] == 6 and gen.response_ids.shape[1] <= 8
+    assert gen.prompt["input_ids"].shape == (6, batch["input_ids"].shape[1])
+    assert torch.equal(gen.response_mask, response_mask(gen.response_ids, eos))
+
+
+def test_logprobs_equal_a_float64_log_softmax_of_one_forward(setup):
+    model, _, _, gen, _ = setup
+    with torch.no_grad():
+        lp = sequence_logprobs(model, gen)
+        ids = torch.cat([gen.prompt["input_ids"], gen.response_ids], 1)
+        mask = torch.cat([gen.prompt["attention_mask"], gen.response_mask], 1)
+        text_keys = ("input_ids", "attention_mask", "mm_token_type_ids")
+        extra = {k: v for k, v in gen.prompt.items() if k not in text_keys}
+        mm = torch.cat([gen.prompt["mm_token_type_ids"], torch.zeros_like(gen.response_ids)], 1)
+        logits = model(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm, **extra).logits.double()
+    L = gen.prompt["input_ids"].shape[1]
+    ref = torch.log_softmax(logits[:, L - 1 : -1], -1).gather(2, gen.response_ids[..., None]).squeeze(-1)
+    ref = ref * gen.response_mask
+    torch.testing.assert_close(lp.double(), ref, rtol=1e-5, atol=1e-5)
+    assert (lp[gen.response_mask == 0] == 0).all()
+
+
+def test_row_slices_match_the_full_batch_and_carry_gradients(setup):
+    model, _, _, gen, _ = setup
+    with torch.no_grad():
+        full = sequence_logprobs(model, gen)
+    part = sequence_logprobs(model, gen, slice(2, 5))
+    torch.testing.assert_close(part.detach(), full[2:5], rtol=1e-5, atol=1e-5)
+    part.sum().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    model.zero_grad()
