@@ -1,0 +1,179 @@
+"""One RL step, in named phases: roll out → score → ``on_rollouts_scored`` → advantages →
+log-probs (old, reference) → update (micro-batches, accumulation, clipping, optimizer, schedule,
+``num_iterations`` passes). Each phase is a short function; ``rl_step`` strings them together
+and times them. Shapes: P prompts, G responses each, B = P·G, T response tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from vidrl.components import AdvantageEstimator, Need, PolicyLoss, Reward
+from vidrl.rewards import Scores, score
+from vidrl.rollout import Generation, RolloutBackend, Sampling, rollout, sequence_logprobs
+from vidrl.types import Advantages, LossInputs, Sample
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """``group_size``: G; ``micro_batch_size``: rollouts per forward/backward; ``num_iterations``:
+    optimizer steps on one rollout batch; ``max_grad_norm``: clipping (0 = none)."""
+
+    group_size: int = 8
+    micro_batch_size: int = 8
+    num_iterations: int = 1
+    max_grad_norm: float = 1.0
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass
+class Learner:
+    """What an RL step updates and reads: the policy with its optimizer and schedule, the frozen
+    reference (None when no component needs it), and the roll-out backend."""
+
+    model: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    backend: RolloutBackend
+    eos_id: int
+    reference: Any = None
+
+
+@dataclass
+class Algorithm:
+    """The components of an RL stage: estimator, loss, and (name, weight, reward) triples."""
+
+    estimator: AdvantageEstimator
+    loss: PolicyLoss
+    rewards: Sequence[tuple[str, float, Reward]]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What a step produced, for logging and for observers: texts [B], samples [B] (each prompt's
+    sample repeated G times), scores, advantages and the generation itself."""
+
+    texts: list[str]
+    samples: list[Sample]
+    scores: Scores
+    advantages: Advantages
+    generation: Generation
+
+
+def decode(tokenizer: Any, gen: Generation) -> list[str]:
+    """Response texts without padding or special tokens other than the model's own tags."""
+    ids = [row[mask.bool()].tolist() for row, mask in zip(gen.response_ids, gen.response_mask, strict=True)]
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> torch.Tensor:
+    """No-grad log-probs [B, T] in micro-batches (old or reference policy)."""
+    with torch.no_grad():
+        parts = [
+            sequence_logprobs(model, gen, slice(i, i + micro), temperature)
+            for i in range(0, len(gen.response_ids), micro)
+        ]
+    return torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class TrainBatch:
+    """The tensors an update needs: the generation, advantages [B] or [B, T], old and reference
+    log-probs [B, T] (reference None when not needed) and group ids [B]."""
+
+    gen: Generation
+    advantages: torch.Tensor
+    old: torch.Tensor
+    ref: torch.Tensor | None
+    group_ids: torch.Tensor
+
+    def loss_inputs(self, lp: torch.Tensor, rows: slice) -> LossInputs:
+        mask = self.gen.response_mask
+        return LossInputs(
+            lp,
+            self.advantages[rows],
+            mask[rows],
+            self.group_ids[rows],
+            step_tokens=float(mask.sum()),  # the whole step's counts: accumulation-invariant
+            step_sequences=float(mask.shape[0]),
+            old_logprobs=self.old[rows],
+            ref_logprobs=None if self.ref is None else self.ref[rows],
+        )
+
+
+def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptions) -> dict[str, float]:
+    """``num_iterations`` optimizer steps over the batch, each accumulating every micro-batch."""
+    b = len(batch.gen.response_ids)
+    sums: dict[str, float] = {}
+    for _ in range(opts.num_iterations):
+        learner.optimizer.zero_grad(set_to_none=True)
+        for i in range(0, b, opts.micro_batch_size):
+            rows = slice(i, min(b, i + opts.micro_batch_size))
+            lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature)
+            out = algo.loss(batch.loss_inputs(lp, rows))
+            out.loss.backward()
+            share = (rows.stop - rows.start) / b  # metrics are means over rollouts of the step
+            _add(sums, {"loss": float(out.loss.detach()), **{k: v * share for k, v in out.metrics.items()}})
+        params = [p for p in learner.model.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(params, opts.max_grad_norm or float("inf"))
+        _add(sums, {"grad_norm": float(norm)})
+        learner.optimizer.step()
+        if learner.scheduler is not None:
+            learner.scheduler.step()
+    return {k: v / opts.num_iterations for k, v in sums.items()}
+
+
+def _add(into: dict[str, float], values: dict[str, float]) -> None:
+    for k, v in values.items():
+        into[k] = into.get(k, 0.0) + v
+
+
+def rl_step(
+    learner: Learner,
+    algo: Algorithm,
+    tokenizer: Any,
+    prompt_batch: dict[str, Any],
+    samples: Sequence[Sample],
+    opts: StepOptions,
+    hook: Any = None,
+    state: Any = None,
+) -> tuple[dict[str, float], StepRecord]:
+    """One RL step on a prompt batch of P samples. Returns (metrics, record)."""
+    t0 = time.perf_counter()
+    gen = rollout(learner.backend, prompt_batch, opts.group_size, opts.sampling, learner.eos_id)
+    texts = decode(tokenizer, gen)
+    rep = [s for s in samples for _ in range(opts.group_size)]
+    group_ids = torch.arange(len(samples)).repeat_interleave(opts.group_size)
+    t1 = time.perf_counter()
+    scores = score(algo.rewards, texts, rep)
+    if hook is not None:
+        scored = {"texts": texts, "samples": rep, "scores": scores, "group_ids": group_ids}
+        hook.on_rollouts_scored(batch=scored, state=state)
+    adv = algo.estimator(scores.total, group_ids)
+    t2 = time.perf_counter()
+    micro, temp = opts.micro_batch_size, opts.sampling.temperature
+    old = logprobs(learner.model, gen, micro, temp)
+    ref = logprobs(learner.reference, gen, micro, temp) if Need.REFERENCE_MODEL in algo.loss.needs() else None
+    t3 = time.perf_counter()
+    metrics = update(learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids), opts)
+    t4 = time.perf_counter()
+    metrics.update(scores.means())
+    metrics.update(
+        {
+            "reward/mean": float(scores.total.mean()),
+            "adv/zero_std_frac": adv.zero_std_frac,
+            "response_length/mean": float(gen.response_mask.sum(1).float().mean()),
+            "lr": learner.optimizer.param_groups[0]["lr"],
+            "time/rollout": t1 - t0,
+            "time/score": t2 - t1,
+            "time/logprob": t3 - t2,
+            "time/update": t4 - t3,
+            "time/step": t4 - t0,
+        }
+    )
+    return metrics, StepRecord(texts, rep, scores, adv, gen)
