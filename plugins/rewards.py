@@ -58,6 +58,11 @@ class MultipleChoice(vidrl.Reward):
         return out
 
 
+def _numbers(response: str, sample: vidrl.Sample) -> tuple[float | None, float | None]:
+    """(the number answered, the true number); None where either cannot be read."""
+    return text.parse_number(text.extract_answer(response)), text.parse_number(sample.answer)
+
+
 class Numeric(vidrl.Reward):
     """1 if the one number in the answer equals the truth at one decimal, 0.5 if equal once
     rounded to an integer, else 0."""
@@ -68,7 +73,7 @@ class Numeric(vidrl.Reward):
     def __call__(self, responses, samples):
         out = []
         for r, s in zip(responses, samples, strict=True):
-            pred, gt = text.parse_number(text.extract_answer(r)), text.parse_number(s.answer)
+            pred, gt = _numbers(r, s)
             if pred is None or gt is None:
                 out.append(0.0)
             elif round(pred, 1) == round(gt, 1):
@@ -89,7 +94,7 @@ class MRA(vidrl.Reward):
     def __call__(self, responses, samples):
         out = []
         for r, s in zip(responses, samples, strict=True):
-            pred, gt = text.parse_number(text.extract_answer(r)), text.parse_number(s.answer)
+            pred, gt = _numbers(r, s)
             if pred is None or gt is None:
                 out.append(0.0)
             elif gt == 0:
