@@ -70,3 +70,24 @@ def tiny_model_dir(tmp_path_factory):
         return built[arch]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def video_prompts(tiny_model_dir, synth_data):
+    """(model path, processor, prompt batch, samples): two synthetic video prompts prepared for
+    the tiny Qwen2.5-VL, 4 frames each."""
+    from transformers import AutoProcessor
+
+    from vidrl import Session
+    from vidrl.data import load_dataset
+    from vidrl.inputs import prepare_batch
+    from vidrl.video import read_video
+
+    path = tiny_model_dir("qwen2_5_vl")
+    processor = AutoProcessor.from_pretrained(path)
+    ds = load_dataset(synth_data)
+    backend = Session().load().create("video_backend", "decord")
+    samples = ds.samples[:2]
+    clips = [read_video(backend, str(ds.path(s.video)), fps=1.0, max_frames=4) for s in samples]
+    batch, _ = prepare_batch(processor, samples, clips)
+    return path, processor, batch, samples

@@ -75,6 +75,9 @@ def test_missing_field_and_invalid_json(root):
     (root / "d.jsonl").write_text('{"question": "q"}\n{oops\n')
     with pytest.raises(DataError, match="d.jsonl:1: required field 'answer' is missing"):
         load_dataset(root / "d.jsonl")
+    (root / "d.jsonl").write_text(json.dumps(ROW) + "\n{oops\n")
+    with pytest.raises(DataError, match="d.jsonl:2: invalid JSON"):
+        load_dataset(root / "d.jsonl")
 
 
 def test_skip_mode_counts_and_never_substitutes(root):

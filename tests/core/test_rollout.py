@@ -3,28 +3,18 @@ float64 log-softmax of one forward over the whole sequence."""
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
-from vidrl import Session
-from vidrl.data import load_dataset
-from vidrl.inputs import prepare_batch
 from vidrl.rollout import HFGenerate, Sampling, repeat_batch, response_mask, rollout, sequence_logprobs
-from vidrl.video import read_video
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_model_dir, synth_data):
-    path = tiny_model_dir("qwen2_5_vl")
-    processor = AutoProcessor.from_pretrained(path)
+def setup(video_prompts):
+    path, processor, batch, _ = video_prompts
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(path)
-    ds = load_dataset(synth_data)
-    backend = Session().load().create("video_backend", "decord")
-    samples = ds.samples[:2]
-    clips = [read_video(backend, str(ds.path(s.video)), fps=1.0, max_frames=4) for s in samples]
-    batch, _ = prepare_batch(processor, samples, clips)
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     backend = HFGenerate(model, eos, processor.tokenizer.pad_token_id)
     gen = rollout(backend, batch, 3, Sampling(max_new_tokens=8), eos)

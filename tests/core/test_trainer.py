@@ -6,15 +6,12 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
 import vidrl
 from vidrl import Session
-from vidrl.data import load_dataset
-from vidrl.inputs import prepare_batch
 from vidrl.rollout import HFGenerate, Sampling
 from vidrl.trainer import Algorithm, Learner, StepOptions, rl_step
-from vidrl.video import read_video
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +30,8 @@ KEYS += ["grad_norm", "lr", "response_length/mean", "time/rollout", "time/update
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_model_dir, synth_data):
-    path = tiny_model_dir("qwen2_5_vl")
-    processor = AutoProcessor.from_pretrained(path)
-    ds = load_dataset(synth_data)
-    backend = Session().load().create("video_backend", "decord")
-    samples = ds.samples[:2]
-    clips = [read_video(backend, str(ds.path(s.video)), fps=1.0, max_frames=4) for s in samples]
-    batch, _ = prepare_batch(processor, samples, clips)
-    return path, processor, batch, samples
+def setup(video_prompts):
+    return video_prompts
 
 
 def _learner(path, processor, optimizer="sgd", reference=False):
