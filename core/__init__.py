@@ -23,8 +23,13 @@ from vidrl.components import (
 from vidrl.config import ComponentSpec, PluginsConfig, RewardSpec, RunConfig, load_config
 from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
 from vidrl.hookspecs import hookimpl
+from vidrl.loop import StepLoop, TrainState
+from vidrl.optim import OptimConfig
 from vidrl.registry import Registry
+from vidrl.rollout import Generation, HFGenerate, RolloutBackend, Sampling, given_responses, sequence_logprobs
+from vidrl.run import Policy, RunContext, algorithm_missing
 from vidrl.session import PluginInfo, Session
+from vidrl.trainer import Algorithm, Collective, Learner, StepOptions, accumulate, rl_step
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 from vidrl.video import Frames, VideoError, VideoInfo
 
@@ -32,6 +37,24 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KINDS",
+    "Algorithm",
+    "Collective",
+    "Generation",
+    "HFGenerate",
+    "Learner",
+    "OptimConfig",
+    "Policy",
+    "RolloutBackend",
+    "RunContext",
+    "Sampling",
+    "StepLoop",
+    "StepOptions",
+    "TrainState",
+    "accumulate",
+    "algorithm_missing",
+    "given_responses",
+    "rl_step",
+    "sequence_logprobs",
     "AdvantageEstimator",
     "Advantages",
     "Augmenter",

@@ -8,6 +8,8 @@ import dataclasses
 import json
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -28,16 +30,46 @@ def _embedded_demo() -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    raw = read_yaml(args.config) if args.config else _embedded_demo()
-    overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
-    config, session = load_config(raw, overrides)
-    print(f"config: {args.config or 'embedded demo'} (valid)")
-    _print_plugins(session)
-    print(yaml.safe_dump(to_plain(config), sort_keys=False).rstrip())
-    print(
-        "\nThe RL engine is not part of this release yet: the configuration above was validated "
-        "and nothing was trained."
-    )
+    from vidrl.pipeline import train
+
+    resume_dir = Path(args.resume) if args.resume else None
+    if args.config:
+        raw, source = read_yaml(args.config), args.config
+    elif resume_dir is not None:
+        raw, source = read_yaml(resume_dir / "config.yaml"), str(resume_dir / "config.yaml")
+    else:
+        raw, source = _embedded_demo(), "embedded demo"
+    out = args.output_dir or (str(resume_dir) if resume_dir else None)
+    config, session = load_config(raw, list(args.set) + ([f"output_dir={out}"] if out else []))
+    run_dir = Path(config.output_dir or time.strftime("runs/vidrl-%Y%m%d-%H%M%S"))
+    print(f"vidrl train: {source} -> {run_dir}{' (resuming)' if args.resume is not None else ''}", flush=True)
+    summary = train(config, session, run_dir, resume=args.resume is not None)
+    for label in ("before", "after"):
+        if summary[label]:
+            print(f"held-out {label}: " + _scores(summary[label]))
+    print(f"run directory: {run_dir} (metrics.jsonl, samples.jsonl, curves.png, model/)")
+    return 0
+
+
+def _scores(result: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" if k != "n" else f"n {int(v)}" for k, v in result.items())
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vidrl.evaluate import evaluate
+    from vidrl.pipeline import eval_batches
+    from vidrl.run import RunContext
+
+    raw = {"model": {"path": args.model}, "data": {"train": args.dataset, "eval": args.dataset, "root": args.root,
+           "fps": args.fps, "max_frames": args.max_frames},
+           "eval": {"batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+                    "max_samples": args.max_samples}}  # fmt: skip
+    config, session = load_config(raw)
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = RunContext(config, session, tmp)
+        p = ctx.policy()
+        result = evaluate(p.base, p.tokenizer, eval_batches(ctx), p.eos_id, args.max_new_tokens)
+    print(json.dumps(result, indent=2) if args.json else f"{args.model} on {args.dataset}: {_scores(result)}")
     return 0
 
 
@@ -170,8 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set advantage.options.eps=1e-4 (repeatable)",
     )
     t.add_argument("--output-dir", help="run directory (overrides output_dir)")
-    t.add_argument("--resume", nargs="?", const="", metavar="DIR", help="resume from a run directory")
+    t.add_argument("--resume", nargs="?", const="", metavar="DIR",
+                   help="continue the run in DIR (default: output_dir) from its newest checkpoint")  # fmt: skip
     t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="accuracy / mIoU of a model directory on a data set (greedy)")
+    e.add_argument("model", help="model directory (from_pretrained), e.g. a run's model/")
+    e.add_argument("dataset", help=".jsonl, .json or .parquet file")
+    e.add_argument("--root", help="media root (default: the data set's folder)")
+    e.add_argument("--fps", type=float, default=1.0)
+    e.add_argument("--max-frames", type=int, default=8)
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--max-new-tokens", type=int, default=32)
+    e.add_argument("--max-samples", type=int)
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.set_defaults(func=cmd_eval)
 
     pl = sub.add_parser("plugins", help="list loaded plugins and their components")
     pl.add_argument("--json", action="store_true", help="machine-readable output")

@@ -140,11 +140,19 @@ class Kernel(Component, abc.ABC):
 
 
 class Stage(Component, abc.ABC):
-    """A phase of a run (SFT, RL, DPO) or a loop of phases; a run config is a list of stages."""
+    """A phase of a run (SFT, RL, DPO) or a loop of phases; a run config is a list of stages.
+
+    ``run`` gets a ``vidrl.RunContext`` (model, data, components, ``loop`` for resumable steps
+    with logging and checkpoints). ``check`` sees the whole ``RunConfig`` before anything loads
+    and returns what is missing for this stage (e.g. an RL stage needs rewards)."""
+
+    def check(self, config: Any) -> list[str]:
+        """Problems with ``config`` for this stage, each naming the config key; [] when none."""
+        return []
 
     @abc.abstractmethod
     def run(self, context: Any) -> None:
-        """Run the stage to completion."""
+        """Run the stage to completion (resuming where ``context`` says it stopped)."""
 
 
 class VideoBackend(Component, abc.ABC):

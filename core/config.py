@@ -15,12 +15,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from vidrl.components import NoOptions
 from vidrl.errors import ConfigError, choices_hint
+from vidrl.inputs import VisionBudget
 from vidrl.session import Session
 from vidrl.validate import MISSING, ComponentHook, convert, is_missing
 
@@ -48,17 +49,112 @@ class PluginsConfig:
     disable: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ModelConfig:
+    """The policy. ``path``: a local model directory (``from_pretrained``); None builds the tiny
+    ``tiny_arch`` model with random weights into the run directory (the demo)."""
+
+    path: str | None = None
+    tiny_arch: Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Synthetic video tasks generated into the run directory when no data set is given."""
+
+    train_videos: int = 64
+    eval_videos: int = 24
+    seed: int = 0
+    difficulty: int = 0
+    tasks: tuple[Literal["multiple_choice", "numeric", "temporal_grounding", "grounded_qa"], ...] = (
+        "multiple_choice",
+        "numeric",
+    )
+
+    def __post_init__(self) -> None:
+        if self.train_videos < 1 or self.eval_videos < 0 or not self.tasks:
+            raise ValueError(f"need train_videos >= 1, eval_videos >= 0 and some tasks; got {self}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Data sets (paths to .jsonl/.json/.parquet; ``synth`` when ``train`` is None) and how their
+    videos become model inputs: frames at ``fps`` within [min_frames, max_frames], the vision
+    ``budget`` per prompt, the ``system`` prompt. ``cache_clips``: decoded clips kept in memory."""
+
+    train: str | None = None
+    eval: str | None = None
+    root: str | None = None
+    synth: SynthConfig = SynthConfig()
+    on_bad_row: Literal["error", "skip"] = "error"
+    video_backend: str = "auto"
+    fps: float = 1.0
+    min_frames: int = 2
+    max_frames: int = 8
+    budget: VisionBudget = VisionBudget()
+    system: str | None = None
+    cache_clips: int = 512
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0 or not 1 <= self.min_frames <= self.max_frames or self.cache_clips < 0:
+            raise ValueError(f"need fps > 0, 1 <= min_frames <= max_frames, cache_clips >= 0; got {self}")
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``every``: steps between checkpoints (0: only at the end of each stage); ``keep``: how many
+    step checkpoints to keep (the newest)."""
+
+    every: int = 0
+    keep: int = 2
+
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.keep < 1:
+            raise ValueError(f"need every >= 0 and keep >= 1; got every={self.every}, keep={self.keep}")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``samples_every``: steps between saved roll-out samples (0: never), ``num_samples`` per save;
+    ``trackers``: accelerate trackers (tensorboard, wandb, ...); ``progress``: a progress bar."""
+
+    samples_every: int = 1
+    num_samples: int = 4
+    trackers: tuple[str, ...] = ()
+    progress: bool = True
+    plot: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation (greedy decoding) on ``data.eval``, before and/or after the stages."""
+
+    before: bool = True
+    after: bool = True
+    batch_size: int = 8
+    max_new_tokens: int = 32
+    max_samples: int | None = None
+
+
 def _kind(kind: str) -> Any:
     return field(default=(), metadata={"kind": kind})
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole run. Later capabilities add sections (model, data, ...) here."""
+    """A whole run: what to train (model, data), how (stages and the components they use), and
+    what to keep (checkpoints, logs, evaluation)."""
 
     seed: int = 0
     output_dir: str | None = None
     plugins: PluginsConfig = PluginsConfig()
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    log: LogConfig = LogConfig()
+    eval: EvalConfig = EvalConfig()
     stages: tuple[ComponentSpec, ...] = _kind("stage")
     advantage: ComponentSpec | None = field(default=None, metadata={"kind": "advantage"})
     loss: ComponentSpec | None = field(default=None, metadata={"kind": "loss"})

@@ -43,11 +43,15 @@ def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling options of a roll-out."""
+    """Sampling options of a roll-out; ``temperature`` 0 decodes greedily."""
 
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
+            raise ValueError(f"need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1; got {self}")
 
 
 @dataclass(frozen=True)
@@ -70,20 +74,31 @@ class RolloutBackend(abc.ABC):
         """Response token ids [B, T] for the (already repeated) prompt batch, padded with pad_id."""
 
 
+#: model-config keys of media placeholder tokens: a response must never contain one (the next
+#: forward would look for vision features that do not exist)
+MEDIA_TOKEN_KEYS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+
+
 class HFGenerate(RolloutBackend):
-    """Hugging Face ``model.generate`` with sampling; stops at end-of-turn."""
+    """Hugging Face ``model.generate`` (sampling, or greedy at temperature 0); stops at
+    end-of-turn; never emits media placeholder tokens."""
 
     def __init__(self, model: Any, eos_id: int, pad_id: int):
         self.model, self.eos_id, self.pad_id = model, eos_id, pad_id
+        ids = [getattr(model.config, k, None) for k in MEDIA_TOKEN_KEYS]
+        self.suppress = sorted({i for i in ids if isinstance(i, int)})
 
     @torch.no_grad()
     def generate(self, prompt: dict[str, Any], sampling: Sampling) -> torch.Tensor:
         was_training = self.model.training
         self.model.eval()
+        sample = sampling.temperature > 0
+        how = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {
+            "do_sample": False, "temperature": None, "top_p": None, "top_k": None}  # fmt: skip
         try:
             out = self.model.generate(
-                **prompt, do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-                max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
+                **prompt, **how, max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_id,
+                pad_token_id=self.pad_id, suppress_tokens=self.suppress or None,
             )  # fmt: skip
         finally:
             self.model.train(was_training)
@@ -104,6 +119,23 @@ def rollout(
     prompt = repeat_batch(prompt_batch, g)
     ids = backend.generate(prompt, sampling)
     return Generation(prompt, ids, response_mask(ids, eos_id))
+
+
+def given_responses(prompt_batch: Mapping[str, Any], tokenizer: Any, texts: list[str]) -> Generation:
+    """A ``Generation`` whose responses are ``texts`` (one per prompt, each ended with the
+    tokenizer's end-of-turn token): for teacher forcing (SFT) and preference pairs (DPO).
+    Response ids [P, T] right-padded with pad_id; mask 1 on each response's tokens."""
+    if len(texts) != prompt_batch["input_ids"].shape[0]:
+        raise ValueError(f"{len(texts)} responses for {prompt_batch['input_ids'].shape[0]} prompts")
+    ids = [tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"] for t in texts]
+    width = max(len(x) for x in ids)
+    device = prompt_batch["input_ids"].device
+    out = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long, device=device)
+    mask = torch.zeros_like(out)
+    for i, x in enumerate(ids):
+        out[i, : len(x)] = torch.tensor(x, device=device)
+        mask[i, : len(x)] = 1
+    return Generation(repeat_batch(prompt_batch, 1), out, mask)
 
 
 def sequence_logprobs(

@@ -11,7 +11,7 @@ Difficulty (``difficulty`` ≥ 0) adds objects, shortens events and adds grey di
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -141,8 +141,11 @@ def rows_for(scene: Scene, video: str, vid: str, rng: np.random.Generator, tasks
                "span": [round(second.start, 3), round(second.end, 3)], **base}  # fmt: skip
 
 
-def synthesize(out: Path, num: int, seed: int = 0, difficulty: int = 0, size: int = 112) -> Path:
-    """Write ``num`` videos under ``out/videos`` and their rows to ``out/data.jsonl``; return it."""
+def synthesize(
+    out: Path, num: int, seed: int = 0, difficulty: int = 0, size: int = 112, tasks: Sequence[str] = TASKS
+) -> Path:
+    """Write ``num`` videos under ``out/videos`` and their rows (``tasks`` only) to
+    ``out/data.jsonl``; return it."""
     if num < 1 or difficulty < 0 or size < 56:
         raise ValueError(f"need num >= 1, difficulty >= 0, size >= 56; got {num}, {difficulty}, {size}")
     out = Path(out)
@@ -152,7 +155,7 @@ def synthesize(out: Path, num: int, seed: int = 0, difficulty: int = 0, size: in
         scene = make_scene(rng, difficulty, size)
         rel = f"videos/{i:05d}.mp4"
         write_mp4(scene, out / rel)
-        rows.extend(rows_for(scene, rel, f"s{seed}-v{i:05d}", rng))
+        rows.extend(rows_for(scene, rel, f"s{seed}-v{i:05d}", rng, tasks))
     path = out / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

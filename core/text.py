@@ -34,6 +34,14 @@ def parse_number(text: str | None) -> float | None:
         return None
 
 
+def parse_choice(text: str | None, num_options: int = 4) -> str | None:
+    """The one option letter (A, B, ...; ``num_options`` of them) standing alone in ``text``;
+    None if there is none or several different ones."""
+    valid = "ABCDEFGH"[: max(1, min(num_options, 8))]
+    found = set(re.findall(rf"\b([{valid}])\b", text or ""))
+    return found.pop() if len(found) == 1 else None
+
+
 def parse_span(text: str | None) -> tuple[float, float] | None:
     """A time span written ``1.5-3``, ``[1.5, 3.0]``, ``1.5 to 3 seconds``; None if absent or not
     increasing (a reversed span is not silently swapped)."""

@@ -7,7 +7,7 @@ and times them. Shapes: P prompts, G responses each, B = P·G, T response tokens
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ import torch
 from vidrl.components import AdvantageEstimator, Need, PolicyLoss, Reward
 from vidrl.rewards import Scores, score
 from vidrl.rollout import Generation, RolloutBackend, Sampling, rollout, sequence_logprobs
-from vidrl.types import Advantages, LossInputs, Sample
+from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,21 @@ class StepOptions:
     sampling: Sampling = field(default_factory=Sampling)
 
 
+class Collective:
+    """How a step sees the other data-parallel ranks: their number and a sum over all of them.
+    This default is one process; the run supplies one backed by accelerate."""
+
+    size = 1
+
+    def sum(self, value: float) -> float:
+        return value
+
+
 @dataclass
 class Learner:
-    """What an RL step updates and reads: the policy with its optimizer and schedule, the frozen
-    reference (None when no component needs it), and the roll-out backend."""
+    """What an RL step updates and reads: the policy (DDP-wrapped when data-parallel) with its
+    optimizer and schedule, the frozen reference (None when no component needs it), the roll-out
+    backend, and the data-parallel ``world``."""
 
     model: Any
     optimizer: torch.optim.Optimizer
@@ -42,6 +53,7 @@ class Learner:
     backend: RolloutBackend
     eos_id: int
     reference: Any = None
+    world: Collective = field(default_factory=Collective)
 
 
 @dataclass
@@ -84,13 +96,16 @@ def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> tor
 @dataclass(frozen=True)
 class TrainBatch:
     """The tensors an update needs: the generation, advantages [B] or [B, T], old and reference
-    log-probs [B, T] (reference None when not needed) and group ids [B]."""
+    log-probs [B, T] (reference None when not needed), group ids [B], and the whole step's
+    response-token and rollout counts over all ranks (the loss normalisers)."""
 
     gen: Generation
     advantages: torch.Tensor
     old: torch.Tensor
     ref: torch.Tensor | None
     group_ids: torch.Tensor
+    step_tokens: float
+    step_sequences: float
 
     def loss_inputs(self, lp: torch.Tensor, rows: slice) -> LossInputs:
         mask = self.gen.response_mask
@@ -99,32 +114,48 @@ class TrainBatch:
             self.advantages[rows],
             mask[rows],
             self.group_ids[rows],
-            step_tokens=float(mask.sum()),  # the whole step's counts: accumulation-invariant
-            step_sequences=float(mask.shape[0]),
+            step_tokens=self.step_tokens,  # the whole step's counts: accumulation- and rank-invariant
+            step_sequences=self.step_sequences,
             old_logprobs=self.old[rows],
             ref_logprobs=None if self.ref is None else self.ref[rows],
         )
 
 
-def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptions) -> dict[str, float]:
-    """``num_iterations`` optimizer steps over the batch, each accumulating every micro-batch."""
-    b = len(batch.gen.response_ids)
+def accumulate(
+    learner: Learner, rows: int, micro: int, max_grad_norm: float, loss_fn: Callable[[slice], LossOutput]
+) -> dict[str, float]:
+    """One optimizer step over ``rows`` rows in micro-batches of ``micro``: ``loss_fn(rows)``
+    returns each micro-batch's share of the step loss (normalised by whole-step counts over all
+    ranks); it is scaled by the number of ranks, because data-parallel gradient synchronisation
+    averages over them. Then clipping (``max_grad_norm`` 0: none), the optimizer and the schedule.
+    Returns the summed loss, metrics weighted by each micro-batch's share of rows, grad_norm."""
+    learner.optimizer.zero_grad(set_to_none=True)
     sums: dict[str, float] = {}
+    for i in range(0, rows, micro):
+        part = slice(i, min(rows, i + micro))
+        out = loss_fn(part)
+        (out.loss * learner.world.size).backward()
+        share = (part.stop - part.start) / rows
+        _add(sums, {"loss": float(out.loss.detach()), **{k: v * share for k, v in out.metrics.items()}})
+    params = [p for p in learner.model.parameters() if p.requires_grad]
+    sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm or float("inf")))
+    learner.optimizer.step()
+    if learner.scheduler is not None:
+        learner.scheduler.step()
+    return sums
+
+
+def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptions) -> dict[str, float]:
+    """``num_iterations`` optimizer steps over the batch (metrics averaged over them)."""
+
+    def loss_fn(rows: slice) -> LossOutput:
+        lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature)
+        return algo.loss(batch.loss_inputs(lp, rows))
+
+    sums: dict[str, float] = {}
+    b = len(batch.gen.response_ids)
     for _ in range(opts.num_iterations):
-        learner.optimizer.zero_grad(set_to_none=True)
-        for i in range(0, b, opts.micro_batch_size):
-            rows = slice(i, min(b, i + opts.micro_batch_size))
-            lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature)
-            out = algo.loss(batch.loss_inputs(lp, rows))
-            out.loss.backward()
-            share = (rows.stop - rows.start) / b  # metrics are means over rollouts of the step
-            _add(sums, {"loss": float(out.loss.detach()), **{k: v * share for k, v in out.metrics.items()}})
-        params = [p for p in learner.model.parameters() if p.requires_grad]
-        norm = torch.nn.utils.clip_grad_norm_(params, opts.max_grad_norm or float("inf"))
-        _add(sums, {"grad_norm": float(norm)})
-        learner.optimizer.step()
-        if learner.scheduler is not None:
-            learner.scheduler.step()
+        _add(sums, accumulate(learner, b, opts.micro_batch_size, opts.max_grad_norm, loss_fn))
     return {k: v / opts.num_iterations for k, v in sums.items()}
 
 
@@ -160,7 +191,8 @@ def rl_step(
     old = logprobs(learner.model, gen, micro, temp)
     ref = logprobs(learner.reference, gen, micro, temp) if Need.REFERENCE_MODEL in algo.loss.needs() else None
     t3 = time.perf_counter()
-    metrics = update(learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids), opts)
+    tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(texts)))
+    metrics = update(learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs), opts)
     t4 = time.perf_counter()
     metrics.update(scores.means())
     metrics.update(

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import vidrl
 from vidrl import text
 
-LETTERS = "ABCDEFGH"
-
 
 class Format(vidrl.Reward):
     """``score`` when the response is exactly <think>…</think> [<tool_call>…</tool_call>
@@ -51,10 +49,8 @@ class MultipleChoice(vidrl.Reward):
     def __call__(self, responses, samples):
         out = []
         for r, s in zip(responses, samples, strict=True):
-            answer = text.extract_answer(r)
-            valid = LETTERS[: len(s.options) or 4]
-            found = set(re.findall(rf"\b([{valid}])\b", answer or ""))
-            out.append(1.0 if found == {s.answer.strip().upper()} else 0.0)
+            choice = text.parse_choice(text.extract_answer(r), len(s.options) or 4)
+            out.append(1.0 if choice == s.answer.strip().upper() else 0.0)
         return out
 
 

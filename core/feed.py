@@ -1,0 +1,128 @@
+"""Feeding a training loop: endless shuffled batches of a data set (resumable, split across
+data-parallel ranks) turned into model inputs, with decoded clips cached and bad videos either
+raised or counted and skipped (``data.on_bad_row``)."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from vidrl.config import DataConfig
+from vidrl.data import Dataset
+from vidrl.inputs import prepare_batch
+from vidrl.types import Sample
+from vidrl.video import Frames, VideoBackend, VideoError, read_video
+
+log = logging.getLogger(__name__)
+
+
+class SampleStream:
+    """Indices of ``n`` samples in batches of ``batch_size`` for this rank, forever. Epoch e's order
+    is a permutation seeded by (seed, e); each global batch of ``batch_size · world`` consecutive
+    indices is split by rank, so every rank sees different samples and the union does not depend
+    on the number of ranks. The position is two integers, saved in checkpoints."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if n < 1 or batch_size < 1 or not 0 <= rank < world:
+            raise ValueError(
+                f"need n >= 1, batch_size >= 1, 0 <= rank < world; got {n}, {batch_size}, {rank}"
+            )
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.epoch, self.cursor = 0, 0
+
+    def _order(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def take(self, k: int) -> list[int]:
+        """The next ``k`` indices of the global order (wrapping into the next epoch)."""
+        out: list[int] = []
+        while len(out) < k:
+            order = self._order(self.epoch)
+            part = order[self.cursor : self.cursor + k - len(out)]
+            out += part
+            self.cursor += len(part)
+            if self.cursor == self.n:
+                self.epoch, self.cursor = self.epoch + 1, 0
+        return out
+
+    def next_indices(self) -> list[int]:
+        """This rank's share [batch_size] of the next global batch."""
+        b = self.batch_size
+        return self.take(b * self.world)[self.rank * b : (self.rank + 1) * b]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+
+
+class Clips:
+    """Decoded, planned clips of a data set's videos (per ``DataConfig``), LRU-cached."""
+
+    def __init__(self, dataset: Dataset, backend: VideoBackend, config: DataConfig):
+        self.dataset, self.backend, self.config = dataset, backend, config
+        self._cache: OrderedDict[str, Frames] = OrderedDict()
+
+    def get(self, sample: Sample, frame_factor: int) -> Frames | None:
+        """The clip of ``sample`` (None without a video). Raises ``VideoError`` naming the row."""
+        if sample.video is None:
+            return None
+        if sample.video in self._cache:
+            self._cache.move_to_end(sample.video)
+            return self._cache[sample.video]
+        c = self.config
+        path = str(self.dataset.path(sample.video))
+        try:
+            clip = read_video(self.backend, path, fps=c.fps, min_frames=c.min_frames, max_frames=c.max_frames,
+                              frame_factor=frame_factor)  # fmt: skip
+        except VideoError as e:
+            raise VideoError(f"sample {sample.id!r}: {e}") from None
+        if c.cache_clips:
+            self._cache[sample.video] = clip
+            while len(self._cache) > c.cache_clips:
+                self._cache.popitem(last=False)
+        return clip
+
+
+class PromptFeed:
+    """Batches of (samples, processor batch) drawn from a ``SampleStream``. With ``on_bad_row:
+    skip`` a sample whose video fails to decode is logged, counted in ``skipped`` and replaced
+    by the next index of the stream; otherwise the ``VideoError`` propagates."""
+
+    def __init__(
+        self, dataset: Dataset, stream: SampleStream, clips: Clips, processor: Any, config: DataConfig,
+        device: torch.device | str = "cpu",
+    ):  # fmt: skip
+        self.dataset, self.stream, self.clips = dataset, stream, clips
+        self.processor, self.config, self.device = processor, config, device
+        self.factor = processor.video_processor.temporal_patch_size
+        self.skipped = 0
+
+    def next(self) -> tuple[list[Sample], Any]:
+        samples, clips = [], []
+        pending = self.stream.next_indices()
+        while pending:
+            sample = self.dataset[pending.pop(0)]
+            try:
+                clips.append(self.clips.get(sample, self.factor))
+            except VideoError as e:
+                if self.config.on_bad_row != "skip":
+                    raise
+                self.skipped += 1
+                log.warning("skipping a sample whose video does not decode: %s", e)
+                pending += self.stream.take(1)[:1]
+                if self.skipped > 10 * len(self.dataset):
+                    raise VideoError("no video of the data set decodes") from e
+                continue
+            samples.append(sample)
+        return samples, self.batch(samples, clips)
+
+    def batch(self, samples: Sequence[Sample], clips: Sequence[Frames | None]) -> Any:
+        batch, _ = prepare_batch(self.processor, samples, clips, self.config.budget, self.config.system)
+        return batch.to(self.device)

@@ -1,0 +1,105 @@
+"""``train``: a whole run — check every stage, evaluate before, run the stages in order (resuming
+where a checkpoint says), save the final model, evaluate after, plot. ``evaluate_split``: held-out
+accuracy / mIoU of the current policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vidrl.config import RunConfig
+from vidrl.errors import ConfigError
+from vidrl.evaluate import evaluate
+from vidrl.feed import Clips
+from vidrl.inputs import prepare_batch
+from vidrl.report import plot
+from vidrl.run import RunContext, write_config
+from vidrl.session import Session
+from vidrl.video import VideoError
+
+
+def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Run ``config.stages`` in ``run_dir``; returns {"run_dir", "before", "after"} (evaluations,
+    None when not run). With ``resume``, continue from the newest checkpoint in ``run_dir``."""
+    stages = [session.create("stage", s.name, s.options) for s in config.stages]
+    if not stages:
+        raise ConfigError(["stages: a run needs at least one stage (e.g. sft, rl)"])
+    errors = [f"stages.{i} ({s.name}): {e}" for i, s in enumerate(stages) for e in s.check(config)]
+    if errors:
+        raise ConfigError(errors)
+    run_dir = Path(run_dir)
+    if not resume and (run_dir / "checkpoints").exists():
+        raise ConfigError([f"output_dir: {run_dir} already holds a run; pass --resume to continue it "
+                           "or choose another directory"])  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(config, session, run_dir, resume)
+    if ctx.is_main:
+        write_config(config, run_dir / "config.yaml")
+        ctx.metrics.truncate(ctx.state.global_step)
+        ctx.samples.truncate(ctx.state.global_step)
+    ctx.barrier()
+    before = evaluate_split(ctx, "before") if config.eval.before and ctx.resume_path is None else None
+    for i, (spec, stage) in enumerate(zip(config.stages, stages, strict=True)):
+        if i < ctx.state.stage_index:
+            continue
+        ctx.state.stage = spec.name
+        stage.run(ctx)
+        ctx.state.stage_index, ctx.state.step = i + 1, 0
+        ctx.save_checkpoint(f"stage-{i}-{spec.name}", {}, keep=None)
+    policy = ctx.policy()
+    ctx.on_main(
+        lambda: (
+            policy.base.save_pretrained(run_dir / "model"),
+            policy.processor.save_pretrained(run_dir / "model"),
+        )
+    )
+    after = evaluate_split(ctx, "after") if config.eval.after else None
+    if ctx.is_main and config.log.plot:
+        plot(ctx.metrics, run_dir / "curves.png")
+    if config.log.trackers:
+        ctx.accelerator.end_training()
+    return {"run_dir": str(run_dir), "before": before, "after": after}
+
+
+def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[Any], Any]]:
+    """The data set in order, in batches of ``eval.batch_size`` (first ``eval.max_samples``);
+    undecodable videos raise, or are skipped with ``data.on_bad_row: skip``."""
+    c, ds = ctx.config, ctx.dataset(split)
+    processor = ctx.policy().processor
+    clips = Clips(ds, ctx._backend, c.data)
+    factor = processor.video_processor.temporal_patch_size
+    n = len(ds) if c.eval.max_samples is None else min(len(ds), c.eval.max_samples)
+    for i in range(0, n, c.eval.batch_size):
+        samples, frames = [], []
+        for sample in ds.samples[i : min(n, i + c.eval.batch_size)]:
+            try:
+                frames.append(clips.get(sample, factor))
+            except VideoError:
+                if c.data.on_bad_row != "skip":
+                    raise
+                continue
+            samples.append(sample)
+        if samples:
+            batch = prepare_batch(processor, samples, frames, c.data.budget, c.data.system)[0]
+            yield samples, batch.to(ctx.accelerator.device)
+
+
+def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
+    """Greedy accuracy / mIoU of the policy on ``data.eval`` (main process), logged as
+    ``eval/<metric>`` at the current step and written to ``eval-<label>.json``."""
+    c = ctx.config
+    if c.data.eval is None and c.data.train is not None:
+        return None
+    if not ctx.is_main:
+        ctx.barrier()
+        return None
+    p = ctx.policy()
+    result = evaluate(p.base, p.tokenizer, eval_batches(ctx), p.eos_id, c.eval.max_new_tokens)
+    ctx.metrics.write(
+        {"step": ctx.state.global_step, "eval": label, **{f"eval/{k}": v for k, v in result.items()}}
+    )
+    (ctx.run_dir / f"eval-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
+    ctx.barrier()
+    return result

@@ -1,0 +1,303 @@
+"""A run: the context every stage gets (model, data, components, logging, checkpoints, the
+data-parallel world) and ``train``, which runs the configured stages in order.
+
+Run directory: ``config.yaml`` (resolved), ``metrics.jsonl``, ``samples.jsonl``, ``eval-*.json``,
+``curves.png``, ``checkpoints/`` (see ``vidrl.checkpoint``), ``model/`` (the final policy), and for
+the demo ``base-model/`` and ``data/``. Only the main process writes files other than its
+checkpoint generator state; metrics are the main process's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from vidrl import checkpoint as ckpt
+from vidrl.config import RunConfig, to_plain
+from vidrl.data import Dataset, load_dataset
+from vidrl.errors import ConfigError
+from vidrl.feed import Clips, PromptFeed, SampleStream
+from vidrl.loop import StepLoop, TrainState
+from vidrl.optim import OptimConfig, build_optimizer
+from vidrl.report import JsonlLog
+from vidrl.session import Session
+from vidrl.trainer import Algorithm, Collective
+from vidrl.video import select_backend
+
+log = logging.getLogger(__name__)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class AccelerateCollective(Collective):
+    """Sums over the ranks of an ``accelerate.Accelerator``."""
+
+    def __init__(self, accelerator: Any):
+        self.accelerator, self.size = accelerator, accelerator.num_processes
+
+    def sum(self, value: float) -> float:
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
+        return float(self.accelerator.reduce(t, reduction="sum"))
+
+
+class Policy:
+    """The trained model (DDP-wrapped when data-parallel: use ``model`` for forwards, ``base``
+    for ``generate`` and saving), its processor, and the end-of-turn / padding token ids."""
+
+    def __init__(self, model: Any, base: Any, processor: Any):
+        self.model, self.base, self.processor = model, base, processor
+        self.tokenizer = processor.tokenizer
+        self.eos_id = self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)
+        self.pad_id = self.tokenizer.pad_token_id
+
+
+def load_model(path: str | Path, dtype: str = "float32", attn: str = "auto") -> Any:
+    """A model directory through ``AutoModelForImageTextToText``; ``attn`` "auto" picks
+    flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa."""
+    from transformers import AutoModelForImageTextToText
+
+    if attn == "auto":
+        has_flash = importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
+        attn = "flash_attention_2" if has_flash else "sdpa"
+    return AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn)
+
+
+class RunContext:
+    """What a ``Stage.run`` works with. Heavy things (model, data) load on first use."""
+
+    def __init__(self, config: RunConfig, session: Session, run_dir: str | Path, resume: bool = False):
+        from accelerate import Accelerator
+
+        self.config, self.session, self.hook = config, session, session.hook
+        self.run_dir = Path(run_dir)
+        trackers = list(config.log.trackers) or None
+        self.accelerator = Accelerator(
+            cpu=not torch.cuda.is_available(), log_with=trackers, project_dir=run_dir
+        )
+        acc = self.accelerator
+        self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
+        self.is_main = acc.is_main_process
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.metrics, self.samples = (
+            JsonlLog(self.run_dir / "metrics.jsonl"),
+            JsonlLog(self.run_dir / "samples.jsonl"),
+        )
+        self.resume_path = ckpt.latest(self.ckpt_dir) if resume else None
+        if resume and self.resume_path is None:
+            raise ckpt.CheckpointError(f"nothing to resume: {self.ckpt_dir} holds no complete checkpoint")
+        self.resume_blob = ckpt.load_state(self.resume_path) if self.resume_path else None
+        p = (
+            self.resume_blob["progress"]
+            if self.resume_blob
+            else {"stage_index": 0, "step": 0, "global_step": 0}
+        )
+        self.state = TrainState(p["stage_index"], "", p["step"], p["global_step"], self.run_dir,
+                                acc.process_index, acc.num_processes)  # fmt: skip
+        self._policy: Policy | None = None
+        self._datasets: dict[str, Dataset] = {}
+        self._backend = select_backend(session.registry("video_backend"), config.data.video_backend)
+
+    # -- processes --------------------------------------------------------------------------
+
+    def barrier(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    def on_main(self, fn: Any) -> Any:
+        """Run ``fn()`` on the main process only, then wait for every rank."""
+        out = fn() if self.is_main else None
+        self.barrier()
+        return out
+
+    def seed(self, *salt: int) -> None:
+        """Seed Python, NumPy and torch from (config.seed, rank, *salt)."""
+        s = hash((self.config.seed, self.state.rank, *salt)) % 2**31
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)
+
+    # -- model ------------------------------------------------------------------------------
+
+    def base_model_path(self) -> Path:
+        """``model.path``, or the tiny model built into the run directory on first use."""
+        if self.config.model.path is not None:
+            return Path(self.config.model.path)
+        out = self.run_dir / "base-model"
+
+        def build() -> None:
+            if not (out / "config.json").is_file():
+                from vidrl.tiny import build_tiny_model
+
+                build_tiny_model(self.config.model.tiny_arch, out, seed=self.config.seed)
+
+        self.on_main(build)
+        return out
+
+    def stage_start_path(self, index: int) -> Path:
+        """The model a stage starts from: the base model, or the previous stage's final one."""
+        if index == 0:
+            return self.base_model_path()
+        return self.ckpt_dir / _stage_dir(index - 1, self.config.stages[index - 1].name) / "model"
+
+    def policy(self) -> Policy:
+        """The trained model, loaded once per run (from the checkpoint when resuming)."""
+        if self._policy is None:
+            from transformers import AutoProcessor
+
+            path = self.resume_path / "model" if self.resume_path else self.base_model_path()
+            m = self.config.model
+            base = load_model(path, m.dtype, m.attn_implementation)
+            base.train()
+            model = self.accelerator.prepare_model(base)
+            self._policy = Policy(
+                model, self.accelerator.unwrap_model(model), AutoProcessor.from_pretrained(path)
+            )
+        return self._policy
+
+    def reference(self) -> Any:
+        """A frozen copy of the policy as it was when the current stage started."""
+        m = self.config.model
+        ref = load_model(self.stage_start_path(self.state.stage_index), m.dtype, m.attn_implementation)
+        ref.to(self.accelerator.device).eval().requires_grad_(False)
+        return ref
+
+    def optimizer(self, config: OptimConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
+        return build_optimizer(self.policy().model, config, total_steps)
+
+    # -- data -------------------------------------------------------------------------------
+
+    def dataset(self, split: str) -> Dataset:
+        """``data.train`` / ``data.eval``, or the synthetic tasks generated into ``data/``."""
+        if split not in self._datasets:
+            d = self.config.data
+            path = d.train if split == "train" else d.eval
+            if path is None and d.train is None:
+                path = self._synthesize(split)
+            if path is None:
+                raise ConfigError([f"data.{split}: no {split} data set is configured"])
+            self._datasets[split] = load_dataset(path, d.root, d.on_bad_row)
+        return self._datasets[split]
+
+    def _synthesize(self, split: str) -> Path:
+        from vidrl.synth import synthesize
+
+        s = self.config.data.synth
+        out = self.run_dir / "data" / split
+        num, seed = (s.train_videos, s.seed) if split == "train" else (s.eval_videos, s.seed + 7919)
+
+        def make() -> None:
+            if not (out / "data.jsonl").is_file():
+                synthesize(out, num, seed, s.difficulty, tasks=s.tasks)
+
+        self.on_main(make)
+        return out / "data.jsonl"
+
+    def feed(self, split: str, batch_size: int) -> PromptFeed:
+        """Shuffled batches of ``batch_size`` samples per rank, seeded per stage."""
+        ds = self.dataset(split)
+        stream = SampleStream(len(ds), batch_size, self.config.seed * 1000 + self.state.stage_index,
+                              self.state.rank, self.state.world_size)  # fmt: skip
+        clips = Clips(ds, self._backend, self.config.data)
+        return PromptFeed(
+            ds, stream, clips, self.policy().processor, self.config.data, self.accelerator.device
+        )
+
+    # -- components -------------------------------------------------------------------------
+
+    def algorithm(self) -> Algorithm:
+        """The configured advantage estimator, policy loss and weighted rewards."""
+        c, create = self.config, self.session.create
+        missing = algorithm_missing(c)
+        if missing:
+            raise ConfigError([f"{k}: required by stage {self.state.stage!r}" for k in missing])
+        rewards = [(r.name, r.weight, create("reward", r.name, r.options)) for r in c.rewards]
+        return Algorithm(create("advantage", c.advantage.name, c.advantage.options),
+                         create("loss", c.loss.name, c.loss.options), rewards)  # fmt: skip
+
+    def loop(self, total: int, optimizer: Any, scheduler: Any, feed: PromptFeed | None) -> StepLoop:
+        return StepLoop(self, total, optimizer, scheduler, feed)
+
+    # -- logging and checkpoints ------------------------------------------------------------
+
+    def progress_bar(self, total: int, initial: int, desc: str) -> Any:
+        from tqdm.auto import tqdm
+
+        off = not (self.is_main and self.config.log.progress)
+        return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=off, dynamic_ncols=True)
+
+    def log_step(self, metrics: dict[str, float], record: Any = None) -> None:
+        s = self.state
+        if not self.is_main:
+            return
+        self.metrics.write({"step": s.global_step, "stage": s.stage, "stage_step": s.step, **metrics})
+        if self.config.log.trackers:
+            self.accelerator.log(metrics, step=s.global_step)
+        every, n = self.config.log.samples_every, self.config.log.num_samples
+        if record is not None and every and s.step % every == 0:
+            for i in range(min(n, len(record.texts))):
+                smp = record.samples[i]
+                self.samples.write({
+                    "step": s.global_step, "sample": smp.id, "question": smp.question, "answer": smp.answer,
+                    "response": record.texts[i], "reward": float(record.scores.total[i]),
+                    "rewards": {k: float(v[i]) for k, v in record.scores.per_reward.items()},
+                    "advantage": record.advantages.advantages[i].tolist(),
+                })  # fmt: skip
+
+    def save_checkpoint(self, name: str, blob: dict[str, Any], keep: int | None) -> Path:
+        s = self.state
+        parts = self.hook.on_checkpoint_save(state=s)
+        plugins: dict[str, Any] = {}
+        for part in parts:
+            clash = set(plugins) & set(part or {})
+            if clash:
+                raise ValueError(f"two plugins saved the same checkpoint keys {sorted(clash)}")
+            plugins.update(part or {})
+        progress = {"stage_index": s.stage_index, "step": s.step, "global_step": s.global_step}
+        state = {**blob, "progress": progress, "plugins": plugins}
+        tmp = ckpt.staging(self.ckpt_dir, name)
+        self.on_main(lambda: (shutil.rmtree(tmp, ignore_errors=True), tmp.mkdir(parents=True)))
+        if self.is_main:
+            ckpt.write_main(tmp, self.policy().base, self.policy().processor, state)
+        ckpt.write_rng(tmp, s.rank)
+        self.barrier()
+        self.on_main(lambda: ckpt.commit(self.ckpt_dir, name, keep))
+        return self.ckpt_dir / name
+
+    def restore(self, loop: StepLoop) -> None:
+        """Resume ``loop`` from the checkpoint being resumed (used once, by the first loop):
+        plugin state always; optimizer, schedule, data position and generators when the
+        checkpoint is inside the stage, else the stage is seeded as a fresh one is."""
+        blob, self.resume_blob = self.resume_blob, None
+        if blob is not None:
+            self.hook.on_checkpoint_load(state=self.state, blob=blob["plugins"])
+        if blob is None or loop.start == 0:
+            self.seed(self.state.stage_index)
+            return
+        loop.optimizer.load_state_dict(blob["optimizer"])
+        if loop.scheduler is not None:
+            loop.scheduler.load_state_dict(blob["scheduler"])
+        if loop.feed is not None:
+            loop.feed.stream.load_state_dict(blob["feed"])
+            loop.feed.skipped = int(blob["skipped"])
+        ckpt.set_rng_state(ckpt.read_rng(self.resume_path, self.state.rank))
+
+
+def algorithm_missing(config: RunConfig) -> list[str]:
+    """The config keys an RL stage needs that are not set (advantage, loss, rewards)."""
+    return [k for k in ("advantage", "loss") if getattr(config, k) is None] + (
+        [] if config.rewards else ["rewards"]
+    )
+
+
+def _stage_dir(index: int, name: str) -> str:
+    return f"stage-{index}-{name}"
+
+
+def write_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_plain(config), sort_keys=False))

@@ -1,0 +1,112 @@
+"""The built-in training stages: ``sft`` (supervised warm-up on reference responses) and ``rl``
+(the RL step of the engine with the configured estimator, loss and rewards)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import vidrl
+
+
+@dataclass(frozen=True)
+class _Steps:
+    steps: int = 100
+    micro_batch_size: int = 8
+
+    def _check_counts(self, **counts: int) -> None:
+        bad = {k: v for k, v in {"steps": self.steps, "micro_batch_size": self.micro_batch_size, **counts}.items()
+               if v < 1}  # fmt: skip
+        if bad:
+            raise ValueError(f"must be >= 1: {bad}")
+
+
+class SFT(vidrl.Stage):
+    """Teacher-forced token-mean NLL of reference responses: a row's ``response`` column when it
+    has one, else ``template`` filled with the row's answer."""
+
+    name = "sft"
+
+    @dataclass(frozen=True)
+    class Config(_Steps):
+        batch_size: int = 8
+        template: str = "<answer>{answer}</answer>"
+        optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-4)
+
+        def __post_init__(self) -> None:
+            self._check_counts(batch_size=self.batch_size)
+            if "{answer}" not in self.template:
+                raise ValueError(f"template must contain {{answer}}, got {self.template!r}")
+
+    def target(self, sample: vidrl.Sample) -> str:
+        response = sample.metadata.get("response")
+        return response if isinstance(response, str) else self.config.template.format(answer=sample.answer)
+
+    def run(self, context: vidrl.RunContext) -> None:
+        c, policy = self.config, context.policy()
+        feed = context.feed("train", c.batch_size)
+        opt, sched = context.optimizer(c.optim, c.steps)
+        learner = vidrl.Learner(policy.model, opt, sched, None, policy.eos_id, world=context.world)
+        loop = context.loop(c.steps, opt, sched, feed)
+        for _ in loop:
+            samples, batch = feed.next()
+            gen = vidrl.given_responses(batch, policy.tokenizer, [self.target(s) for s in samples])
+            tokens = context.world.sum(float(gen.response_mask.sum()))
+
+            def nll(rows: slice, gen: vidrl.Generation = gen, tokens: float = tokens) -> vidrl.LossOutput:
+                lp = vidrl.sequence_logprobs(policy.model, gen, rows)
+                return vidrl.LossOutput(-(lp * gen.response_mask[rows]).sum() / tokens, {})
+
+            metrics = vidrl.accumulate(learner, len(samples), c.micro_batch_size, c.optim.max_grad_norm, nll)
+            metrics["lr"] = opt.param_groups[0]["lr"]
+            loop.end_step(metrics)
+
+
+class RL(vidrl.Stage):
+    """``steps`` RL steps of ``prompts_per_step`` prompts (per process) × ``group_size`` sampled
+    responses, with the run's ``advantage``, ``loss`` and ``rewards``. The reference model (the
+    policy at this stage's start) loads only when the loss needs it."""
+
+    name = "rl"
+
+    @dataclass(frozen=True)
+    class Config(_Steps):
+        prompts_per_step: int = 4
+        group_size: int = 8
+        num_iterations: int = 1
+        temperature: float = 1.0
+        top_p: float = 1.0
+        max_new_tokens: int = 64
+        optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-5)
+
+        def __post_init__(self) -> None:
+            self._check_counts(prompts_per_step=self.prompts_per_step, group_size=self.group_size,
+                               num_iterations=self.num_iterations, max_new_tokens=self.max_new_tokens)  # fmt: skip
+            if self.temperature <= 0:
+                raise ValueError(f"temperature must be > 0 (log-probs divide by it), got {self.temperature}")
+
+    def check(self, config: vidrl.RunConfig) -> list[str]:
+        return [f"{key}: required by the rl stage" for key in vidrl.algorithm_missing(config)]
+
+    def run(self, context: vidrl.RunContext) -> None:
+        c, policy, algo = self.config, context.policy(), context.algorithm()
+        ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
+        opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
+        backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
+        learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
+        sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
+        opts = vidrl.StepOptions(
+            c.group_size, c.micro_batch_size, c.num_iterations, c.optim.max_grad_norm, sampling
+        )
+        feed = context.feed("train", c.prompts_per_step)
+        loop = context.loop(c.steps, opt, sched, feed)
+        for _ in loop:
+            samples, batch = feed.next()
+            metrics, record = vidrl.rl_step(learner, algo, policy.tokenizer, batch, samples, opts,
+                                            hook=context.hook, state=context.state)  # fmt: skip
+            loop.end_step(metrics, record)
+
+
+@vidrl.hookimpl
+def register_stages(register):
+    register(SFT)
+    register(RL)
