@@ -60,10 +60,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vidrl.pipeline import eval_batches
     from vidrl.run import RunContext
 
-    raw = {"model": {"path": args.model}, "data": {"train": args.dataset, "eval": args.dataset, "root": args.root,
-           "fps": args.fps, "max_frames": args.max_frames},
-           "eval": {"batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
-                    "max_samples": args.max_samples}}  # fmt: skip
+    data = {"train": args.dataset, "eval": args.dataset, "root": args.root, "fps": args.fps,
+            "max_frames": args.max_frames}  # fmt: skip
+    evals = {
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "max_samples": args.max_samples,
+    }
+    raw = {"model": {"path": args.model}, "data": data, "eval": evals}
     config, session = load_config(raw)
     with tempfile.TemporaryDirectory() as tmp:
         ctx = RunContext(config, session, tmp)
@@ -202,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set advantage.options.eps=1e-4 (repeatable)",
     )
     t.add_argument("--output-dir", help="run directory (overrides output_dir)")
-    t.add_argument("--resume", nargs="?", const="", metavar="DIR",
-                   help="continue the run in DIR (default: output_dir) from its newest checkpoint")  # fmt: skip
+    t.add_argument(
+        "--resume", nargs="?", const="", metavar="DIR",
+        help="continue the run in DIR (default: output_dir) from its newest checkpoint",
+    )  # fmt: skip
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="accuracy / mIoU of a model directory on a data set (greedy)")

@@ -43,8 +43,7 @@ class StepLoop:
         self._t = time.perf_counter()
 
     def __iter__(self) -> Iterator[int]:
-        for step in range(self.start, self.total):
-            yield step
+        yield from range(self.start, self.total)
         self.bar.close()
 
     def end_step(self, metrics: dict[str, float], record: Any = None) -> None:

@@ -92,9 +92,10 @@ class HFGenerate(RolloutBackend):
     def generate(self, prompt: dict[str, Any], sampling: Sampling) -> torch.Tensor:
         was_training = self.model.training
         self.model.eval()
-        sample = sampling.temperature > 0
-        how = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {
-            "do_sample": False, "temperature": None, "top_p": None, "top_k": None}  # fmt: skip
+        if sampling.temperature > 0:
+            how = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        else:
+            how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         try:
             out = self.model.generate(
                 **prompt, **how, max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_id,

@@ -14,8 +14,8 @@ class _Steps:
     micro_batch_size: int = 8
 
     def _check_counts(self, **counts: int) -> None:
-        bad = {k: v for k, v in {"steps": self.steps, "micro_batch_size": self.micro_batch_size, **counts}.items()
-               if v < 1}  # fmt: skip
+        counts = {"steps": self.steps, "micro_batch_size": self.micro_batch_size, **counts}
+        bad = {k: v for k, v in counts.items() if v < 1}
         if bad:
             raise ValueError(f"must be >= 1: {bad}")
 
@@ -79,8 +79,10 @@ class RL(vidrl.Stage):
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-5)
 
         def __post_init__(self) -> None:
-            self._check_counts(prompts_per_step=self.prompts_per_step, group_size=self.group_size,
-                               num_iterations=self.num_iterations, max_new_tokens=self.max_new_tokens)  # fmt: skip
+            self._check_counts(
+                prompts_per_step=self.prompts_per_step, group_size=self.group_size,
+                num_iterations=self.num_iterations, max_new_tokens=self.max_new_tokens,
+            )  # fmt: skip
             if self.temperature <= 0:
                 raise ValueError(f"temperature must be > 0 (log-probs divide by it), got {self.temperature}")
 
