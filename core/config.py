@@ -262,10 +262,13 @@ def load_config(
     source: str | Path | Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    extra_plugins: Sequence[tuple[object, str]] = (),
 ) -> tuple[RunConfig, Session]:
     """Read, override, and validate a config; return it with the loaded ``Session``.
 
-    ``source`` is a YAML path, an already-parsed mapping, or None (an empty config). Raises
+    ``source`` is a YAML path, an already-parsed mapping, or None (an empty config);
+    ``extra_plugins``: (object with hookimpls, name) pairs added in-process next to the entry
+    points (a notebook's or a test's own components). Raises
     ``ConfigError`` listing every problem at once; nothing heavy (no model) is loaded.
     """
     if source is None:
@@ -279,7 +282,10 @@ def load_config(
     plugins = convert(PluginsConfig, raw.get("plugins", {}), "plugins", errors)
     if is_missing(plugins):
         raise ConfigError(errors)
-    session = Session(enable=plugins.enable, disable=plugins.disable, environ=environ).load()
+    session = Session(enable=plugins.enable, disable=plugins.disable, environ=environ)
+    for obj, name in extra_plugins:
+        session.add_plugin(obj, name)
+    session.load()
     config = convert(RunConfig, raw, "", errors, component=_component_resolver(session, errors))
     if errors:
         raise ConfigError(errors)

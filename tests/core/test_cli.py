@@ -11,7 +11,7 @@ import torch
 from vidrl.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["train", "plugins", "list", "validate", "data", "bench"]
+COMMANDS = ["train", "eval", "plugins", "list", "validate", "data", "bench"]
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS), ["data", "synth"], ["data", "check"]])
@@ -81,15 +81,25 @@ def test_validate_missing_file(capsys):
     assert "'nope.yaml' does not exist" in capsys.readouterr().err
 
 
-def test_train_without_arguments_uses_the_embedded_demo(capsys):
-    assert main(["train"]) == 0
-    out = capsys.readouterr().out
-    assert "config: embedded demo (valid)" in out and "grpo_family" in out
+def test_train_refuses_a_config_with_no_stages(tmp_path, capsys):
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("seed: 1\n")
+    assert main(["train", str(cfg), "--output-dir", str(tmp_path / "run")]) == 1
+    assert "a run needs at least one stage" in capsys.readouterr().err
 
 
-def test_train_with_output_dir_override(capsys):
-    assert main(["train", "--output-dir", "runs/x"]) == 0
-    assert "output_dir: runs/x" in capsys.readouterr().out
+def test_train_names_what_an_rl_stage_lacks(tmp_path, capsys):
+    cfg = tmp_path / "rl.yaml"
+    cfg.write_text("stages: [rl]\nadvantage: grpo\n")
+    assert main(["train", str(cfg), "--output-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "stages.0 (rl): loss: required by the rl stage" in err and "rewards: required" in err
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("stages: [sft]\n")
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

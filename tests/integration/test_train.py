@@ -1,0 +1,145 @@
+"""Whole runs on the tiny model: what a run directory holds, exact resume after a crash, the
+demo config's reward rising, and ``vidrl eval`` on the result."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vidrl
+from vidrl import load_config
+from vidrl.cli import main
+from vidrl.loop import StepLoop
+from vidrl.pipeline import train
+
+pytestmark = pytest.mark.slow
+
+
+class Length(vidrl.Reward):
+    """Response length / 10: varies inside every group, so every RL step really updates."""
+
+    name = "length"
+
+    def __call__(self, responses, samples):
+        return [len(r) / 10 for r in responses]
+
+
+class LengthPlugin:
+    @vidrl.hookimpl
+    def register_rewards(self, register):
+        register(Length)
+
+
+def tiny_run(model_dir, **overrides):
+    raw = {
+        "seed": 3,
+        "model": {"path": str(model_dir)},
+        "data": {"synth": {"train_videos": 6, "eval_videos": 2}, "fps": 1.0, "max_frames": 2},
+        "stages": [
+            {"name": "sft", "options": {"steps": 2, "batch_size": 4, "micro_batch_size": 2}},
+            {
+                "name": "rl",
+                "options": {
+                    "steps": 4,
+                    "prompts_per_step": 2,
+                    "group_size": 3,
+                    "micro_batch_size": 4,
+                    "max_new_tokens": 6,
+                    "optim": {"lr": 1e-3, "schedule": "cosine"},
+                },
+            },
+        ],  # fmt: skip
+        "advantage": "grpo",
+        "loss": {"name": "ppo_clip", "options": {"beta": 0.05}},
+        "rewards": [{"name": "format", "options": {"think": False}}, "multiple_choice", "numeric", "length"],
+        "checkpoint": {"every": 2, "keep": 1},
+        "log": {"progress": False},
+        "eval": {"max_new_tokens": 6},
+    }
+    raw.update(overrides)
+    return load_config(raw, extra_plugins=[(LengthPlugin(), "test_length")])
+
+
+def _params(run_dir):
+    return load_file(run_dir / "model" / "model.safetensors")
+
+
+def _lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_a_run_directory_holds_everything(tiny_model_dir, tmp_path):
+    config, session = tiny_run(tiny_model_dir("qwen2_5_vl"))
+    summary = train(config, session, tmp_path / "run")
+    run = tmp_path / "run"
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "samples.jsonl",
+        "curves.png",
+        "eval-before.json",
+        "eval-after.json",
+    ):
+        assert (run / name).is_file(), name
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["latest", "stage-0-sft", "stage-1-rl", "step-0000004"]  # keep=1 pruned nothing older
+    assert (run / "checkpoints" / "latest").read_text().strip() == "stage-1-rl"
+    rows = [r for r in _lines(run / "metrics.jsonl") if "eval" not in r]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["stage"] for r in rows] == ["sft"] * 2 + ["rl"] * 4
+    for key in ("reward/mean", "reward/format", "adv/zero_std_frac", "loss", "kl", "clip_frac", "grad_norm",
+                "response_length/mean", "time/rollout", "time/update", "data/skipped"):  # fmt: skip
+        assert key in rows[-1], key
+    assert (
+        rows[-1]["kl"] > 0
+        and rows[-1]["adv/zero_std_frac"] < 1
+        and summary["after"]["n"] == summary["before"]["n"] > 0
+    )
+    assert {"accuracy", "accuracy/multiple_choice", "accuracy/numeric"} <= set(summary["after"])
+    sample = _lines(run / "samples.jsonl")[0]
+    assert {"step", "sample", "question", "response", "reward", "rewards", "advantage"} <= set(sample)
+
+
+def test_resume_after_a_crash_continues_exactly(tiny_model_dir, tmp_path, monkeypatch):
+    path = tiny_model_dir("qwen2_5_vl")
+    straight = tmp_path / "straight"
+    train(*tiny_run(path), straight)
+
+    original = StepLoop.end_step
+
+    def crash_after_step_5(self, metrics, record=None):
+        original(self, metrics, record)
+        if self.state.global_step == 5:  # the newest checkpoint is step 4
+            raise RuntimeError("simulated crash")
+
+    crashed = tmp_path / "crashed"
+    monkeypatch.setattr(StepLoop, "end_step", crash_after_step_5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(*tiny_run(path), crashed)
+    monkeypatch.setattr(StepLoop, "end_step", original)
+    assert not (crashed / "model").exists()
+    assert (crashed / "checkpoints" / "latest").read_text().strip() == "step-0000004"
+    train(*tiny_run(path), crashed, resume=True)
+
+    a, b = _params(straight), _params(crashed)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    ra, rb = (_lines(d / "metrics.jsonl") for d in (straight, crashed))
+    assert [r["step"] for r in rb if "eval" not in r] == [1, 2, 3, 4, 5, 6]  # step 5 not logged twice
+    assert [r.get("reward/mean") for r in ra] == [r.get("reward/mean") for r in rb]
+
+
+def test_a_new_run_refuses_a_used_directory(tiny_model_dir, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(Exception, match="already holds a run"):
+        train(*tiny_run(tiny_model_dir("qwen2_5_vl")), tmp_path)
+
+
+def test_vidrl_eval_reports_accuracy(tiny_model_dir, synth_data, capsys):
+    args = ["eval", str(tiny_model_dir("qwen2_5_vl")), str(synth_data), "--max-frames", "2", "--json"]
+    assert main([*args, "--max-new-tokens", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 12 and 0 <= out["accuracy"] <= 1 and 0 <= out["miou"] <= 1
+    assert {"accuracy/multiple_choice", "miou/temporal_grounding", "accuracy/grounded_qa"} <= set(out)
