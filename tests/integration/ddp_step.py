@@ -1,0 +1,81 @@
+"""Run by test_distributed.py: one RL step of the tiny model on 4 prompts with fixed responses —
+in one process over all of them, or in each of two gloo processes over half of them (launched by
+torch.distributed.run). Rank 0 saves the updated parameters to OUT.
+
+usage: ddp_step.py MODEL_DIR DATA_JSONL OUT
+"""
+
+import sys
+
+import torch
+from accelerate import Accelerator
+from safetensors.torch import save_file
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+import vidrl
+from vidrl.data import load_dataset
+from vidrl.inputs import prepare_batch
+from vidrl.run import AccelerateCollective
+from vidrl.video import read_video
+
+PROMPTS, G, T = 4, 3, 7
+
+
+class FixedResponses(vidrl.RolloutBackend):
+    """Copy k of a prompt gets the same random response wherever it runs: seeded by the prompt's
+    token ids and k; lengths vary, so ranks hold different token counts."""
+
+    def __init__(self, eos_id, pad_id, vocab):
+        self.eos_id, self.pad_id, self.vocab = eos_id, pad_id, vocab
+
+    def generate(self, prompt, sampling):
+        rows = []
+        for j, (ids, mask) in enumerate(zip(prompt["input_ids"], prompt["attention_mask"], strict=True)):
+            ids = ids[mask.bool()]  # without the left padding, which depends on the batch
+            g = torch.Generator().manual_seed(int((ids * torch.arange(len(ids))).sum()) * 10 + j % G)
+            n = int(torch.randint(1, T, (1,), generator=g))
+            row = torch.full((T,), self.pad_id)
+            row[:n] = torch.randint(0, 100, (n,), generator=g)
+            row[n] = self.eos_id if n < T else row[n - 1]
+            rows.append(row)
+        return torch.stack(rows)
+
+
+class Length(vidrl.Reward):
+    name = "length"
+
+    def __call__(self, responses, samples):
+        return [len(r) / 10 for r in responses]
+
+
+def main(model_dir, data, out):
+    acc = Accelerator(cpu=True)
+    rank, world = acc.process_index, acc.num_processes
+    processor = AutoProcessor.from_pretrained(model_dir)
+    ds = load_dataset(data)
+    backend = vidrl.Session().load().create("video_backend", "pyav")
+    per = PROMPTS // world
+    mine = ds.samples[rank * per : (rank + 1) * per]
+    clips = [read_video(backend, str(ds.path(s.video)), fps=1.0, min_frames=2, max_frames=2) for s in mine]
+    batch, _ = prepare_batch(processor, mine, clips)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    wrapped = acc.prepare_model(model)
+    tok = processor.tokenizer
+    eos = tok.convert_tokens_to_ids(tok.eos_token)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    collective = AccelerateCollective(acc) if world > 1 else vidrl.Collective()
+    learner = vidrl.Learner(
+        wrapped, opt, None, FixedResponses(eos, tok.pad_token_id, len(tok)), eos, None, collective
+    )
+    session = vidrl.Session().load()
+    algo = vidrl.Algorithm(session.create("advantage", "grpo"), session.create("loss", "ppo_clip"),
+                           [("length", 1.0, Length())])  # fmt: skip
+    opts = vidrl.StepOptions(group_size=G, micro_batch_size=2, max_grad_norm=0.0)
+    vidrl.rl_step(learner, algo, tok, batch, mine, opts)
+    if acc.is_main_process:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+    acc.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
