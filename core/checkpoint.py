@@ -121,5 +121,5 @@ def load_state(path: Path) -> dict[str, Any]:
     """``state.pt`` of a checkpoint, loaded with ``weights_only=True`` (tensors and plain values)."""
     try:
         return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    except Exception as e:  # torch.load raises many types on a damaged file; all mean the same here
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e

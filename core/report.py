@@ -64,27 +64,32 @@ def plot(metrics: JsonlLog, out: Path) -> Path | None:
     evals = [r for r in records if any(k.startswith("eval/") for k in r)]
     if not train and not evals:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    keys = sorted({k for r in train for k in r if k.startswith("reward/")})
-    for key in keys:
-        pts = [(r["step"], r[key]) for r in train if _finite(r.get(key))]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            left.plot(xs, _smooth(list(ys)), label=key, lw=2 if key == "reward/mean" else 1)
-    left.set(title="training reward (moving average of 5 steps)", xlabel="step")
-    left.legend(fontsize=8)
-    for key in sorted(
-        {k for r in evals for k in r if k.startswith("eval/") and k.count("/") == 1} - {"eval/n"}
-    ):
-        pts = [(r["step"], r[key]) for r in evals if _finite(r.get(key))]
-        xs, ys = zip(*pts, strict=True)
-        right.plot(xs, ys, marker="o", label=key)
-    right.set(title="held-out evaluation (greedy)", xlabel="step", ylim=(0, 1.05))
-    right.legend(fontsize=8)
+    panels = [(draw, rows) for draw, rows in ((_rewards, train), (_evaluations, evals)) if rows]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (draw, rows) in zip(axes[0], panels, strict=True):
+        draw(ax, rows)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _rewards(ax: Any, train: list[dict[str, Any]]) -> None:
+    for key in sorted({k for r in train for k in r if k.startswith("reward/")}):
+        pts = [(r["step"], r[key]) for r in train if _finite(r.get(key))]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, _smooth(list(ys)), label=key, lw=2 if key == "reward/mean" else 1)
+    ax.set(title="training reward (moving average of 5 steps)", xlabel="step")
+
+
+def _evaluations(ax: Any, evals: list[dict[str, Any]]) -> None:
+    for key in sorted({k for r in evals for k in r if k.startswith("eval/")} - {"eval/n"}):
+        pts = [(r["step"], r[key]) for r in evals if _finite(r.get(key))]
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(xs, ys, marker="o", label=key, lw=2 if key.count("/") == 1 else 1)
+    ax.set(title="held-out evaluation (greedy)", xlabel="step", ylim=(0, 1.05))
 
 
 def _finite(x: Any) -> bool:

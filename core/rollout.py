@@ -157,10 +157,10 @@ def sequence_logprobs(
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(resp)], dim=1)
     logits = model(**inputs).logits[:, prompt["input_ids"].shape[1] - 1 : -1]  # [b, T, V]: predicts resp
     keep = mask.bool()
-    out = torch.zeros(resp.shape, dtype=torch.float32, device=resp.device)
-    if keep.any():
-        out = out.masked_scatter(keep, ops.token_logprobs(logits[keep], resp[keep], temperature))
-    return out
+    values = ops.token_logprobs(
+        logits[keep], resp[keep], temperature
+    )  # float32, or float64 for a float64 model
+    return torch.zeros(resp.shape, dtype=values.dtype, device=resp.device).masked_scatter(keep, values)
 
 
 def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:

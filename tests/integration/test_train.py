@@ -143,3 +143,39 @@ def test_vidrl_eval_reports_accuracy(tiny_model_dir, synth_data, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 12 and 0 <= out["accuracy"] <= 1 and 0 <= out["miou"] <= 1
     assert {"accuracy/multiple_choice", "miou/temporal_grounding", "accuracy/grounded_qa"} <= set(out)
+
+
+class LetterA(vidrl.Reward):
+    """Share of the response's characters that are "A": easy to learn, never saturated in a few steps."""
+
+    name = "letter_a"
+
+    def __call__(self, responses, samples):
+        return [r.count("A") / max(1, len(r)) for r in responses]
+
+
+class LetterAPlugin:
+    @vidrl.hookimpl
+    def register_rewards(self, register):
+        register(LetterA)
+
+
+def test_rl_alone_raises_an_easy_reward(tiny_model_dir, tmp_path):
+    rl = {"steps": 24, "prompts_per_step": 2, "group_size": 6, "micro_batch_size": 12, "max_new_tokens": 8,
+          "optim": {"lr": 3e-3}}  # fmt: skip
+    raw = {
+        "seed": 0,
+        "model": {"path": str(tiny_model_dir("qwen2_5_vl"))},
+        "data": {"synth": {"train_videos": 4, "eval_videos": 1}, "max_frames": 2},
+        "stages": [{"name": "rl", "options": rl}],
+        "advantage": "grpo",
+        "loss": "ppo_clip",
+        "rewards": ["letter_a"],
+        "log": {"progress": False},
+        "eval": {"before": False, "after": False},
+    }
+    config, session = load_config(raw, extra_plugins=[(LetterAPlugin(), "test_letter_a")])
+    train(config, session, tmp_path / "run")
+    rewards = [r["reward/mean"] for r in _lines(tmp_path / "run" / "metrics.jsonl")]
+    first, last = sum(rewards[:6]) / 6, sum(rewards[-6:]) / 6
+    assert last > first + 0.1, rewards

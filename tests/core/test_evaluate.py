@@ -1,0 +1,53 @@
+"""Judging greedy answers per task type, and the summary over a data set."""
+
+import pytest
+
+from vidrl import Sample
+from vidrl.evaluate import judge, summarize
+
+MC = Sample("m", "q", "B", "multiple_choice", options=("red", "blue", "green", "cyan"))
+NUM = Sample("n", "q", "3", "numeric")
+TG = Sample("t", "q", "1-3", "temporal_grounding", span=(1.0, 3.0))
+GQA = Sample("g", "q", "blue", "grounded_qa", span=(2.0, 4.0))
+FREE = Sample("f", "q", "A red square.", "free_form")
+
+
+@pytest.mark.parametrize(
+    ("response", "sample", "expected"),
+    [
+        ("<answer>B</answer>", MC, (1.0, None)),
+        ("<answer>B. blue</answer>", MC, (1.0, None)),
+        ("<answer>A or B</answer>", MC, (0.0, None)),  # two letters: not an answer
+        ("B", MC, (0.0, None)),  # no answer block
+        ("<answer>E</answer>", MC, (0.0, None)),  # not an option
+        ("<answer>3 squares</answer>", NUM, (1.0, None)),
+        ("<answer>3.5</answer>", NUM, (0.0, None)),
+        ("<answer>2-3</answer>", TG, (None, 0.5)),
+        ("<answer>3-1</answer>", TG, (None, 0.0)),  # reversed span is not swapped
+        ("<answer>blue, 2.0-4.0</answer>", GQA, (1.0, 1.0)),
+        ("<answer>red 3-4</answer>", GQA, (0.0, 0.5)),
+        ("<answer>a RED square</answer>", FREE, (1.0, None)),
+        ("<answer>blüe</answer>", FREE, (0.0, None)),
+    ],
+)
+def test_judge(response, sample, expected):
+    assert judge(response, sample) == expected
+
+
+def test_summary_per_task_and_overall():
+    judged = [(MC, 1.0, None), (MC, 0.0, None), (NUM, 1.0, None), (TG, None, 0.25), (GQA, 1.0, 0.75)]
+    out = summarize(judged)
+    assert out == {
+        "n": 5.0,
+        "accuracy": 0.75,
+        "accuracy/grounded_qa": 1.0,
+        "accuracy/multiple_choice": 0.5,
+        "accuracy/numeric": 1.0,
+        "miou": 0.5,
+        "miou/grounded_qa": 0.75,
+        "miou/temporal_grounding": 0.25,
+    }
+
+
+def test_summary_of_nothing():
+    assert summarize([]) == {"n": 0.0}

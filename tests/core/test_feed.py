@@ -1,0 +1,70 @@
+"""Sample streams: shuffled epochs, rank shares whose union does not depend on the number of
+ranks, exact resume from the saved position; feeds that skip or raise on bad videos."""
+
+import json
+import shutil
+
+import pytest
+
+from vidrl.config import DataConfig
+from vidrl.data import load_dataset
+from vidrl.feed import Clips, PromptFeed, SampleStream
+from vidrl.session import Session
+from vidrl.video import VideoError
+
+
+def test_every_epoch_is_a_permutation_and_epochs_differ():
+    s = SampleStream(7, 3, seed=1)
+    seen = s.take(14)
+    assert sorted(seen[:7]) == sorted(seen[7:]) == list(range(7))
+    assert seen[:7] != seen[7:]
+    assert s.state_dict() == {"epoch": 2, "cursor": 0}
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_split_the_global_batches_of_one_process(world):
+    one = SampleStream(10, 2 * world, seed=5)
+    ranks = [SampleStream(10, 2, seed=5, rank=r, world=world) for r in range(world)]
+    for _ in range(4):
+        assert one.next_indices() == [i for s in ranks for i in s.next_indices()]
+
+
+def test_resuming_a_stream_continues_the_same_sequence():
+    a = SampleStream(5, 2, seed=9)
+    a.next_indices(), a.next_indices(), a.next_indices()
+    b = SampleStream(5, 2, seed=9)
+    b.load_state_dict(a.state_dict())
+    assert [a.next_indices() for _ in range(5)] == [b.next_indices() for _ in range(5)]
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(n=0, batch_size=1, seed=0), dict(n=3, batch_size=1, seed=0, rank=2, world=2)]
+)
+def test_bad_stream_arguments(bad):
+    with pytest.raises(ValueError, match="need n >= 1"):
+        SampleStream(**bad)
+
+
+def _feed(tmp_path, synth_data, on_bad_row, video_prompts):
+    shutil.copytree(synth_data.parent / "videos", tmp_path / "videos")
+    (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
+    rows = [json.loads(r) for r in synth_data.read_text().splitlines()[:3]]
+    rows.insert(0, {**rows[0], "id": "broken", "video": "videos/broken.mp4"})
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = load_dataset(tmp_path / "data.jsonl")
+    config = DataConfig(on_bad_row=on_bad_row, max_frames=2)
+    clips = Clips(ds, Session().load().create("video_backend", "pyav"), config)
+    return PromptFeed(ds, SampleStream(len(ds), 4, seed=0), clips, video_prompts[1], config)
+
+
+def test_a_bad_video_raises_naming_the_sample(tmp_path, synth_data, video_prompts):
+    feed = _feed(tmp_path, synth_data, "error", video_prompts)
+    with pytest.raises(VideoError, match="sample 'broken'"):
+        feed.next()
+
+
+def test_a_bad_video_is_skipped_counted_and_replaced(tmp_path, synth_data, video_prompts):
+    feed = _feed(tmp_path, synth_data, "skip", video_prompts)  # a batch of all 4 rows: "broken" is in it
+    samples, batch = feed.next()
+    assert feed.skipped >= 1 and len(samples) == 4 and "broken" not in {s.id for s in samples}
+    assert batch["input_ids"].shape[0] == 4
