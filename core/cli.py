@@ -160,10 +160,15 @@ def source_root() -> Path:
 
 
 CPU_SUITES = {"kernels": "test_cpu_logprobs.py", "video": "test_cpu_video.py"}
+BENCHMARKS = [*CPU_SUITES, "step"]
 
 
 def bench_command(root: Path, what: str, cuda: bool, quick: bool) -> list[str]:
-    """Kernels: the GPU harness when CUDA is present, else the CPU suite. Video: the CPU suite."""
+    """Kernels: the GPU harness when CUDA is present, else the CPU suite. Video: the CPU suite.
+    Step: the RL step by phase (results under results/cpu or results/cuda)."""
+    if what == "step":
+        out = root / "benchmarks" / "results" / ("cuda" if cuda else "cpu")
+        return [sys.executable, str(root / "benchmarks" / "step_phases.py"), "--out", str(out)]
     if what == "kernels" and cuda:
         return [sys.executable, str(root / "benchmarks" / "gpu_harness.py"), *(["--quick"] if quick else [])]
     out = root / "benchmarks" / "results" / "cpu" / f"{what}-cpu.json"
@@ -244,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--out", required=True, help="output folder")
     syn.add_argument("--num", type=int, default=16, help="number of videos (4 rows each)")
     syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--difficulty", type=int, default=0, help="0 = 2 squares, long events; more is harder")
+    syn.add_argument("--difficulty", type=int, nargs="+", default=[0],
+                     help="0 = 2 squares, long events; more is harder; several levels are cycled over videos")  # fmt: skip
     syn.add_argument("--size", type=int, default=112, help="frame side in pixels")
     syn.set_defaults(func=cmd_data_synth)
     chk = dsub.add_parser("check", help="decode every row; report each bad one; exit 1 if any")
@@ -256,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_data_check)
 
     b = sub.add_parser("bench", help="run benchmarks (from a source checkout)")
-    b.add_argument("what", choices=list(CPU_SUITES), help="what to benchmark")
+    b.add_argument("what", choices=BENCHMARKS, help="what to benchmark")
     b.add_argument("--cpu", action="store_true", help="the CPU suite even when a GPU is present")
     b.add_argument("--quick", action="store_true", help="GPU harness at smaller shapes")
     b.set_defaults(func=cmd_bench)

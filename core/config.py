@@ -52,9 +52,12 @@ class PluginsConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     """The policy. ``path``: a local model directory (``from_pretrained``); None builds the tiny
-    ``tiny_arch`` model with random weights into the run directory (the demo)."""
+    ``tiny_arch`` model with random weights into the run directory (the demo). ``freeze``:
+    parameters whose name contains one of these strings are not trained (e.g. "visual": the
+    vision tower of Qwen-VL models)."""
 
     path: str | None = None
+    freeze: tuple[str, ...] = ()
     tiny_arch: Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
@@ -62,20 +65,23 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Synthetic video tasks generated into the run directory when no data set is given."""
+    """Synthetic video tasks generated into the run directory when no data set is given;
+    ``difficulty`` levels are cycled over the videos."""
 
     train_videos: int = 64
     eval_videos: int = 24
     seed: int = 0
-    difficulty: int = 0
+    difficulty: tuple[int, ...] = (0,)
     tasks: tuple[Literal["multiple_choice", "numeric", "temporal_grounding", "grounded_qa"], ...] = (
         "multiple_choice",
         "numeric",
     )
 
     def __post_init__(self) -> None:
-        if self.train_videos < 1 or self.eval_videos < 0 or not self.tasks:
-            raise ValueError(f"need train_videos >= 1, eval_videos >= 0 and some tasks; got {self}")
+        if self.train_videos < 1 or self.eval_videos < 0 or not self.tasks or not self.difficulty:
+            raise ValueError(
+                f"need train_videos >= 1, eval_videos >= 0, some tasks and difficulties; got {self}"
+            )
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,21 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "auto") -> 
     return AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn)
 
 
+def freeze(model: Any, parts: tuple[str, ...]) -> int:
+    """Stop training every parameter whose name contains one of ``parts``; returns how many.
+    A part that matches no parameter is an error (a typo would silently train everything)."""
+    hits = {p: 0 for p in parts}
+    for name, param in model.named_parameters():
+        for p in parts:
+            if p in name:
+                param.requires_grad_(False)
+                hits[p] += 1
+    unmatched = [p for p, n in hits.items() if n == 0]
+    if unmatched:
+        raise ConfigError([f"model.freeze: {p!r} matches no parameter name" for p in unmatched])
+    return sum(hits.values())
+
+
 class RunContext:
     """What a ``Stage.run`` works with. Heavy things (model, data) load on first use."""
 
@@ -154,6 +169,7 @@ class RunContext:
             m = self.config.model
             base = load_model(path, m.dtype, m.attn_implementation)
             base.train()
+            freeze(base, m.freeze)
             model = self.accelerator.prepare_model(base)
             self._policy = Policy(
                 model, self.accelerator.unwrap_model(model), AutoProcessor.from_pretrained(path)

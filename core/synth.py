@@ -142,17 +142,24 @@ def rows_for(scene: Scene, video: str, vid: str, rng: np.random.Generator, tasks
 
 
 def synthesize(
-    out: Path, num: int, seed: int = 0, difficulty: int = 0, size: int = 112, tasks: Sequence[str] = TASKS
+    out: Path,
+    num: int,
+    seed: int = 0,
+    difficulty: int | Sequence[int] = 0,
+    size: int = 112,
+    tasks: Sequence[str] = TASKS,
 ) -> Path:
     """Write ``num`` videos under ``out/videos`` and their rows (``tasks`` only) to
-    ``out/data.jsonl``; return it."""
-    if num < 1 or difficulty < 0 or size < 56:
-        raise ValueError(f"need num >= 1, difficulty >= 0, size >= 56; got {num}, {difficulty}, {size}")
+    ``out/data.jsonl``; return it. A sequence of difficulties is cycled over the videos (so the
+    number of squares, and the count answer, varies)."""
+    levels = [difficulty] if isinstance(difficulty, int) else list(difficulty)
+    if num < 1 or not levels or min(levels) < 0 or size < 56:
+        raise ValueError(f"need num >= 1, difficulties >= 0, size >= 56; got {num}, {difficulty}, {size}")
     out = Path(out)
     rows = []
     for i in _progress(range(num), "synthesizing videos"):
         rng = np.random.default_rng([seed, i])  # one stream per video: the same video at any num
-        scene = make_scene(rng, difficulty, size)
+        scene = make_scene(rng, levels[i % len(levels)], size)
         rel = f"videos/{i:05d}.mp4"
         write_mp4(scene, out / rel)
         rows.extend(rows_for(scene, rel, f"s{seed}-v{i:05d}", rng, tasks))

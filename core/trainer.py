@@ -7,7 +7,8 @@ and times them. Shapes: P prompts, G responses each, B = P·G, T response tokens
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,22 @@ def _add(into: dict[str, float], values: dict[str, float]) -> None:
         into[k] = into.get(k, 0.0) + v
 
 
+class Phases:
+    """Times the named phases of a step (``with phases("rollout"): ...``); a subclass may
+    measure more around each phase (the step benchmark records peak memory)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+
+
 def rl_step(
     learner: Learner,
     algo: Algorithm,
@@ -173,27 +190,33 @@ def rl_step(
     opts: StepOptions,
     hook: Any = None,
     state: Any = None,
+    phases: Phases | None = None,
 ) -> tuple[dict[str, float], StepRecord]:
-    """One RL step on a prompt batch of P samples. Returns (metrics, record)."""
-    t0 = time.perf_counter()
-    gen = rollout(learner.backend, prompt_batch, opts.group_size, opts.sampling, learner.eos_id)
-    texts = decode(tokenizer, gen)
+    """One RL step on a prompt batch of P samples, in the phases rollout, score (rewards,
+    ``on_rollouts_scored``, advantages), logprob (old and reference) and update. Returns
+    (metrics, record); metrics include ``time/<phase>`` and ``time/step``."""
+    phases = phases or Phases()
+    with phases("rollout"):
+        gen = rollout(learner.backend, prompt_batch, opts.group_size, opts.sampling, learner.eos_id)
+        texts = decode(tokenizer, gen)
     rep = [s for s in samples for _ in range(opts.group_size)]
     group_ids = torch.arange(len(samples)).repeat_interleave(opts.group_size)
-    t1 = time.perf_counter()
-    scores = score(algo.rewards, texts, rep)
-    if hook is not None:
-        scored = {"texts": texts, "samples": rep, "scores": scores, "group_ids": group_ids}
-        hook.on_rollouts_scored(batch=scored, state=state)
-    adv = algo.estimator(scores.total, group_ids)
-    t2 = time.perf_counter()
+    with phases("score"):
+        scores = score(algo.rewards, texts, rep)
+        if hook is not None:
+            scored = {"texts": texts, "samples": rep, "scores": scores, "group_ids": group_ids}
+            hook.on_rollouts_scored(batch=scored, state=state)
+        adv = algo.estimator(scores.total, group_ids)
     micro, temp = opts.micro_batch_size, opts.sampling.temperature
-    old = logprobs(learner.model, gen, micro, temp)
-    ref = logprobs(learner.reference, gen, micro, temp) if Need.REFERENCE_MODEL in algo.loss.needs() else None
-    t3 = time.perf_counter()
-    tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(texts)))
-    metrics = update(learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs), opts)
-    t4 = time.perf_counter()
+    with phases("logprob"):
+        old = logprobs(learner.model, gen, micro, temp)
+        needs_ref = Need.REFERENCE_MODEL in algo.loss.needs()
+        ref = logprobs(learner.reference, gen, micro, temp) if needs_ref else None
+    with phases("update"):
+        tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(texts)))
+        metrics = update(
+            learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs), opts
+        )
     metrics.update(scores.means())
     metrics.update(
         {
@@ -201,11 +224,8 @@ def rl_step(
             "adv/zero_std_frac": adv.zero_std_frac,
             "response_length/mean": float(gen.response_mask.sum(1).float().mean()),
             "lr": learner.optimizer.param_groups[0]["lr"],
-            "time/rollout": t1 - t0,
-            "time/score": t2 - t1,
-            "time/logprob": t3 - t2,
-            "time/update": t4 - t3,
-            "time/step": t4 - t0,
+            **{f"time/{k}": v for k, v in phases.seconds.items()},
+            "time/step": sum(phases.seconds.values()),
         }
     )
     return metrics, StepRecord(texts, rep, scores, adv, gen)

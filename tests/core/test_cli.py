@@ -119,3 +119,15 @@ def test_bench_command_picks_the_suite_for_the_device():
     video = bench_command(root, "video", cuda=True, quick=False)
     assert str(root / "benchmarks" / "test_cpu_video.py") in video
     assert all(Path(a).exists() for a in (gpu[1], cpu[3], video[3]))
+
+
+def test_bench_step_runs_the_phase_benchmark():
+    from vidrl.cli import bench_command, source_root
+
+    root = source_root()
+    cmd = bench_command(root, "step", cuda=False, quick=False)
+    assert cmd[1:] == [
+        str(root / "benchmarks" / "step_phases.py"),
+        "--out",
+        str(root / "benchmarks" / "results" / "cpu"),
+    ]

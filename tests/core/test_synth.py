@@ -82,3 +82,11 @@ def test_cli_synth_then_check(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "data.jsonl"), "--backend", "pyav"]) == 1
     out = capsys.readouterr().out
     assert "4 of 8 rows are bad (decoded with pyav)" in out and "data.jsonl:5:" in out
+
+
+def test_difficulty_levels_are_cycled_over_videos(tmp_path):
+    path = synthesize(tmp_path, 3, seed=1, difficulty=[0, 2], tasks=["numeric"])
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [r["answer"] for r in rows] == ["2", "4", "2"]
+    with pytest.raises(ValueError, match="difficulties >= 0"):
+        synthesize(tmp_path, 1, difficulty=[])
