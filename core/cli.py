@@ -249,8 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--out", required=True, help="output folder")
     syn.add_argument("--num", type=int, default=16, help="number of videos (4 rows each)")
     syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--difficulty", type=int, nargs="+", default=[0],
-                     help="0 = 2 squares, long events; more is harder; several levels are cycled over videos")  # fmt: skip
+    syn.add_argument(
+        "--difficulty", type=int, nargs="+", default=[0],
+        help="0 = 2 squares, long events; more is harder; several levels are cycled over videos",
+    )  # fmt: skip
     syn.add_argument("--size", type=int, default=112, help="frame side in pixels")
     syn.set_defaults(func=cmd_data_synth)
     chk = dsub.add_parser("check", help="decode every row; report each bad one; exit 1 if any")
