@@ -30,13 +30,14 @@ from vidrl.rollout import Generation, HFGenerate, RolloutBackend, Sampling, give
 from vidrl.run import Policy, RunContext, algorithm_missing
 from vidrl.session import PluginInfo, Session
 from vidrl.trainer import Algorithm, Collective, Learner, StepOptions, accumulate, rl_step
-from vidrl.types import Advantages, LossInputs, LossOutput, Sample
+from vidrl.types import TASK_TYPES, Advantages, LossInputs, LossOutput, Sample
 from vidrl.video import Frames, VideoError, VideoInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
     "KINDS",
+    "TASK_TYPES",
     "Algorithm",
     "Collective",
     "Generation",

@@ -135,9 +135,11 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Held-out evaluation (greedy decoding) on ``data.eval``, before and/or after the stages."""
+    """Held-out evaluation (greedy decoding) on ``data.eval``: before the stages, between stages
+    (``between_stages``) and after them."""
 
     before: bool = True
+    between_stages: bool = True
     after: bool = True
     batch_size: int = 8
     max_new_tokens: int = 32

@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from vidrl import text
-from vidrl.rollout import HFGenerate, Sampling, rollout
-from vidrl.trainer import decode
+from vidrl.rollout import HFGenerate, Sampling, decode, rollout
 from vidrl.types import Sample
 
 

@@ -48,6 +48,8 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
         stage.run(ctx)
         ctx.state.stage_index, ctx.state.step = i + 1, 0
         ctx.save_checkpoint(f"stage-{i}-{spec.name}", {}, keep=None)
+        if config.eval.between_stages and i + 1 < len(stages):
+            evaluate_split(ctx, f"stage-{i}-{spec.name}")
     policy = ctx.policy()
     ctx.on_main(
         lambda: (

@@ -106,6 +106,12 @@ class HFGenerate(RolloutBackend):
         return out[:, prompt["input_ids"].shape[1] :]
 
 
+def decode(tokenizer: Any, gen: Generation) -> list[str]:
+    """Response texts [B] without padding or special tokens other than the model's own tags."""
+    ids = [row[mask.bool()].tolist() for row, mask in zip(gen.response_ids, gen.response_mask, strict=True)]
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
 def response_mask(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
     """[B, T] long: 1 on every token up to and including the first ``eos_id``, 0 after."""
     is_eos = (response_ids == eos_id).long()

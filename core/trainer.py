@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from vidrl.components import AdvantageEstimator, Need, PolicyLoss, Reward
+from vidrl.evaluate import judge
 from vidrl.rewards import Scores, score
-from vidrl.rollout import Generation, RolloutBackend, Sampling, rollout, sequence_logprobs
+from vidrl.rollout import Generation, RolloutBackend, Sampling, decode, rollout, sequence_logprobs
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 
 
@@ -76,12 +77,6 @@ class StepRecord:
     scores: Scores
     advantages: Advantages
     generation: Generation
-
-
-def decode(tokenizer: Any, gen: Generation) -> list[str]:
-    """Response texts without padding or special tokens other than the model's own tags."""
-    ids = [row[mask.bool()].tolist() for row, mask in zip(gen.response_ids, gen.response_mask, strict=True)]
-    return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
 def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> torch.Tensor:
@@ -165,6 +160,28 @@ def _add(into: dict[str, float], values: dict[str, float]) -> None:
         into[k] = into.get(k, 0.0) + v
 
 
+def task_metrics(
+    samples: Sequence[Sample], texts: Sequence[str], scores: Scores, adv: Advantages, group_size: int
+) -> dict[str, float]:
+    """Per task type of the batch: ``task/<type>/reward`` (mean total reward), ``accuracy`` and/or
+    ``miou`` (judged as in evaluation), ``zero_std_frac`` and ``weight`` (mean group weight of
+    the estimator, e.g. DGRPO's difficulty weight); plus ``adv/weight_mean`` over all groups.
+    Samples [B] come in groups of ``group_size`` consecutive rollouts of one prompt."""
+    out = {"adv/weight_mean": float(adv.group_weights.float().mean())}
+    for task in sorted({s.task_type for s in samples}):
+        rows = [i for i, s in enumerate(samples) if s.task_type == task]
+        groups = sorted({i // group_size for i in rows})
+        judged = [judge(texts[i], samples[i]) for i in rows]
+        out[f"task/{task}/reward"] = float(scores.total[rows].mean())
+        for k, name in ((0, "accuracy"), (1, "miou")):
+            values = [j[k] for j in judged if j[k] is not None]
+            if values:
+                out[f"task/{task}/{name}"] = sum(values) / len(values)
+        out[f"task/{task}/zero_std_frac"] = float(adv.zero_std[groups].float().mean())
+        out[f"task/{task}/weight"] = float(adv.group_weights[groups].float().mean())
+    return out
+
+
 class Phases:
     """Times the named phases of a step (``with phases("rollout"): ...``); a subclass may
     measure more around each phase (the step benchmark records peak memory)."""
@@ -218,6 +235,7 @@ def rl_step(
             learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs), opts
         )
     metrics.update(scores.means())
+    metrics.update(task_metrics(rep, texts, scores, adv, opts.group_size))
     metrics.update(
         {
             "reward/mean": float(scores.total.mean()),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import vidrl
 from vidrl import text
@@ -103,7 +103,11 @@ class MRA(vidrl.Reward):
 
 class TemporalIoU(vidrl.Reward):
     """IoU of the answer's span with the truth, cut as clamp((IoU − α) / (β − α), 0, 1)
-    (DGRPO's task-level scaling; α = 0, β = 1 is plain IoU). Unparseable or reversed: 0."""
+    (DGRPO's task-level scaling; α = 0, β = 1 is plain IoU). Unparseable or reversed: 0.
+
+    (α, β) per sample: ``by_source[sample.metadata["source"]]`` if given, else
+    ``by_task[sample.task_type]``, else (``alpha``, ``beta``). VITAL uses (0.2, 0.8) for
+    Charades-STA-like sources and (0.0, 0.5) for VidChapters."""
 
     name = "temporal_iou"
     task_types = frozenset({"temporal_grounding"})
@@ -112,17 +116,33 @@ class TemporalIoU(vidrl.Reward):
     class Config:
         alpha: float = 0.0
         beta: float = 1.0
+        by_task: dict[str, tuple[float, float]] = field(default_factory=dict)
+        by_source: dict[str, tuple[float, float]] = field(default_factory=dict)
 
         def __post_init__(self) -> None:
-            if not 0 <= self.alpha < self.beta <= 1:
-                raise ValueError(f"need 0 <= alpha < beta <= 1, got alpha={self.alpha}, beta={self.beta}")
+            cuts = {"": (self.alpha, self.beta), **self.by_task, **self.by_source}
+            bad = {k or "default": v for k, v in cuts.items() if not (len(v) == 2 and 0 <= v[0] < v[1] <= 1)}
+            if bad:
+                raise ValueError(f"need 0 <= alpha < beta <= 1 for every cut, got {bad}")
+            unknown = sorted(set(self.by_task) - set(vidrl.TASK_TYPES))
+            if unknown:
+                raise ValueError(
+                    f"by_task: unknown task types {unknown}; valid: {', '.join(vidrl.TASK_TYPES)}"
+                )
+
+    def cut(self, sample: vidrl.Sample) -> tuple[float, float]:
+        c = self.config
+        source = sample.metadata.get("source")
+        if source in c.by_source:
+            return c.by_source[source]
+        return c.by_task.get(sample.task_type, (c.alpha, c.beta))
 
     def __call__(self, responses, samples):
-        a, b = self.config.alpha, self.config.beta
         out = []
         for r, s in zip(responses, samples, strict=True):
             if s.span is None:
                 raise ValueError(f"sample {s.id!r} has no ground-truth span")
+            a, b = self.cut(s)
             iou = text.temporal_iou(text.parse_span(text.extract_answer(r)), s.span)
             out.append(min(1.0, max(0.0, (iou - a) / (b - a))))
         return out

@@ -64,7 +64,7 @@ def test_demo_config_entry_points_and_script(wheel):
     assert "vidrl/demo.yaml" in names
     (eps,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(eps).decode()
-    assert "[vidrl]\ngrpo_family = vidrl.plugins.grpo_family" in text
+    assert "[vidrl]\ndgrpo = vidrl.plugins.dgrpo\ngrpo_family = vidrl.plugins.grpo_family" in text
     assert "[console_scripts]\nvidrl = vidrl.cli:main" in text
 
 

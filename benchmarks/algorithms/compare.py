@@ -1,0 +1,139 @@
+"""Side-by-side runs of algorithms on the synthetic tasks: the same config, seeds and budget,
+one variant per algorithm. Writes, under benchmarks/algorithms/<name>/: per-run metrics
+(``<variant>-seed<k>.jsonl``), ``curves.png`` (per-task training reward and the share of
+zero-std groups, mean over seeds) and ``results.md`` (held-out accuracy / mIoU per task after
+each stage, mean over seeds, with the per-seed values).
+
+usage: python benchmarks/algorithms/compare.py dgrpo [--seeds 0 1] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from vidrl import load_config
+from vidrl.config import read_yaml
+from vidrl.pipeline import train
+
+ROOT = Path(__file__).resolve().parents[2]
+#: name → (base config, {variant: overrides})
+COMPARISONS = {
+    "dgrpo": (
+        "examples/configs/dgrpo-multitask.yaml",
+        {"grpo": ["advantage={name: grpo}"], "dgrpo": []},
+    ),
+}
+
+
+def run_variant(base: Path, overrides: list[str], seed: int, steps: int | None) -> tuple[list[dict], float]:
+    extra = [f"seed={seed}", f"data.synth.seed={seed}"] + (
+        [f"stages.1.options.steps={steps}"] if steps else []
+    )
+    config, session = load_config(read_yaml(base), [*overrides, *extra])
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        train(config, session, Path(tmp) / "run")
+        seconds = time.perf_counter() - t
+        rows = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    return rows, seconds
+
+
+def _mean_curve(runs: list[list[dict]], key: str, k: int = 5) -> tuple[list[int], list[float]]:
+    per_step: dict[int, list[float]] = {}
+    for rows in runs:
+        for r in rows:
+            if r.get("stage") == "rl" and key in r:
+                per_step.setdefault(r["step"], []).append(r[key])
+    steps = sorted(per_step)
+    ys = [statistics.mean(per_step[s]) for s in steps]
+    smooth = [statistics.mean(ys[max(0, i - k + 1) : i + 1]) for i in range(len(ys))]
+    return steps, smooth
+
+
+def plot(results: dict[str, list[list[dict]]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({k.split("/")[1] for runs in results.values() for rows in runs for r in rows for k in r
+                    if k.startswith("task/") and k.endswith("/reward")})  # fmt: skip
+    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 3.6), squeeze=False)
+    for variant, runs in results.items():
+        for ax, task in zip(axes[0], tasks, strict=False):
+            ax.plot(*_mean_curve(runs, f"task/{task}/reward"), label=variant)
+            ax.set(title=f"{task}: reward", xlabel="step")
+        axes[0][-1].plot(*_mean_curve(runs, "adv/zero_std_frac"), label=variant)
+        axes[0][-1].set(title="share of zero-std groups", xlabel="step")
+    for ax in axes[0]:
+        ax.legend(fontsize=8)
+    fig.suptitle("RL stage, mean over seeds, moving average of 5 steps")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def table(results: dict[str, list[list[dict]]], seconds: dict[str, float], seeds: list[int]) -> str:
+    evals = {v: [[r for r in rows if "eval" in r] for rows in runs] for v, runs in results.items()}
+    labels = [r["eval"] for r in next(iter(evals.values()))[0]]
+    keys = sorted({k for runs in evals.values() for rows in runs for r in rows for k in r
+                   if k.startswith("eval/") and k != "eval/n"})  # fmt: skip
+    lines = [f"Held-out greedy evaluation, mean over seeds {seeds} (per-seed values in brackets).", ""]
+    lines += ["| variant | when | " + " | ".join(k.removeprefix("eval/") for k in keys) + " |"]
+    lines += ["|---|---|" + "---|" * len(keys)]
+    for v, runs in evals.items():
+        for i, label in enumerate(labels):
+            cells = []
+            for k in keys:
+                vals = [rows[i].get(k) for rows in runs if rows[i].get(k) is not None]
+                cells.append(
+                    f"{statistics.mean(vals):.3f} [{', '.join(f'{x:.2f}' for x in vals)}]" if vals else ""
+                )
+            lines.append(f"| {v} | {label} | " + " | ".join(cells) + " |")
+    key = "adv/zero_std_frac"
+    zero = {
+        v: statistics.mean(r[key] for rows in runs for r in rows if key in r) for v, runs in results.items()
+    }
+    lines += ["", "| variant | mean share of zero-std groups (RL) | wall time per run (s) |", "|---|---|---|"]
+    lines += [f"| {v} | {zero[v]:.3f} | {seconds[v]:.0f} |" for v in results]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", choices=sorted(COMPARISONS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--steps", type=int, help="RL steps (default: the config's)")
+    args = ap.parse_args()
+    base, variants = COMPARISONS[args.name]
+    out = Path(__file__).parent / args.name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    results: dict[str, list[list[dict]]] = {}
+    seconds: dict[str, float] = {}
+    for variant, overrides in variants.items():
+        times = []
+        for seed in args.seeds:
+            rows, secs = run_variant(ROOT / base, overrides, seed, args.steps)
+            (out / f"{variant}-seed{seed}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            results.setdefault(variant, []).append(rows)
+            times.append(secs)
+        seconds[variant] = statistics.mean(times)
+    plot(results, out / "curves.png")
+    device = f"CPU ({platform.machine()}), {torch.get_num_threads()} threads"
+    head = f"# {args.name}: {' vs '.join(variants)}\n\nConfig `{base}`; {device}.\n\n"
+    (out / "results.md").write_text(head + table(results, seconds, args.seeds))
+    print((out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
