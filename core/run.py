@@ -23,7 +23,7 @@ import yaml
 from vidrl import checkpoint as ckpt
 from vidrl.config import RunConfig, to_plain
 from vidrl.data import Dataset, load_dataset
-from vidrl.errors import ConfigError
+from vidrl.errors import ConfigError, choices_hint
 from vidrl.feed import Clips, PromptFeed, SampleStream
 from vidrl.loop import StepLoop, TrainState
 from vidrl.optim import OptimConfig, build_optimizer
@@ -92,11 +92,13 @@ class RunContext:
 
         self.config, self.session, self.hook = config, session, session.hook
         self.run_dir = Path(run_dir)
-        trackers = list(config.log.trackers) or None
+        trackers = check_trackers(config.log.trackers) or None
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(), log_with=trackers, project_dir=run_dir
         )
         acc = self.accelerator
+        if trackers:
+            acc.init_trackers("vidrl", config=flat_config(to_plain(config)))
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
         self.is_main = acc.is_main_process
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -302,6 +304,37 @@ class RunContext:
             loop.feed.stream.load_state_dict(blob["feed"])
             loop.feed.skipped = int(blob["skipped"])
         ckpt.set_rng_state(ckpt.read_rng(self.resume_path, self.state.rank))
+
+
+#: accelerate tracker name → the packages that provide it (any one)
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
+                    "comet_ml": ("comet_ml",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",)}  # fmt: skip
+
+
+def check_trackers(names: tuple[str, ...]) -> list[str]:
+    """``log.trackers`` as accelerate wants them; an unknown or uninstalled tracker is an error."""
+    errors = []
+    for name in names:
+        if name not in TRACKER_PACKAGES:
+            errors.append(f"log.trackers: unknown tracker {name!r}; {choices_hint(name, TRACKER_PACKAGES)}")
+        elif not any(importlib.util.find_spec(p) for p in TRACKER_PACKAGES[name]):
+            errors.append(
+                f"log.trackers: {name!r} needs the package {TRACKER_PACKAGES[name][0]!r} (pip install it)"
+            )
+    if errors:
+        raise ConfigError(errors)
+    return list(names)
+
+
+def flat_config(plain: Any, prefix: str = "") -> dict[str, Any]:
+    """A plain config flattened to dotted keys with scalar values (trackers' hyper-parameters)."""
+    if isinstance(plain, dict):
+        return {
+            k: v for key, value in plain.items() for k, v in flat_config(value, f"{prefix}{key}.").items()
+        }
+    if isinstance(plain, list):
+        return {k: v for i, value in enumerate(plain) for k, v in flat_config(value, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): plain if isinstance(plain, (int, float, bool, str)) else str(plain)}
 
 
 def algorithm_missing(config: RunConfig) -> list[str]:

@@ -1,0 +1,23 @@
+"""Run-context helpers: trackers, the flattened config they receive, freezing parameters."""
+
+import pytest
+import torch
+
+from vidrl.errors import ConfigError
+from vidrl.run import check_trackers, flat_config, freeze
+
+
+def test_trackers_are_checked_and_the_config_flattened():
+    with pytest.raises(ConfigError, match="unknown tracker 'tensorbord'.*did you mean 'tensorboard'"):
+        check_trackers(("tensorbord",))
+    assert check_trackers(()) == []
+    flat = flat_config({"a": {"b": 1, "c": [{"d": None}, 2.5]}, "e": "x"})
+    assert flat == {"a.b": 1, "a.c.0.d": "None", "a.c.1": 2.5, "e": "x"}
+
+
+def test_freeze_by_name_part():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    assert freeze(model, ("0.",)) == 2
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+    with pytest.raises(ConfigError, match="'visual' matches no parameter name"):
+        freeze(model, ("visual",))
