@@ -307,8 +307,10 @@ class RunContext:
 
 
 #: accelerate tracker name → the packages that provide it (any one)
-TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
-                    "comet_ml": ("comet_ml",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",)}  # fmt: skip
+TRACKER_PACKAGES = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    **{name: (name,) for name in ("wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive")},
+}
 
 
 def check_trackers(names: tuple[str, ...]) -> list[str]:
