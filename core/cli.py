@@ -44,6 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(config.output_dir or time.strftime("runs/vidrl-%Y%m%d-%H%M%S"))
     print(f"vidrl train: {source} -> {run_dir}{' (resuming)' if args.resume is not None else ''}", flush=True)
     summary = train(config, session, run_dir, resume=args.resume is not None)
+    if not summary["is_main"]:
+        return 0
     for label in ("before", "after"):
         if summary[label]:
             print(f"held-out {label}: " + _scores(summary[label]))

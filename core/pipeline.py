@@ -21,8 +21,9 @@ from vidrl.video import VideoError
 
 
 def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Run ``config.stages`` in ``run_dir``; returns {"run_dir", "before", "after"} (evaluations,
-    None when not run). With ``resume``, continue from the newest checkpoint in ``run_dir``."""
+    """Run ``config.stages`` in ``run_dir``; returns {"run_dir", "before", "after" (evaluations,
+    None when not run or not the main process), "is_main"}. With ``resume``, continue from the
+    newest checkpoint in ``run_dir``. Every process of a data-parallel run calls this."""
     stages = [session.create("stage", s.name, s.options) for s in config.stages]
     if not stages:
         raise ConfigError(["stages: a run needs at least one stage (e.g. sft, rl)"])
@@ -35,6 +36,10 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
                            "or choose another directory"])  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(config, session, run_dir, resume)
+    ctx.policy()  # collective set-up (model building, DDP wrapping, data synthesis) on every rank first
+    ctx.dataset("train")
+    if has_eval(config):
+        ctx.dataset("eval")
     if ctx.is_main:
         write_config(config, run_dir / "config.yaml")
         ctx.metrics.truncate(ctx.state.global_step)
@@ -62,7 +67,13 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
         plot(ctx.metrics, run_dir / "curves.png")
     if config.log.trackers:
         ctx.accelerator.end_training()
-    return {"run_dir": str(run_dir), "before": before, "after": after}
+    return {"run_dir": str(run_dir), "before": before, "after": after, "is_main": ctx.is_main}
+
+
+def has_eval(config: RunConfig) -> bool:
+    """Whether the run has a held-out set: ``data.eval``, or the synthetic one when no data set is given."""
+    d = config.data
+    return d.eval is not None or (d.train is None and d.synth.eval_videos > 0)
 
 
 def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[Any], Any]]:
@@ -91,9 +102,9 @@ def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[An
 def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
     """Greedy accuracy / mIoU of the policy on ``data.eval`` (main process), logged as
     ``eval/<metric>`` at the current step and written to ``eval-<label>.json``."""
-    c = ctx.config
-    if c.data.eval is None and c.data.train is not None:
+    if not has_eval(ctx.config):
         return None
+    c = ctx.config
     if not ctx.is_main:
         ctx.barrier()
         return None
