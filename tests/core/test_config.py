@@ -80,6 +80,8 @@ def test_float_fields_accept_ints_but_not_bools():
 
 def test_plugins_section_selects_plugins():
     (err,) = _errors({"plugins": {"disable": ["grpo_family"]}, "advantage": "grpo"})
+    assert "unknown advantage 'grpo'; valid choices: dgrpo" in err
+    (err,) = _errors({"plugins": {"disable": ["grpo_family", "dgrpo"]}, "advantage": "grpo"})
     assert "unknown advantage 'grpo'" in err and "nothing is registered" in err
 
 
