@@ -29,7 +29,15 @@ from vidrl.registry import Registry
 from vidrl.rollout import Generation, HFGenerate, RolloutBackend, Sampling, given_responses, sequence_logprobs
 from vidrl.run import Policy, RunContext, algorithm_missing
 from vidrl.session import PluginInfo, Session
-from vidrl.trainer import Algorithm, Collective, Learner, StepOptions, accumulate, rl_step
+from vidrl.trainer import (
+    Algorithm,
+    Collective,
+    Learner,
+    StepOptions,
+    accumulate,
+    check_micro_batches,
+    rl_step,
+)
 from vidrl.types import TASK_TYPES, Advantages, LossInputs, LossOutput, Sample
 from vidrl.video import Frames, VideoError, VideoInfo
 
@@ -52,6 +60,7 @@ __all__ = [
     "StepOptions",
     "TrainState",
     "accumulate",
+    "check_micro_batches",
     "algorithm_missing",
     "given_responses",
     "rl_step",

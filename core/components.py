@@ -31,6 +31,8 @@ class Need(str, Enum):
     OLD_LOGPROBS = "old_logprobs"
     GROUND_TRUTH_SPAN = "ground_truth_span"
     VIDEO = "video"
+    #: a loss that normalises over a group needs every micro-batch to hold whole groups
+    WHOLE_GROUPS = "whole_groups"
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,15 @@ def task_metrics(
     return out
 
 
+def check_micro_batches(algo: Algorithm, opts: StepOptions) -> None:
+    """A loss that needs whole groups gets micro-batches that are whole multiples of G."""
+    if Need.WHOLE_GROUPS in algo.loss.needs() and opts.micro_batch_size % opts.group_size:
+        raise ValueError(
+            f"loss {algo.loss.name!r} normalises over each group: micro_batch_size "
+            f"({opts.micro_batch_size}) must be a multiple of group_size ({opts.group_size})"
+        )
+
+
 class Phases:
     """Times the named phases of a step (``with phases("rollout"): ...``); a subclass may
     measure more around each phase (the step benchmark records peak memory)."""
@@ -213,6 +222,7 @@ def rl_step(
     ``on_rollouts_scored``, advantages), logprob (old and reference) and update. Returns
     (metrics, record); metrics include ``time/<phase>`` and ``time/step``."""
     phases = phases or Phases()
+    check_micro_batches(algo, opts)
     with phases("rollout"):
         gen = rollout(learner.backend, prompt_batch, opts.group_size, opts.sampling, learner.eos_id)
         texts = decode(tokenizer, gen)

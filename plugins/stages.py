@@ -91,14 +91,15 @@ class RL(vidrl.Stage):
 
     def run(self, context: vidrl.RunContext) -> None:
         c, policy, algo = self.config, context.policy(), context.algorithm()
-        ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
-        opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
-        backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
-        learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
         sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
         opts = vidrl.StepOptions(
             c.group_size, c.micro_batch_size, c.num_iterations, c.optim.max_grad_norm, sampling
         )
+        vidrl.check_micro_batches(algo, opts)  # fail before the reference model loads
+        ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
+        opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
+        backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
+        learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
         feed = context.feed("train", c.prompts_per_step)
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:
