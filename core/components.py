@@ -21,6 +21,7 @@ from vidrl.ops.dispatch import PRIMITIVES
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 
 if TYPE_CHECKING:
+    from vidrl.augment import Augmented, AugmentInput
     from vidrl.video import VideoInfo
 
 
@@ -105,11 +106,30 @@ class Reward(Component, abc.ABC):
 
 
 class Augmenter(Component, abc.ABC):
-    """Rewrites samples before roll-out (hints, frame noise, ...)."""
+    """Rewrites prompts after a step's first roll-out (hints, frame noise, ...); the rewritten
+    prompts are rolled out again and the step trains on the batch actually used (``vidrl.augment``).
+
+    State that must survive a restart (a replay buffer) goes in ``state_dict`` / ``load_state_dict``:
+    the engine saves it in every checkpoint."""
 
     @abc.abstractmethod
-    def __call__(self, samples: Sequence[Sample], state: Any) -> list[Sample]:
-        """Return the samples to roll out, one per input; unchanged ones are returned as they are."""
+    def __call__(self, batch: AugmentInput) -> dict[int, Augmented]:
+        """Replacements by prompt index (0 ≤ p < P); prompts left out stay as they are. A
+        replacement's sample should record what was done in ``metadata["augment"]``."""
+
+    def observe(self, samples: Sequence[Sample], group_means: Sequence[float]) -> None:
+        """After the step's first roll-out: each original prompt's group-mean reward."""
+
+    def metrics(self) -> dict[str, float]:
+        """Counters for the step just done (logged as given; prefix keys with the name)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain values to checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
 
 
 class Tool(Component, abc.ABC):

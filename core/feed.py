@@ -105,6 +105,12 @@ class PromptFeed:
         self.skipped = 0
 
     def next(self) -> tuple[list[Sample], Any]:
+        """The next batch: (samples [P], processor batch)."""
+        samples, clips = self.draw()
+        return samples, self.batch(samples, clips)
+
+    def draw(self) -> tuple[list[Sample], list[Frames | None]]:
+        """The next samples [P] and their decoded clips, not yet prepared."""
         samples, clips = [], []
         pending = self.stream.next_indices()
         while pending:
@@ -121,7 +127,7 @@ class PromptFeed:
                     raise VideoError("no video of the data set decodes") from e
                 continue
             samples.append(sample)
-        return samples, self.batch(samples, clips)
+        return samples, clips
 
     def batch(self, samples: Sequence[Sample], clips: Sequence[Frames | None]) -> Any:
         batch, _ = prepare_batch(self.processor, samples, clips, self.config.budget, self.config.system)

@@ -118,6 +118,8 @@ class RunContext:
         self.state = TrainState(p["stage_index"], "", p["step"], p["global_step"], self.run_dir,
                                 acc.process_index, acc.num_processes)  # fmt: skip
         self._policy: Policy | None = None
+        #: components whose ``state_dict`` goes into checkpoints (the current stage's augmenters)
+        self.stateful: dict[str, Any] = {}
         self._datasets: dict[str, Dataset] = {}
         self._backend = select_backend(session.registry("video_backend"), config.data.video_backend)
 
@@ -235,8 +237,11 @@ class RunContext:
         if missing:
             raise ConfigError([f"{k}: required by stage {self.state.stage!r}" for k in missing])
         rewards = [(r.name, r.weight, create("reward", r.name, r.options)) for r in c.rewards]
+        augmenters = [create("augmenter", a.name, a.options) for a in c.augmenters]
+        for i, aug in enumerate(augmenters):
+            self.stateful[f"augmenter/{i}/{aug.name}"] = aug
         return Algorithm(create("advantage", c.advantage.name, c.advantage.options),
-                         create("loss", c.loss.name, c.loss.options), rewards)  # fmt: skip
+                         create("loss", c.loss.name, c.loss.options), rewards, augmenters)  # fmt: skip
 
     def loop(self, total: int, optimizer: Any, scheduler: Any, feed: PromptFeed | None) -> StepLoop:
         return StepLoop(self, total, optimizer, scheduler, feed)
@@ -277,7 +282,8 @@ class RunContext:
                 raise ValueError(f"two plugins saved the same checkpoint keys {sorted(clash)}")
             plugins.update(part or {})
         progress = {"stage_index": s.stage_index, "step": s.step, "global_step": s.global_step}
-        state = {**blob, "progress": progress, "plugins": plugins}
+        components = {key: comp.state_dict() for key, comp in self.stateful.items()}
+        state = {**blob, "progress": progress, "plugins": plugins, "components": components}
         tmp = ckpt.staging(self.ckpt_dir, name)
         self.on_main(lambda: (shutil.rmtree(tmp, ignore_errors=True), tmp.mkdir(parents=True)))
         if self.is_main:
@@ -289,11 +295,15 @@ class RunContext:
 
     def restore(self, loop: StepLoop) -> None:
         """Resume ``loop`` from the checkpoint being resumed (used once, by the first loop):
-        plugin state always; optimizer, schedule, data position and generators when the
-        checkpoint is inside the stage, else the stage is seeded as a fresh one is."""
+        plugin and component (``stateful``) state always; optimizer, schedule, data position and
+        generators when the checkpoint is inside the stage, else the stage is seeded as a fresh
+        one is."""
         blob, self.resume_blob = self.resume_blob, None
         if blob is not None:
             self.hook.on_checkpoint_load(state=self.state, blob=blob["plugins"])
+            for key, comp in self.stateful.items():
+                if key in blob.get("components", {}):
+                    comp.load_state_dict(blob["components"][key])
         if blob is None or loop.start == 0:
             self.seed(self.state.stage_index)
             return

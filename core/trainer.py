@@ -14,11 +14,13 @@ from typing import Any
 
 import torch
 
-from vidrl.components import AdvantageEstimator, Need, PolicyLoss, Reward
+from vidrl.augment import Prepare, Rollouts, augment_step, roll
+from vidrl.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward
 from vidrl.evaluate import judge
 from vidrl.rewards import Scores, score
 from vidrl.rollout import Generation, RolloutBackend, Sampling, decode, rollout, sequence_logprobs
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
+from vidrl.video import Frames
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,13 @@ class Learner:
 
 @dataclass
 class Algorithm:
-    """The components of an RL stage: estimator, loss, and (name, weight, reward) triples."""
+    """The components of an RL stage: estimator, loss, (name, weight, reward) triples, and the
+    augmenters applied after the first roll-out of each step."""
 
     estimator: AdvantageEstimator
     loss: PolicyLoss
     rewards: Sequence[tuple[str, float, Reward]]
+    augmenters: Sequence[Augmenter] = ()
 
 
 @dataclass(frozen=True)
@@ -217,19 +221,36 @@ def rl_step(
     hook: Any = None,
     state: Any = None,
     phases: Phases | None = None,
+    clips: Sequence[Frames | None] | None = None,
+    prepare: Prepare | None = None,
 ) -> tuple[dict[str, float], StepRecord]:
     """One RL step on a prompt batch of P samples, in the phases rollout, score (rewards,
-    ``on_rollouts_scored``, advantages), logprob (old and reference) and update. Returns
-    (metrics, record); metrics include ``time/<phase>`` and ``time/step``."""
+    ``on_rollouts_scored``, advantages), augment (only with augmenters: they need the samples'
+    ``clips`` and ``prepare(samples, clips)`` → prompt batch), logprob (old and reference) and
+    update. Returns (metrics, record); metrics include ``time/<phase>`` and ``time/step``."""
     phases = phases or Phases()
     check_micro_batches(algo, opts)
+    g, sampling = opts.group_size, opts.sampling
     with phases("rollout"):
-        gen = rollout(learner.backend, prompt_batch, opts.group_size, opts.sampling, learner.eos_id)
+        gen = rollout(learner.backend, prompt_batch, g, sampling, learner.eos_id)
         texts = decode(tokenizer, gen)
-    rep = [s for s in samples for _ in range(opts.group_size)]
-    group_ids = torch.arange(len(samples)).repeat_interleave(opts.group_size)
+    rep = [s for s in samples for _ in range(g)]
     with phases("score"):
-        scores = score(algo.rewards, texts, rep)
+        used = Rollouts(gen, texts, rep, score(algo.rewards, texts, rep))
+    aug_metrics: dict[str, float] = {}
+    if algo.augmenters:
+        if clips is None or prepare is None:
+            raise ValueError("augmenters need the step's clips and a prepare(samples, clips) function")
+
+        def roll_prompts(batch: Any, ss: Sequence[Sample]) -> Rollouts:
+            return roll(learner.backend, tokenizer, algo.rewards, batch, ss, g, sampling, learner.eos_id)
+
+        with phases("augment"):
+            used, aug_metrics = augment_step(algo.augmenters, used, clips, prepare, roll_prompts, g,
+                                             tokenizer.pad_token_id)  # fmt: skip
+    gen, texts, rep, scores = used.gen, used.texts, used.samples, used.scores
+    group_ids = torch.arange(len(samples)).repeat_interleave(g)
+    with phases("score"):
         if hook is not None:
             scored = {"texts": texts, "samples": rep, "scores": scores, "group_ids": group_ids}
             hook.on_rollouts_scored(batch=scored, state=state)
@@ -245,6 +266,7 @@ def rl_step(
             learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs), opts
         )
     metrics.update(scores.means())
+    metrics.update(aug_metrics)
     metrics.update(task_metrics(rep, texts, scores, adv, opts.group_size))
     metrics.update(
         {

@@ -103,9 +103,11 @@ class RL(vidrl.Stage):
         feed = context.feed("train", c.prompts_per_step)
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:
-            samples, batch = feed.next()
-            metrics, record = vidrl.rl_step(learner, algo, policy.tokenizer, batch, samples, opts,
-                                            hook=context.hook, state=context.state)  # fmt: skip
+            samples, clips = feed.draw()
+            metrics, record = vidrl.rl_step(
+                learner, algo, policy.tokenizer, feed.batch(samples, clips), samples, opts,
+                hook=context.hook, state=context.state, clips=clips, prepare=feed.batch,
+            )  # fmt: skip
             loop.end_step(metrics, record)
 
 

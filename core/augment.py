@@ -1,0 +1,164 @@
+"""The augment phase of an RL step (shared/ALGORITHMS.md §3, order of a step): roll out G on
+the original prompts, let the augmenters see the rewards and replace some prompts, roll out G
+on the replacements, and train on the batch actually used.
+
+Shapes: P prompts, G rollouts each, B = P·G. The final generation re-prepares all P prompts (the
+replaced ones changed their text or frames) and stitches response ids: response ids do not depend
+on how the prompts were padded, so the untouched prompts keep their first roll-out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from vidrl.components import Augmenter, Reward
+from vidrl.rewards import Scores, score
+from vidrl.rollout import Generation, RolloutBackend, Sampling, decode, repeat_batch, rollout
+from vidrl.types import Sample
+from vidrl.video import Frames
+
+Prepare = Callable[[Sequence[Sample], Sequence[Frames | None]], Any]
+Regenerate = Callable[[Sequence[Sample], Sequence[Frames | None]], tuple[list[list[str]], list[list[float]]]]
+
+
+@dataclass(frozen=True)
+class AugmentInput:
+    """What an augmenter sees after the first roll-out: per prompt p, ``samples[p]``,
+    ``clips[p]`` (decoded frames or None), ``group_means[p]`` (mean total reward of its G
+    rollouts), ``texts[p]`` and ``rewards[p]`` (G each); ``regenerate(samples, clips)`` rolls
+    out G responses for other prompts with the current policy and returns their texts and total
+    rewards (e.g. ground-truth-conditioned prompts, for hints)."""
+
+    samples: list[Sample]
+    clips: list[Frames | None]
+    group_means: list[float]
+    texts: list[list[str]]
+    rewards: list[list[float]]
+    regenerate: Regenerate
+
+
+@dataclass(frozen=True)
+class Augmented:
+    """A replacement prompt: the sample (recording what was done in ``metadata["augment"]``) and
+    its clip."""
+
+    sample: Sample
+    clip: Frames | None
+
+
+@dataclass
+class Rollouts:
+    """One roll-out of P prompts: the generation [B, ...], texts [B], samples [B] (each prompt's
+    repeated G times) and scores."""
+
+    gen: Generation
+    texts: list[str]
+    samples: list[Sample]
+    scores: Scores
+
+
+def roll(
+    backend: RolloutBackend, tokenizer: Any, rewards: Sequence[tuple[str, float, Reward]], batch: Any,
+    samples: Sequence[Sample], g: int, sampling: Sampling, eos_id: int,
+) -> Rollouts:  # fmt: skip
+    """G responses per prompt of a prepared batch, decoded and scored."""
+    gen = rollout(backend, batch, g, sampling, eos_id)
+    texts = decode(tokenizer, gen)
+    rep = [s for s in samples for _ in range(g)]
+    return Rollouts(gen, texts, rep, score(rewards, texts, rep))
+
+
+def zero_std_share(total: torch.Tensor, g: int) -> float:
+    """Share of groups (consecutive blocks of g) whose rewards are all equal."""
+    groups = total.view(-1, g)
+    return float((groups.amax(1) == groups.amin(1)).float().mean())
+
+
+def stitch(
+    first: Rollouts, second: Rollouts, replaced: list[int], prompt: Any, g: int, pad_id: int
+) -> Generation:
+    """The generation of the batch used: ``prompt`` (all P prompts, prepared again) repeated G
+    times; response rows of prompt p from ``second`` when p is in ``replaced`` (in that order),
+    else from ``first``. Response ids are right-padded with ``pad_id`` to the longer of the two."""
+    width = max(first.gen.response_ids.shape[1], second.gen.response_ids.shape[1])
+
+    def pad(x: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+
+    ids, mask = pad(first.gen.response_ids, pad_id), pad(first.gen.response_mask, 0)
+    new_ids, new_mask = pad(second.gen.response_ids, pad_id), pad(second.gen.response_mask, 0)
+    for k, p in enumerate(replaced):
+        ids[p * g : (p + 1) * g] = new_ids[k * g : (k + 1) * g]
+        mask[p * g : (p + 1) * g] = new_mask[k * g : (k + 1) * g]
+    return Generation(repeat_batch(prompt, g), ids, mask)
+
+
+def merge(
+    first: Rollouts, second: Rollouts, replaced: list[int], prompt: Any, g: int, pad_id: int
+) -> Rollouts:
+    """The roll-outs used for training: prompt p's G rows from ``second`` when p is the k-th
+    entry of ``replaced``, else from ``first``; ``prompt`` is every final prompt, prepared."""
+    rows = [(second, replaced.index(i // g) * g + i % g) if i // g in replaced else (first, i)
+            for i in range(len(first.texts))]  # fmt: skip
+    total = torch.stack([r.scores.total[j] for r, j in rows])
+    per = {
+        name: torch.stack([r.scores.per_reward[name][j] for r, j in rows]) for name in first.scores.per_reward
+    }
+    samples = [r.samples[j] for r, j in rows]
+    gen = stitch(first, second, replaced, prompt, g, pad_id)
+    return Rollouts(gen, [r.texts[j] for r, j in rows], samples, Scores(total, per))
+
+
+def augment_step(
+    augmenters: Sequence[Augmenter],
+    first: Rollouts,
+    clips: Sequence[Frames | None],
+    prepare: Prepare,
+    roll_prompts: Callable[[Any, Sequence[Sample]], Rollouts],
+    g: int,
+    pad_id: int,
+) -> tuple[Rollouts, dict[str, float]]:
+    """Run the augmenters on the first roll-out (each sees the original prompts; a later one's
+    replacement of the same prompt wins), roll out the replacements, and return the roll-outs to
+    train on with ``aug/replaced_frac``, ``aug/zero_std_before``, ``aug/zero_std_after`` and each
+    augmenter's own metrics."""
+    samples = first.samples[::g]
+    groups = first.scores.total.view(-1, g)
+
+    def regenerate(
+        ss: Sequence[Sample], cs: Sequence[Frames | None]
+    ) -> tuple[list[list[str]], list[list[float]]]:
+        r = roll_prompts(prepare(ss, cs), ss)
+        return [r.texts[i : i + g] for i in range(0, len(r.texts), g)], r.scores.total.view(-1, g).tolist()
+
+    texts = [first.texts[i : i + g] for i in range(0, len(first.texts), g)]
+    inp = AugmentInput(samples, list(clips), groups.mean(1).tolist(), texts, groups.tolist(), regenerate)
+    replacements: dict[int, Augmented] = {}
+    for aug in augmenters:
+        replacements.update(aug(inp))
+        aug.observe(samples, inp.group_means)
+    used = first
+    if replacements:
+        replaced = sorted(replacements)
+        new = [replacements[p] for p in replaced]
+        second = roll_prompts(
+            prepare([a.sample for a in new], [a.clip for a in new]), [a.sample for a in new]
+        )
+        final = [
+            replacements.get(p, Augmented(s, c)) for p, (s, c) in enumerate(zip(samples, clips, strict=True))
+        ]
+        used = merge(
+            first, second, replaced, prepare([a.sample for a in final], [a.clip for a in final]), g, pad_id
+        )
+    metrics = {
+        "aug/replaced_frac": len(replacements) / len(samples),
+        "aug/zero_std_before": zero_std_share(first.scores.total, g),
+        "aug/zero_std_after": zero_std_share(used.scores.total, g),
+    }
+    for aug in augmenters:
+        metrics.update(aug.metrics())
+    return used, metrics
