@@ -5,6 +5,7 @@ This module is the public API. Plugins (built-in ones included) import only from
 """
 
 from vidrl import ops, text
+from vidrl.augment import Augmented, AugmentInput
 from vidrl.components import (
     KINDS,
     AdvantageEstimator,
@@ -45,6 +46,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KINDS",
+    "AugmentInput",
+    "Augmented",
     "TASK_TYPES",
     "Algorithm",
     "Collective",

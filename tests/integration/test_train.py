@@ -211,3 +211,26 @@ def test_reg_grpo_runs_end_to_end_with_a_lagged_old_policy(tiny_model_dir, tmp_p
     rows = _lines(tmp_path / "run" / "metrics.jsonl")
     assert len(rows) == 2 and all(math.isfinite(r["loss"]) and r["kl"] >= 0 for r in rows)
     assert rows[0]["reg/rho_std"] > 0  # averaged over the two iterations: the second one's ρ is informative
+
+
+def test_difficulty_augmentation_runs_in_the_engine_and_its_buffer_is_checkpointed(tiny_model_dir, tmp_path):
+    rl = {"steps": 4, "prompts_per_step": 3, "group_size": 3, "micro_batch_size": 3, "max_new_tokens": 6}
+    config, session = tiny_run(
+        tiny_model_dir("qwen2_5_vl"),
+        stages=[{"name": "rl", "options": rl}],
+        loss={"name": "reg_grpo", "options": {"beta": 0.0}},
+        augmenters=[
+            {"name": "difficulty_aug", "options": {"dead_band": 0.0, "easy": "mask", "hints": False}}
+        ],
+        eval={"before": False, "after": False},
+    )
+    train(config, session, tmp_path / "run")
+    rows = _lines(tmp_path / "run" / "metrics.jsonl")
+    assert rows[0]["aug/replaced_frac"] == 0  # an empty buffer: nothing to compare with
+    assert max(r["aug/replaced_frac"] for r in rows[1:]) > 0
+    assert {"aug/zero_std_before", "aug/zero_std_after", "difficulty_aug/hints"} <= set(rows[-1])
+    assert sum(r["difficulty_aug/mask"] for r in rows) == sum(3 * r["aug/replaced_frac"] for r in rows)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step-0000002" / "state.pt", weights_only=True)
+    assert len(state["components"]["augmenter/0/difficulty_aug"]["buffer"]) == 6  # 2 steps × 3 prompts
+    samples = _lines(tmp_path / "run" / "samples.jsonl")
+    assert all("question" in s for s in samples)
