@@ -31,6 +31,18 @@ COMPARISONS = {
         "examples/configs/dgrpo-multitask.yaml",
         {"grpo": ["advantage={name: grpo}"], "dgrpo": []},
     ),
+    "reg_grpo": (
+        "examples/configs/reg-grpo.yaml",
+        {
+            "grpo": [
+                "loss={name: ppo_clip, options: {beta: 0.1}}",
+                "augmenters=[]",
+                "stages.1.options.num_iterations=1",
+            ],
+            "reg_grpo": ["augmenters=[]"],
+            "reg_grpo+aug": [],
+        },
+    ),
 }
 
 
