@@ -146,8 +146,10 @@ def main() -> None:
     if args.memory_json:
         args.memory_json.write_text(json.dumps(result["median"]["peak_mib"]))
         return
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available():  # this process's memory figures are glibc's, not the phases'
         result["median"]["peak_mib"] = _cpu_memory_pass(args.steps)
+        for row in result["runs"]:
+            del row["peak_mib"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "step-phases.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "step-phases.md").write_text(markdown(result))

@@ -81,7 +81,7 @@ def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[An
     undecodable videos raise, or are skipped with ``data.on_bad_row: skip``."""
     c, ds = ctx.config, ctx.dataset(split)
     processor = ctx.policy().processor
-    clips = Clips(ds, ctx._backend, c.data)
+    clips = Clips(ds, ctx.video_backend, c.data)
     factor = processor.video_processor.temporal_patch_size
     n = len(ds) if c.eval.max_samples is None else min(len(ds), c.eval.max_samples)
     for i in range(0, n, c.eval.batch_size):

@@ -10,7 +10,6 @@ checkpoint generator state; metrics are the main process's.
 from __future__ import annotations
 
 import importlib.util
-import logging
 import random
 import shutil
 from pathlib import Path
@@ -32,7 +31,6 @@ from vidrl.session import Session
 from vidrl.trainer import Algorithm, Collective
 from vidrl.video import select_backend
 
-log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -121,7 +119,7 @@ class RunContext:
         #: components whose ``state_dict`` goes into checkpoints (the current stage's augmenters)
         self.stateful: dict[str, Any] = {}
         self._datasets: dict[str, Dataset] = {}
-        self._backend = select_backend(session.registry("video_backend"), config.data.video_backend)
+        self.video_backend = select_backend(session.registry("video_backend"), config.data.video_backend)
 
     # -- processes --------------------------------------------------------------------------
 
@@ -223,7 +221,7 @@ class RunContext:
         ds = self.dataset(split)
         stream = SampleStream(len(ds), batch_size, self.config.seed * 1000 + self.state.stage_index,
                               self.state.rank, self.state.world_size)  # fmt: skip
-        clips = Clips(ds, self._backend, self.config.data)
+        clips = Clips(ds, self.video_backend, self.config.data)
         return PromptFeed(
             ds, stream, clips, self.policy().processor, self.config.data, self.accelerator.device
         )
