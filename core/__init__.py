@@ -12,6 +12,7 @@ from vidrl.components import (
     Augmenter,
     Component,
     ComponentKind,
+    Judge,
     Kernel,
     Need,
     NoOptions,
@@ -39,7 +40,7 @@ from vidrl.trainer import (
     check_micro_batches,
     rl_step,
 )
-from vidrl.types import TASK_TYPES, Advantages, LossInputs, LossOutput, Sample
+from vidrl.types import TASK_TYPES, Advantages, JudgeItem, Judgement, LossInputs, LossOutput, Sample
 from vidrl.video import Frames, VideoError, VideoInfo
 
 __version__ = "0.1.0"
@@ -75,6 +76,9 @@ __all__ = [
     "ComponentKind",
     "ComponentSpec",
     "ConfigError",
+    "Judge",
+    "JudgeItem",
+    "Judgement",
     "Kernel",
     "LossInputs",
     "LossOutput",

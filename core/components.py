@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from vidrl.ops.dispatch import PRIMITIVES
-from vidrl.types import Advantages, LossInputs, LossOutput, Sample
+from vidrl.types import Advantages, JudgeItem, Judgement, LossInputs, LossOutput, Sample
 
 if TYPE_CHECKING:
     from vidrl.augment import Augmented, AugmentInput
@@ -177,6 +177,16 @@ class Stage(Component, abc.ABC):
         """Run the stage to completion (resuming where ``context`` says it stopped)."""
 
 
+class Judge(Component, abc.ABC):
+    """Decides whether a response's reasoning supports its final answer (VerIPO's consistency
+    check; shared/ALGORITHMS.md §5). Judges a whole list at once, so a model-backed judge can
+    batch; loads its model lazily, on the first call."""
+
+    @abc.abstractmethod
+    def __call__(self, items: Sequence[JudgeItem]) -> list[Judgement]:
+        """One ``Judgement`` per item, in order."""
+
+
 class VideoBackend(Component, abc.ABC):
     """Reads video files. ``priority``: higher is preferred by ``backend: auto``."""
 
@@ -214,6 +224,7 @@ KINDS: dict[str, ComponentKind] = {
         ComponentKind("tool", "register_tools", Tool, "tools the model can call"),
         ComponentKind("kernel", "register_kernels", Kernel, "accelerated primitives", PRIMITIVES),
         ComponentKind("stage", "register_stages", Stage, "training stages and loops"),
+        ComponentKind("judge", "register_judges", Judge, "judges of reasoning/answer consistency"),
         ComponentKind("video_backend", "register_video_backends", VideoBackend, "video decoding backends"),
     )
 }

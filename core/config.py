@@ -259,7 +259,8 @@ def _component_resolver(session: Session, errors: list[str]) -> ComponentHook:
             return MISSING
         cls = registry.get(name)
         options = value.get("options")
-        opts = convert(cls.Config, {} if options is None else options, f"{path}.options", errors)
+        # options may name components of their own (a loop stage's inner stages, a judge)
+        opts = convert(cls.Config, {} if options is None else options, f"{path}.options", errors, resolve)
         spec = convert(spec_cls, {**value, "options": opts}, path, errors)
         return MISSING if is_missing(opts) else spec
 

@@ -65,6 +65,12 @@ def register_stages(register: Register) -> None:
 
 
 @hookspec
+def register_judges(register: Register) -> None:
+    """Register ``vidrl.Judge`` subclasses (LLM judges of reasoning/answer consistency). Fires
+    once, at loading."""
+
+
+@hookspec
 def register_video_backends(register: Register) -> None:
     """Register ``vidrl.VideoBackend`` subclasses (file readers: decord, PyAV, ...). Fires once, at
     loading."""

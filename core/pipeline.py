@@ -51,7 +51,7 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
             continue
         ctx.state.stage = spec.name
         stage.run(ctx)
-        ctx.state.stage_index, ctx.state.step = i + 1, 0
+        ctx.state.stage_index, ctx.state.step, ctx.state.phase = i + 1, 0, 0
         ctx.save_checkpoint(f"stage-{i}-{spec.name}", {}, keep=None)
         if config.eval.between_stages and i + 1 < len(stages):
             evaluate_split(ctx, f"stage-{i}-{spec.name}")

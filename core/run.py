@@ -114,11 +114,14 @@ class RunContext:
             else {"stage_index": 0, "step": 0, "global_step": 0}
         )
         self.state = TrainState(p["stage_index"], "", p["step"], p["global_step"], self.run_dir,
-                                acc.process_index, acc.num_processes)  # fmt: skip
+                                acc.process_index, acc.num_processes, p.get("phase", 0))  # fmt: skip
         self._policy: Policy | None = None
         #: components whose ``state_dict`` goes into checkpoints (the current stage's augmenters)
         self.stateful: dict[str, Any] = {}
         self._datasets: dict[str, Dataset] = {}
+        #: called as ``observe(state, record)`` after every step that produced a ``StepRecord``
+        #: (a loop stage collects its RL phase's roll-outs this way)
+        self.observers: list[Any] = []
         self.video_backend = select_backend(session.registry("video_backend"), config.data.video_backend)
 
     # -- processes --------------------------------------------------------------------------
@@ -178,10 +181,20 @@ class RunContext:
             )
         return self._policy
 
+    def phase_start_path(self) -> Path:
+        """The model the current phase of a loop stage started from: the newest phase-end
+        checkpoint of this stage before the current phase, else the stage's start."""
+        s = self.state
+        done = [p for p in self.ckpt_dir.glob(f"stage-{s.stage_index}.*") if _phase_of(p.name) < s.phase]
+        if not done:
+            return self.stage_start_path(s.stage_index)
+        return max(done, key=lambda p: _phase_of(p.name)) / "model"
+
     def reference(self) -> Any:
-        """A frozen copy of the policy as it was when the current stage started."""
+        """A frozen copy of the policy as it was when the current stage (or, in a loop stage,
+        the current phase) started."""
         m = self.config.model
-        ref = load_model(self.stage_start_path(self.state.stage_index), m.dtype, m.attn_implementation)
+        ref = load_model(self.phase_start_path(), m.dtype, m.attn_implementation)
         ref.to(self.accelerator.device).eval().requires_grad_(False)
         return ref
 
@@ -191,8 +204,13 @@ class RunContext:
     # -- data -------------------------------------------------------------------------------
 
     def dataset(self, split: str) -> Dataset:
-        """``data.train`` / ``data.eval``, or the synthetic tasks generated into ``data/``."""
+        """``data.train`` / ``data.eval``, or the synthetic tasks generated into ``data/``, or a
+        split a stage added with ``add_dataset``."""
         if split not in self._datasets:
+            if split not in ("train", "eval"):
+                raise ConfigError(
+                    [f"no data split {split!r}; valid: train, eval, {', '.join(self._datasets)}"]
+                )
             d = self.config.data
             path = d.train if split == "train" else d.eval
             if path is None and d.train is None:
@@ -216,11 +234,18 @@ class RunContext:
         self.on_main(make)
         return out / "data.jsonl"
 
+    def add_dataset(self, split: str, dataset: Dataset) -> None:
+        """Make ``dataset`` available to ``dataset(split)`` and ``feed(split, ...)`` (a loop
+        stage's preference pairs, or its pruned prompts); replaces an earlier one of that name."""
+        if split in ("train", "eval"):
+            raise ValueError(f"split {split!r} is the configured data set's; choose another name")
+        self._datasets[split] = dataset
+
     def feed(self, split: str, batch_size: int) -> PromptFeed:
-        """Shuffled batches of ``batch_size`` samples per rank, seeded per stage."""
-        ds = self.dataset(split)
-        stream = SampleStream(len(ds), batch_size, self.config.seed * 1000 + self.state.stage_index,
-                              self.state.rank, self.state.world_size)  # fmt: skip
+        """Shuffled batches of ``batch_size`` samples per rank, seeded per stage (and phase)."""
+        ds, s = self.dataset(split), self.state
+        seed = self.config.seed * 1000 + s.stage_index + 100_003 * s.phase
+        stream = SampleStream(len(ds), batch_size, seed, s.rank, s.world_size)
         clips = Clips(ds, self.video_backend, self.config.data)
         return PromptFeed(
             ds, stream, clips, self.policy().processor, self.config.data, self.accelerator.device
@@ -279,7 +304,12 @@ class RunContext:
             if clash:
                 raise ValueError(f"two plugins saved the same checkpoint keys {sorted(clash)}")
             plugins.update(part or {})
-        progress = {"stage_index": s.stage_index, "step": s.step, "global_step": s.global_step}
+        progress = {
+            "stage_index": s.stage_index,
+            "step": s.step,
+            "global_step": s.global_step,
+            "phase": s.phase,
+        }
         components = {key: comp.state_dict() for key, comp in self.stateful.items()}
         state = {**blob, "progress": progress, "plugins": plugins, "components": components}
         tmp = ckpt.staging(self.ckpt_dir, name)
@@ -303,7 +333,8 @@ class RunContext:
                 if key in blob.get("components", {}):
                     comp.load_state_dict(blob["components"][key])
         if blob is None or loop.start == 0:
-            self.seed(self.state.stage_index)
+            phase = self.state.phase
+            self.seed(self.state.stage_index, *([phase] if phase else []))
             return
         loop.optimizer.load_state_dict(blob["optimizer"])
         if loop.scheduler is not None:
@@ -312,6 +343,42 @@ class RunContext:
             loop.feed.stream.load_state_dict(blob["feed"])
             loop.feed.skipped = int(blob["skipped"])
         ckpt.set_rng_state(ckpt.read_rng(self.resume_path, self.state.rank))
+
+    # -- loop stages ------------------------------------------------------------------------
+
+    def run_phase(self, index: int, name: str, fn: Any, checkpoint: bool = True) -> bool:
+        """Run phase ``index`` (0, 1, ...) of a loop stage: ``fn()``, unless a resumed checkpoint
+        says the phase is done (then False). Steps restart at 0 in each phase. With
+        ``checkpoint``, its end is saved as ``stage-<i>.<index>-<name>`` (never pruned: the
+        next phase's reference) and evaluated when ``eval.between_stages``; a phase without one
+        (cheap, writing only files) is re-run when a crash comes before the next checkpoint."""
+        s = self.state
+        if index < s.phase:
+            return False
+        stage = s.stage
+        s.phase, s.stage = index, f"{stage}/{name}"
+        try:
+            fn()
+        finally:
+            s.stage = stage
+        s.phase, s.step = index + 1, 0
+        if checkpoint:
+            label = f"stage-{s.stage_index}.{index}-{name}"
+            self.save_checkpoint(label, {}, keep=None)
+            if self.config.eval.between_stages:
+                self.evaluate(label)
+        return True
+
+    def evaluate(self, label: str) -> dict[str, float] | None:
+        """Held-out accuracy / mIoU of the policy now (``vidrl.pipeline.evaluate_split``)."""
+        from vidrl.pipeline import evaluate_split
+
+        return evaluate_split(self, label)
+
+
+def _phase_of(checkpoint_name: str) -> int:
+    """``stage-2.5-dpo`` → 5."""
+    return int(checkpoint_name.split("-")[1].split(".")[1])
 
 
 #: accelerate tracker name → the packages that provide it (any one)

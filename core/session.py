@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from vidrl import hookspecs
-from vidrl.components import KINDS, Component, check_component_class
+from vidrl.components import KINDS, Component, NoOptions, check_component_class
 from vidrl.errors import PluginError, RegistryError, choices_hint
 from vidrl.ops import dispatch
 from vidrl.registry import Registry
@@ -130,8 +130,9 @@ class Session:
         return self.registries[kind]
 
     def create(self, kind: str, name: str, config: Any = None) -> Component:
-        """Instantiate component ``name`` of ``kind`` with its ``Config`` (default options if None)."""
-        return self.registry(kind).get(name)(config)
+        """Instantiate component ``name`` of ``kind`` with its ``Config`` (default options if None
+        or ``NoOptions``, what a ``ComponentSpec`` written without options holds)."""
+        return self.registry(kind).get(name)(None if isinstance(config, NoOptions) else config)
 
     # -- loading internals -------------------------------------------------------------------
 

@@ -91,3 +91,24 @@ class LossOutput:
 
     loss: torch.Tensor
     metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One response put to a judge: the prompt's ``question``, the response's ``reasoning`` (its
+    thinking, possibly empty) and its final ``answer``."""
+
+    question: str
+    reasoning: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A judge's verdict on one ``JudgeItem``: ``consistent`` (the reasoning supports the
+    answer), the judge's raw ``output``, and whether that output could be ``parsed`` (an
+    unparseable output is a verdict of Inconsistent)."""
+
+    consistent: bool
+    output: str
+    parsed: bool

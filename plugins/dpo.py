@@ -58,6 +58,8 @@ class DPO(vidrl.Stage):
         beta: float = 0.1
         nll_weight: float = 0.0
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=5e-7)
+        #: the data split its pairs come from ("train", or one a loop stage added)
+        split: str = "train"
 
         def __post_init__(self) -> None:
             if (
@@ -72,7 +74,7 @@ class DPO(vidrl.Stage):
     def run(self, context: vidrl.RunContext) -> None:
         c, policy = self.config, context.policy()
         ref = context.reference()
-        feed = context.feed("train", c.batch_size)
+        feed = context.feed(c.split, c.batch_size)
         opt, sched = context.optimizer(c.optim, c.steps)
         learner = vidrl.Learner(policy.model, opt, sched, None, policy.eos_id, world=context.world)
         loop = context.loop(c.steps, opt, sched, feed)

@@ -77,6 +77,8 @@ class RL(vidrl.Stage):
         top_p: float = 1.0
         max_new_tokens: int = 64
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-5)
+        #: the data split its prompts come from ("train", or one a loop stage added)
+        split: str = "train"
 
         def __post_init__(self) -> None:
             self._check_counts(
@@ -100,7 +102,7 @@ class RL(vidrl.Stage):
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
         backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
         learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
-        feed = context.feed("train", c.prompts_per_step)
+        feed = context.feed(c.split, c.prompts_per_step)
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:
             samples, clips = feed.draw()
