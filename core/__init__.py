@@ -23,14 +23,18 @@ from vidrl.components import (
     VideoBackend,
 )
 from vidrl.config import ComponentSpec, PluginsConfig, RewardSpec, RunConfig, load_config
+from vidrl.data import Dataset, load_dataset
 from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
+from vidrl.evaluate import grade
 from vidrl.hookspecs import hookimpl
 from vidrl.loop import StepLoop, TrainState
 from vidrl.optim import OptimConfig
 from vidrl.registry import Registry
+from vidrl.report import JsonlLog
 from vidrl.rollout import Generation, HFGenerate, RolloutBackend, Sampling, given_responses, sequence_logprobs
 from vidrl.run import Policy, RunContext, algorithm_missing
 from vidrl.session import PluginInfo, Session
+from vidrl.tiny import tiny_causal_lm
 from vidrl.trainer import (
     Algorithm,
     Collective,
@@ -69,6 +73,11 @@ __all__ = [
     "given_responses",
     "rl_step",
     "sequence_logprobs",
+    "tiny_causal_lm",
+    "Dataset",
+    "load_dataset",
+    "JsonlLog",
+    "grade",
     "AdvantageEstimator",
     "Advantages",
     "Augmenter",

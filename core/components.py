@@ -186,6 +186,10 @@ class Judge(Component, abc.ABC):
     def __call__(self, items: Sequence[JudgeItem]) -> list[Judgement]:
         """One ``Judgement`` per item, in order."""
 
+    def close(self) -> None:
+        """Release what the judge loaded (its model), e.g. to give the memory back to training;
+        the next call loads it again."""
+
 
 class VideoBackend(Component, abc.ABC):
     """Reads video files. ``priority``: higher is preferred by ``backend: auto``."""

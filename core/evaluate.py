@@ -17,7 +17,7 @@ from vidrl.rollout import HFGenerate, Sampling, decode, rollout
 from vidrl.types import Sample
 
 
-def judge(response: str, sample: Sample) -> tuple[float | None, float | None]:
+def grade(response: str, sample: Sample) -> tuple[float | None, float | None]:
     """(correct 0/1 or None when the task has no accuracy, IoU or None when it has no span)."""
     answer = text.extract_answer(response)
     task = sample.task_type
@@ -74,5 +74,5 @@ def evaluate(
         texts = decode(tokenizer, rollout(backend, batch, 1, greedy, eos_id))
         if on_batch is not None:
             on_batch(texts, samples)
-        judged += [(s, *judge(t, s)) for t, s in zip(texts, samples, strict=True)]
+        judged += [(s, *grade(t, s)) for t, s in zip(texts, samples, strict=True)]
     return summarize(judged)

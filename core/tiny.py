@@ -168,3 +168,15 @@ def build_tiny_model(arch: str, out_dir: str | Path, seed: int = 0, max_pixels: 
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+def tiny_causal_lm(seed: int = 0) -> tuple[Any, Any]:
+    """A tiny text-only Qwen2 causal LM with random weights and the tokenizer above, in memory:
+    (model, tokenizer). What tests and examples use as an LLM judge."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tok = build_tokenizer()
+    config = Qwen2Config(vocab_size=len(tok), **TEXT, **_special(tok))
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(config).eval(), tok

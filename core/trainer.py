@@ -16,7 +16,7 @@ import torch
 
 from vidrl.augment import Prepare, Rollouts, augment_step, roll
 from vidrl.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward
-from vidrl.evaluate import judge
+from vidrl.evaluate import grade
 from vidrl.rewards import Scores, score
 from vidrl.rollout import Generation, RolloutBackend, Sampling, decode, rollout, sequence_logprobs
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
@@ -175,7 +175,7 @@ def task_metrics(
     for task in sorted({s.task_type for s in samples}):
         rows = [i for i, s in enumerate(samples) if s.task_type == task]
         groups = sorted({i // group_size for i in rows})
-        judged = [judge(texts[i], samples[i]) for i in rows]
+        judged = [grade(texts[i], samples[i]) for i in rows]
         out[f"task/{task}/reward"] = float(scores.total[rows].mean())
         for k, name in ((0, "accuracy"), (1, "miou")):
             values = [j[k] for j in judged if j[k] is not None]

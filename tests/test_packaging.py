@@ -65,7 +65,18 @@ def test_demo_config_entry_points_and_script(wheel):
     (eps,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(eps).decode()
     section = text.split("[vidrl]\n", 1)[1]
-    for name in ("grpo_family", "dgrpo", "reg_grpo", "difficulty_aug", "stages", "rewards", "video_backends"):
+    for name in (
+        "grpo_family",
+        "dgrpo",
+        "reg_grpo",
+        "difficulty_aug",
+        "dpo",
+        "judges",
+        "veripo",
+        "stages",
+        "rewards",
+        "video_backends",
+    ):
         assert f"{name} = vidrl.plugins.{name}\n" in section, name
     assert "[console_scripts]\nvidrl = vidrl.cli:main" in text
 

@@ -3,7 +3,7 @@
 import pytest
 
 from vidrl import Sample
-from vidrl.evaluate import judge, summarize
+from vidrl.evaluate import grade, summarize
 
 MC = Sample("m", "q", "B", "multiple_choice", options=("red", "blue", "green", "cyan"))
 NUM = Sample("n", "q", "3", "numeric")
@@ -30,8 +30,8 @@ FREE = Sample("f", "q", "A red square.", "free_form")
         ("<answer>blüe</answer>", FREE, (0.0, None)),
     ],
 )
-def test_judge(response, sample, expected):
-    assert judge(response, sample) == expected
+def test_grade(response, sample, expected):
+    assert grade(response, sample) == expected
 
 
 def test_summary_per_task_and_overall():

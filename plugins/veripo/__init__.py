@@ -1,0 +1,12 @@
+"""VerIPO (shared/ALGORITHMS.md §5) as the loop stage ``veripo``: GRPO → rollout-aware verifier →
+DPO, iterated. ``verifier``: the four checks; ``pairs``: preference pairs from verified groups;
+``loop``: the stage, its phases, files and prompt pruning. Public API only."""
+
+import vidrl
+
+from .loop import VerIPO
+
+
+@vidrl.hookimpl
+def register_stages(register):
+    register(VerIPO)
