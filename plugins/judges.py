@@ -1,9 +1,13 @@
-"""LLM judges of reasoning/answer consistency (VerIPO's consistency check, shared/ALGORITHMS.md §5).
+"""Judges of reasoning/answer consistency (VerIPO's consistency check, shared/ALGORITHMS.md §5).
 
 ``causal_lm``: any causal LM that transformers loads (``AutoModelForCausalLM``), prompted with the
 question, the response's reasoning and its answer, and asked to answer Consistent or
 Inconsistent; greedy, batched (left padding). The first word of its output decides; anything
 else is unparseable and counts as Inconsistent.
+
+``answer_in_reasoning``: a rule, not a model: consistent when the reasoning states the final
+answer (normalised, as whole words). A cheap baseline for templated reasoning ("I count 4
+squares"), and what the CPU examples use, where a random-weight LM judge can only be unparseable.
 """
 
 from __future__ import annotations
@@ -121,6 +125,22 @@ class CausalLMJudge(vidrl.Judge):
         return out
 
 
+class AnswerInReasoning(vidrl.Judge):
+    """Consistent when the normalised answer occurs, as whole words, in the normalised
+    reasoning; an empty answer or reasoning is Inconsistent. Its output says which rule fired."""
+
+    name = "answer_in_reasoning"
+
+    def __call__(self, items: Sequence[vidrl.JudgeItem]) -> list[vidrl.Judgement]:
+        out = []
+        for item in items:
+            answer, reasoning = (vidrl.text.normalize(x) for x in (item.answer, item.reasoning))
+            ok = bool(answer) and f" {answer} " in f" {reasoning} "
+            out.append(vidrl.Judgement(ok, "Consistent" if ok else "Inconsistent", True))
+        return out
+
+
 @vidrl.hookimpl
 def register_judges(register):
     register(CausalLMJudge)
+    register(AnswerInReasoning)
