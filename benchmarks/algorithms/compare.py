@@ -25,6 +25,8 @@ from vidrl.config import read_yaml
 from vidrl.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[2]
+#: comparisons that also measure the final model's held-out reasoning (consistency, length)
+REASONING = {"veripo"}
 #: name → (base config, {variant: overrides})
 COMPARISONS = {
     "dgrpo": (
@@ -43,10 +45,25 @@ COMPARISONS = {
             "reg_grpo+aug": [],
         },
     ),
+    "veripo": (
+        "examples/configs/veripo.yaml",
+        {  # GRPO alone gets the loop's optimizer-step budget: 2 × (20 GRPO + 10 DPO) steps
+            "grpo": [
+                "stages.1={name: rl, options: {steps: 60, prompts_per_step: 8, group_size: 8, "
+                "micro_batch_size: 32, max_new_tokens: 24, optim: {lr: 5.0e-5}}}"
+            ],
+            "veripo": [],
+            "veripo+tiny_lm_judge": ["stages.1.options.judge={name: causal_lm, options: {model: tiny}}"],
+        },
+    ),
 }
 
 
-def run_variant(base: Path, overrides: list[str], seed: int, steps: int | None) -> tuple[list[dict], float]:
+def run_variant(
+    base: Path, overrides: list[str], seed: int, steps: int | None, reasoning: bool
+) -> tuple[list[dict], float]:
+    """One run's metrics rows (plus, with ``reasoning``, a row of held-out reasoning measures)
+    and its wall time."""
     extra = [f"seed={seed}", f"data.synth.seed={seed}"] + (
         [f"stages.1.options.steps={steps}"] if steps else []
     )
@@ -56,14 +73,42 @@ def run_variant(base: Path, overrides: list[str], seed: int, steps: int | None) 
         train(config, session, Path(tmp) / "run")
         seconds = time.perf_counter() - t
         rows = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+        if reasoning:
+            final = [*overrides, *extra, f"model.path={Path(tmp) / 'run' / 'model'}"]
+            rows.append(heldout_reasoning(*load_config(read_yaml(base), final), Path(tmp) / "check"))
     return rows, seconds
+
+
+def heldout_reasoning(config, session, run_dir: Path) -> dict[str, float]:
+    """Greedy answers of the final model on the held-out set: ``reasoning/inconsistent_rate``
+    (judged by the ``answer_in_reasoning`` rule, the same for every variant) and
+    ``reasoning/response_length`` (tokens)."""
+    from vidrl.evaluate import evaluate
+    from vidrl.pipeline import eval_batches
+    from vidrl.plugins.veripo.verifier import judge_item
+    from vidrl.run import RunContext
+
+    ctx = RunContext(config, session, run_dir)
+    p, texts, items = ctx.policy(), [], []
+
+    def collect(batch_texts, samples):
+        texts.extend(batch_texts)
+        items.extend(judge_item(t, s) for t, s in zip(batch_texts, samples, strict=True))
+
+    evaluate(p.base, p.tokenizer, eval_batches(ctx), p.eos_id, config.eval.max_new_tokens, on_batch=collect)
+    verdicts = session.create("judge", "answer_in_reasoning")(items)
+    lengths = [len(p.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    return {
+        "reasoning/inconsistent_rate": sum(not v.consistent for v in verdicts) / len(verdicts),
+        "reasoning/response_length": statistics.mean(lengths),
+    }
 
 
 def _mean_curve(runs: list[list[dict]], key: str, k: int = 5) -> tuple[list[int], list[float]]:
     per_step: dict[int, list[float]] = {}
     for rows in runs:
         for r in rows:
-            if r.get("stage") == "rl" and key in r:
+            if "reward/mean" in r and key in r:  # the RL steps (of an rl stage or a loop's GRPO phases)
                 per_step.setdefault(r["step"], []).append(r[key])
     steps = sorted(per_step)
     ys = [statistics.mean(per_step[s]) for s in steps]
@@ -95,21 +140,16 @@ def plot(results: dict[str, list[list[dict]]], out: Path) -> None:
 
 
 def table(results: dict[str, list[list[dict]]], seconds: dict[str, float], seeds: list[int]) -> str:
-    evals = {v: [[r for r in rows if "eval" in r] for rows in runs] for v, runs in results.items()}
-    labels = [r["eval"] for r in next(iter(evals.values()))[0]]
-    keys = sorted({k for runs in evals.values() for rows in runs for r in rows for k in r
+    # per variant and seed: evaluation label (before, stage-0-sft, ..., after) → row
+    evals = {v: [{r["eval"]: r for r in rows if "eval" in r} for rows in runs] for v, runs in results.items()}
+    keys = sorted({k for runs in evals.values() for rows in runs for r in rows.values() for k in r
                    if k.startswith("eval/") and k != "eval/n"})  # fmt: skip
     lines = [f"Held-out greedy evaluation, mean over seeds {seeds} (per-seed values in brackets).", ""]
     lines += ["| variant | when | " + " | ".join(k.removeprefix("eval/") for k in keys) + " |"]
     lines += ["|---|---|" + "---|" * len(keys)]
     for v, runs in evals.items():
-        for i, label in enumerate(labels):
-            cells = []
-            for k in keys:
-                vals = [rows[i].get(k) for rows in runs if rows[i].get(k) is not None]
-                cells.append(
-                    f"{statistics.mean(vals):.3f} [{', '.join(f'{x:.2f}' for x in vals)}]" if vals else ""
-                )
+        for label in runs[0]:
+            cells = [_cell([rows[label][k] for rows in runs if k in rows.get(label, {})]) for k in keys]
             lines.append(f"| {v} | {label} | " + " | ".join(cells) + " |")
     key = "adv/zero_std_frac"
     zero = {
@@ -117,7 +157,20 @@ def table(results: dict[str, list[list[dict]]], seconds: dict[str, float], seeds
     }
     lines += ["", "| variant | mean share of zero-std groups (RL) | wall time per run (s) |", "|---|---|---|"]
     lines += [f"| {v} | {zero[v]:.3f} | {seconds[v]:.0f} |" for v in results]
+    reasoning = sorted({k for runs in results.values() for rows in runs for r in rows for k in r
+                        if k.startswith("reasoning/")})  # fmt: skip
+    if reasoning:
+        lines += ["", "Held-out greedy answers of the final model:", ""]
+        lines += ["| variant | " + " | ".join(k.removeprefix("reasoning/") for k in reasoning) + " |"]
+        lines += ["|---|" + "---|" * len(reasoning)]
+        for v, runs in results.items():
+            vals = {k: [r[k] for rows in runs for r in rows if k in r] for k in reasoning}
+            lines.append(f"| {v} | " + " | ".join(_cell(vals[k]) for k in reasoning) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(vals: list[float]) -> str:
+    return f"{statistics.mean(vals):.3f} [{', '.join(f'{x:.2f}' for x in vals)}]" if vals else ""
 
 
 def main() -> None:
@@ -135,7 +188,7 @@ def main() -> None:
     for variant, overrides in variants.items():
         times = []
         for seed in args.seeds:
-            rows, secs = run_variant(ROOT / base, overrides, seed, args.steps)
+            rows, secs = run_variant(ROOT / base, overrides, seed, args.steps, args.name in REASONING)
             (out / f"{variant}-seed{seed}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             results.setdefault(variant, []).append(rows)
             times.append(secs)

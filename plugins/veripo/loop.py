@@ -113,9 +113,7 @@ class VerIPO(vidrl.Stage):
         out.mkdir(parents=True, exist_ok=True)
         rollouts = vidrl.JsonlLog(out / f"rollouts-{context.state.rank}.jsonl")
         rollouts.truncate(context.state.global_step)  # resumed: drop what came after the checkpoint
-        observe = functools.partial(
-            record_rollouts, rollouts, context.policy().eos_id, stage.config.group_size
-        )
+        observe = functools.partial(record_rollouts, rollouts, context.policy().eos_id)
         context.observers.append(observe)
         try:
             stage.run(context)
@@ -193,10 +191,11 @@ class VerIPO(vidrl.Stage):
         return type(stage)(dataclasses.replace(stage.config, split=split))
 
 
-def record_rollouts(log: Any, eos_id: int, group_size: int, state: vidrl.TrainState, record: Any) -> None:
+def record_rollouts(log: Any, eos_id: int, state: vidrl.TrainState, record: Any) -> None:
     """Append a step's roll-outs (texts, token counts, cut-off flags, rewards) to ``log``;
     roll-outs of augmented prompts are left out (their prompt is not the data set's)."""
     ids, mask = record.generation.response_ids, record.generation.response_mask
+    group_size = len(record.texts) // len(record.advantages.zero_std)  # G consecutive roll-outs per prompt
     for i, (text, sample) in enumerate(zip(record.texts, record.samples, strict=True)):
         if "augment" in sample.metadata:
             continue
