@@ -35,6 +35,16 @@ from vidrl.rollout import Generation, HFGenerate, RolloutBackend, Sampling, give
 from vidrl.run import Policy, RunContext, algorithm_missing
 from vidrl.session import PluginInfo, Session
 from vidrl.tiny import tiny_causal_lm
+from vidrl.tools import (
+    Observation,
+    ToolCall,
+    ToolContext,
+    call_tool,
+    check_arguments,
+    parse_tool_call,
+    tool_error,
+    tool_schemas,
+)
 from vidrl.trainer import (
     Algorithm,
     Collective,
@@ -45,7 +55,7 @@ from vidrl.trainer import (
     rl_step,
 )
 from vidrl.types import TASK_TYPES, Advantages, JudgeItem, Judgement, LossInputs, LossOutput, Sample
-from vidrl.video import Frames, VideoError, VideoInfo
+from vidrl.video import Frames, VideoError, VideoInfo, burn_timestamps, decode_frames, plan_frames
 
 __version__ = "0.1.0"
 
@@ -78,6 +88,17 @@ __all__ = [
     "load_dataset",
     "JsonlLog",
     "grade",
+    "Observation",
+    "ToolCall",
+    "ToolContext",
+    "call_tool",
+    "check_arguments",
+    "parse_tool_call",
+    "tool_error",
+    "tool_schemas",
+    "burn_timestamps",
+    "decode_frames",
+    "plan_frames",
     "AdvantageEstimator",
     "Advantages",
     "Augmenter",

@@ -144,7 +144,8 @@ class Tool(Component, abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, arguments: Mapping[str, Any], context: Any) -> Any:
-        """Run the tool; a bad call returns an error observation rather than raising."""
+        """Run the tool on checked ``arguments`` with a ``vidrl.ToolContext``; return a
+        ``vidrl.Observation`` (invalid values: an ``ok=False`` one, never an exception)."""
 
 
 class Kernel(Component, abc.ABC):

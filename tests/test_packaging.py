@@ -73,6 +73,7 @@ def test_demo_config_entry_points_and_script(wheel):
         "dpo",
         "judges",
         "veripo",
+        "frame_toolbox",
         "stages",
         "rewards",
         "video_backends",
