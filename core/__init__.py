@@ -55,7 +55,7 @@ from vidrl.trainer import (
     rl_step,
 )
 from vidrl.types import TASK_TYPES, Advantages, JudgeItem, Judgement, LossInputs, LossOutput, Sample
-from vidrl.video import Frames, VideoError, VideoInfo, burn_timestamps, decode_frames, plan_frames
+from vidrl.video import Frames, VideoError, VideoInfo, burn_timestamps, decode_frames, plan_frames, read_video
 
 __version__ = "0.1.0"
 
@@ -99,6 +99,7 @@ __all__ = [
     "burn_timestamps",
     "decode_frames",
     "plan_frames",
+    "read_video",
     "AdvantageEstimator",
     "Advantages",
     "Augmenter",

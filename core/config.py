@@ -72,7 +72,9 @@ class SynthConfig:
     eval_videos: int = 24
     seed: int = 0
     difficulty: tuple[int, ...] = (0,)
-    tasks: tuple[Literal["multiple_choice", "numeric", "temporal_grounding", "grounded_qa"], ...] = (
+    tasks: tuple[
+        Literal["multiple_choice", "numeric", "temporal_grounding", "grounded_qa", "long_clip"], ...
+    ] = (
         "multiple_choice",
         "numeric",
     )

@@ -6,11 +6,17 @@ Every video is drawn from a seeded generator, so a seed gives the same rows and 
 visible span and trajectory, which the tests use to check decoded pixels.
 
 Difficulty (``difficulty`` ≥ 0) adds objects, shortens events and adds grey distractors.
+
+``long_clip`` (opt-in) is a task for the frame toolbox: a 60-s video in which one coloured square
+shows for one second, placed between the frames that uniform sampling of ``LONG_MISSED_FRAMES``
+frames would see (so the first look misses it); the question names a window of a few seconds
+around it, where ``get_video_clip_frame`` finds it. Multiple choice over four colours.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +35,7 @@ BACKGROUND = 24
 DISTRACTOR = (128, 128, 128)
 LETTERS = "ABCD"
 TASKS = ("multiple_choice", "numeric", "temporal_grounding", "grounded_qa")
+LONG, LONG_SECONDS, LONG_FPS, LONG_MISSED_FRAMES = "long_clip", 60.0, 4, 8
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,43 @@ def rows_for(scene: Scene, video: str, vid: str, rng: np.random.Generator, tasks
                "span": [round(second.start, 3), round(second.end, 3)], **base}  # fmt: skip
 
 
+def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, tuple[int, int]]:
+    """A ``long_clip`` scene and the window (whole seconds) the question names: one square for
+    1 s, centred in a gap between the frames a uniform ``LONG_MISSED_FRAMES``-frame plan decodes."""
+    from vidrl.video import VideoInfo, plan_frames
+
+    info = VideoInfo(round(LONG_SECONDS * LONG_FPS), LONG_FPS, size, size)
+    seen = sorted({i / LONG_FPS for i in plan_frames(info, 2.0, LONG_MISSED_FRAMES, LONG_MISSED_FRAMES)})
+    gaps = [(a, b) for a, b in zip(seen, seen[1:], strict=False) if b - a >= 4]
+    a, b = gaps[int(rng.integers(len(gaps)))]
+    start = round((a + b) / 2 * LONG_FPS) / LONG_FPS - 0.5
+    side = max(10, size // 4)
+    x, y = (float(v) for v in rng.uniform(0, size - side, size=2))
+    colour = str(rng.choice(list(COLOURS)))
+    square = Square(colour, start, start + 1.0, x, y, x, y, side)
+    window = (
+        max(0, math.floor(start) - int(rng.integers(1, 3))),
+        min(int(LONG_SECONDS), math.ceil(start + 1) + 1),
+    )
+    return Scene((square,), (), LONG_SECONDS, LONG_FPS, size), window
+
+
+def long_row(scene: Scene, window: tuple[int, int], video: str, vid: str, rng: np.random.Generator) -> dict:
+    """The ``long_clip`` row of a long scene (a multiple-choice ``vidrl.Sample``)."""
+    sq = scene.squares[0]
+    options = [sq.colour, *rng.choice([c for c in COLOURS if c != sq.colour], size=3, replace=False).tolist()]
+    rng.shuffle(options)
+    q = (
+        f"A coloured square appears for one second somewhere between {window[0]} and {window[1]} "
+        "seconds. Which colour is it?"
+    )
+    meta = {"objects": [asdict(sq)], "fps": scene.fps, "window": list(window), "event": [sq.start, sq.end],
+            "task": LONG}  # fmt: skip
+    return {"id": f"{vid}-long", "task_type": "multiple_choice", "question": q, "options": options,
+            "answer": LETTERS[options.index(sq.colour)], "video": video, "duration": scene.duration,
+            "metadata": meta}  # fmt: skip
+
+
 def synthesize(
     out: Path,
     num: int,
@@ -153,16 +197,27 @@ def synthesize(
     ``out/data.jsonl``; return it. A sequence of difficulties is cycled over the videos (so the
     number of squares, and the count answer, varies)."""
     levels = [difficulty] if isinstance(difficulty, int) else list(difficulty)
-    if num < 1 or not levels or min(levels) < 0 or size < 56:
-        raise ValueError(f"need num >= 1, difficulties >= 0, size >= 56; got {num}, {difficulty}, {size}")
+    unknown = set(tasks) - {*TASKS, LONG}
+    if num < 1 or not levels or min(levels) < 0 or size < 56 or unknown or not tasks:
+        raise ValueError(
+            f"need num >= 1, difficulties >= 0, size >= 56, tasks from {[*TASKS, LONG]}; "
+            f"got {num}, {difficulty}, {size}, {list(tasks)}"
+        )
     out = Path(out)
     rows = []
     for i in _progress(range(num), "synthesizing videos"):
-        rng = np.random.default_rng([seed, i])  # one stream per video: the same video at any num
-        scene = make_scene(rng, levels[i % len(levels)], size)
-        rel = f"videos/{i:05d}.mp4"
-        write_mp4(scene, out / rel)
-        rows.extend(rows_for(scene, rel, f"s{seed}-v{i:05d}", rng, tasks))
+        if set(tasks) & set(TASKS):
+            rng = np.random.default_rng([seed, i])  # one stream per video: the same video at any num
+            scene = make_scene(rng, levels[i % len(levels)], size)
+            rel = f"videos/{i:05d}.mp4"
+            write_mp4(scene, out / rel)
+            rows.extend(rows_for(scene, rel, f"s{seed}-v{i:05d}", rng, tasks))
+        if LONG in tasks:
+            rng = np.random.default_rng([seed, i, 1])
+            scene, window = make_long_scene(rng, size)
+            rel = f"videos/{i:05d}-long.mp4"
+            write_mp4(scene, out / rel)
+            rows.append(long_row(scene, window, rel, f"s{seed}-v{i:05d}", rng))
     path = out / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -152,3 +152,32 @@ def test_on_a_real_synthetic_video(synth_data):
     got = GetVideoClipFrame()({"start_time": 1.0, "end_time": 3.0}, ctx)
     assert got.ok and len(got.frames.times) == 4 and got.frames.pixels.dtype == torch.uint8
     assert float(got.frames.times[0]) >= 1.0 and float(got.frames.times[-1]) < 3.0
+
+
+def _has_colour(pixels, rgb, tol=40):
+    """Whether any pixel of [F, H, W, 3] is within ``tol`` of ``rgb`` on every channel."""
+    return bool(((pixels.int() - torch.tensor(rgb)).abs() <= tol).all(-1).any())
+
+
+def test_the_long_clip_task_is_missed_by_uniform_frames_and_found_by_the_tool(tmp_path):
+    from vidrl.synth import COLOURS, LONG_MISSED_FRAMES, synthesize
+
+    path = synthesize(tmp_path, num=3, seed=4, tasks=["long_clip"])
+    ds = vidrl.load_dataset(path)
+    backend = vidrl.Session().load().create("video_backend", "pyav")
+    assert len(ds) == 3
+    for sample in ds.samples:
+        m = sample.metadata
+        (a, b), (s, e) = m["window"], m["event"]
+        colour = COLOURS[m["objects"][0]["colour"]]
+        assert (
+            sample.task_type == "multiple_choice"
+            and sample.options["ABCD".index(sample.answer)] == m["objects"][0]["colour"]
+        )
+        assert 0 <= a < s < e <= b <= 60 and b - a <= 6 and f"between {a} and {b} seconds" in sample.question
+        video = str(ds.path(sample.video))
+        first_look = vidrl.read_video(backend, video, fps=2.0, min_frames=4, max_frames=LONG_MISSED_FRAMES)
+        assert not _has_colour(first_look.pixels, colour)
+        ctx = ToolContext(sample, video, backend, sample.duration)
+        found = GetVideoClipFrame()({"start_time": a, "end_time": b}, ctx)
+        assert found.ok and _has_colour(found.frames.pixels, colour)
