@@ -29,6 +29,17 @@ def _embedded_demo() -> dict[str, Any]:
     return parse_yaml(text, "embedded demo")
 
 
+def end_distributed() -> None:
+    """Tear down the process group of a data-parallel run before the interpreter exits (a gloo
+    group left to exit-time destruction can abort a rank: "terminate called without an active
+    exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from vidrl.pipeline import train
 
@@ -44,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(config.output_dir or time.strftime("runs/vidrl-%Y%m%d-%H%M%S"))
     print(f"vidrl train: {source} -> {run_dir}{' (resuming)' if args.resume is not None else ''}", flush=True)
     summary = train(config, session, run_dir, resume=args.resume is not None)
+    end_distributed()
     if not summary["is_main"]:
         return 0
     for label in ("before", "after"):

@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import vidrl
+from vidrl.cli import end_distributed
 from vidrl.data import load_dataset
 from vidrl.inputs import prepare_batch
 from vidrl.run import AccelerateCollective
@@ -75,6 +76,7 @@ def main(model_dir, data, out):
     if acc.is_main_process:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
     acc.wait_for_everyone()
+    end_distributed()
 
 
 if __name__ == "__main__":
