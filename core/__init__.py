@@ -36,6 +36,7 @@ from vidrl.run import Policy, RunContext, algorithm_missing
 from vidrl.session import PluginInfo, Session
 from vidrl.tiny import tiny_causal_lm
 from vidrl.tools import (
+    TOOL_RESULTS,
     Observation,
     ToolCall,
     ToolContext,
@@ -89,6 +90,7 @@ __all__ = [
     "JsonlLog",
     "grade",
     "Observation",
+    "TOOL_RESULTS",
     "ToolCall",
     "ToolContext",
     "call_tool",

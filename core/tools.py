@@ -22,6 +22,9 @@ from vidrl.types import Sample
 from vidrl.video import Frames
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+#: ``Sample.metadata`` key under which a tool-augmented roll-out records its calls for rewards:
+#: ``{"calls": n, "succeeded": k}`` (the format reward's tool bonus reads ``succeeded``)
+TOOL_RESULTS = "tool_results"
 _CALL = re.compile(re.escape(OPEN) + r"(.*?)" + re.escape(CLOSE), re.S)
 #: JSON schema type → the Python types that satisfy it (bool is not a number here)
 _TYPES: dict[str, tuple[type, ...]] = {

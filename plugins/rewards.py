@@ -17,7 +17,10 @@ class Format(vidrl.Reward):
     """``score`` when the response is exactly <think>…</think> [<tool_call>…</tool_call>
     <think>…</think>]* <answer>…</answer> with only white space between the blocks (the think
     block optional when ``think`` is off; tool blocks only when ``tool_calls`` is on), else 0.
-    DeepVideo-R1 scores {0, 1}, VerIPO {0, 0.5}."""
+    DeepVideo-R1 scores {0, 1}, VerIPO {0, 0.5}. VITAL's tool bonus: + ``tool_bonus`` per
+    successful tool execution, at most ``max_bonus_calls``, read from the roll-out's
+    ``metadata[vidrl.TOOL_RESULTS]["succeeded"]``, and only for a response whose format holds
+    (calls inside a malformed response earn nothing)."""
 
     name = "format"
 
@@ -26,6 +29,12 @@ class Format(vidrl.Reward):
         score: float = 1.0
         think: bool = True
         tool_calls: bool = False
+        tool_bonus: float = 0.0
+        max_bonus_calls: int = 2
+
+        def __post_init__(self) -> None:
+            if self.tool_bonus < 0 or self.max_bonus_calls < 0:
+                raise ValueError(f"tool_bonus and max_bonus_calls must be >= 0: {self}")
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -37,7 +46,15 @@ class Format(vidrl.Reward):
         self._pattern = re.compile(rf"\s*{head}{loop}{answer}\s*", re.S)
 
     def __call__(self, responses: Sequence[str], samples: Sequence[vidrl.Sample]) -> list[float]:
-        return [self.config.score if self._pattern.fullmatch(r) else 0.0 for r in responses]
+        c = self.config
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            if not self._pattern.fullmatch(r):
+                out.append(0.0)
+                continue
+            succeeded = int(s.metadata.get(vidrl.TOOL_RESULTS, {}).get("succeeded", 0))
+            out.append(c.score + c.tool_bonus * min(succeeded, c.max_bonus_calls))
+        return out
 
 
 class MultipleChoice(vidrl.Reward):

@@ -1,5 +1,6 @@
 """The shared rewards on tricky strings, and their composition by task type."""
 
+import dataclasses
 import math
 
 import pytest
@@ -52,6 +53,19 @@ def test_format_options(session):
     tools = "<think>x</think><tool_call>{}</tool_call><think>y</think><answer>B</answer>"
     assert _r(session, "format", tool_calls=True, score=0.5)([tools], [MC]) == [0.5]
     assert _r(session, "format", think=False)(["<answer>B</answer>", _a("B")], [MC, MC]) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("succeeded", "well_formed", "expected"),
+    [(0, True, 1.0), (1, True, 1.5), (2, True, 2.0), (5, True, 2.0), (2, False, 0.0), (None, True, 1.0)],
+)
+def test_format_tool_bonus(session, succeeded, well_formed, expected):
+    text = "<think>x</think><tool_call>{}</tool_call><think>y</think><answer>B</answer>"
+    meta = {} if succeeded is None else {vidrl.TOOL_RESULTS: {"calls": 5, "succeeded": succeeded}}
+    sample = dataclasses.replace(MC, metadata=meta)
+    reward = _r(session, "format", tool_calls=True, tool_bonus=0.5)
+    assert reward([text if well_formed else "x" + text], [sample]) == [expected]
+    assert _r(session, "format", tool_calls=True)([text], [sample]) == [1.0]  # tool_bonus 0: no bonus
 
 
 @pytest.mark.parametrize(
