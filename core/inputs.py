@@ -157,7 +157,7 @@ def prepare_batch(
             None if c is None else fit_clip(c, geometry, budget, n + extra)
             for c, n, extra in zip(clips, text_tokens, overhead, strict=True)
         ]
-        batch = _process(processor, texts, fitted)
+        batch = run_processor(processor, texts, fitted)
         lengths = batch["attention_mask"].sum(1).tolist()
         over = [max(0, n - budget.max_prompt_tokens) for n in lengths]
         if not any(over):
@@ -166,7 +166,9 @@ def prepare_batch(
     raise BudgetError(f"prompts came to {max(lengths)} tokens > max_prompt_tokens={budget.max_prompt_tokens}")
 
 
-def _process(processor: Any, texts: list[str], clips: list[Frames | None]) -> Any:
+def run_processor(processor: Any, texts: list[str], clips: list[Frames | None]) -> Any:
+    """The processor on rendered ``texts`` and their fitted clips (frames already on the patch
+    grid: no resizing or frame sampling inside)."""
     videos = [c for c in clips if c is not None]
     kwargs: dict[str, Any] = {"padding": True, "padding_side": "left", "return_tensors": "pt"}
     if videos:

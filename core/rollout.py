@@ -57,12 +57,21 @@ class Sampling:
 @dataclass(frozen=True)
 class Generation:
     """``prompt``: the repeated prompt batch (input_ids [B, L] and vision inputs);
-    ``response_ids`` [B, T]; ``response_mask`` [B, T], 1 up to and including the end-of-turn
-    token, 0 after it."""
+    ``response_ids`` [B, T]; ``response_mask`` [B, T], 1 on the tokens the policy produced (up to
+    and including the end-of-turn token), 0 after them.
+
+    A multi-turn (tool) roll-out's response also holds tool observations, vision tokens
+    included: then ``response_attention`` [B, T] is 1 on every real token (observations too, which
+    the mask leaves out of the loss), ``response_types`` [B, T] their ``mm_token_type_ids``, and
+    ``clip_rows`` [C] the row of each clip in the prompt's vision inputs (a row may own several:
+    its prompt's video, then each observation's, in order)."""
 
     prompt: dict[str, Any]
     response_ids: torch.Tensor
     response_mask: torch.Tensor
+    response_attention: torch.Tensor | None = None
+    response_types: torch.Tensor | None = None
+    clip_rows: torch.Tensor | None = None
 
 
 class RolloutBackend(abc.ABC):
@@ -152,15 +161,17 @@ def sequence_logprobs(
     the response mask is 0. One forward over prompt + response with the vision inputs; the
     log-softmax goes through ``vidrl.ops.token_logprobs`` on the masked positions only."""
     rows = rows or slice(None)
-    prompt = _slice_prompt(gen.prompt, rows)
+    prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
     resp, mask = gen.response_ids[rows], gen.response_mask[rows]
+    seen = mask if gen.response_attention is None else gen.response_attention[rows]
     inputs = dict(prompt)
     inputs["input_ids"] = torch.cat([prompt["input_ids"], resp], dim=1)
     inputs["attention_mask"] = torch.cat(
-        [prompt["attention_mask"], mask.to(prompt["attention_mask"].dtype)], dim=1
+        [prompt["attention_mask"], seen.to(prompt["attention_mask"].dtype)], dim=1
     )
     if "mm_token_type_ids" in prompt:
-        inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(resp)], dim=1)
+        types = torch.zeros_like(resp) if gen.response_types is None else gen.response_types[rows]
+        inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], types], dim=1)
     logits = model(**inputs).logits[:, prompt["input_ids"].shape[1] - 1 : -1]  # [b, T, V]: predicts resp
     keep = mask.bool()
     values = ops.token_logprobs(
@@ -179,15 +190,24 @@ def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:
             )
 
 
-def _slice_prompt(prompt: dict[str, Any], rows: slice) -> dict[str, Any]:
+def _slice_prompt(
+    prompt: dict[str, Any], rows: slice, clip_rows: torch.Tensor | None = None
+) -> dict[str, Any]:
+    """The rows ``rows`` of a prompt batch, vision blocks included: clip i belongs to row i, or
+    to row ``clip_rows[i]`` when given (several clips per row)."""
     if rows == slice(None):
         return prompt
     n = prompt["input_ids"].shape[0]
-    idx = range(n)[rows]
+    idx = set(range(n)[rows])
     out = {k: v[rows] for k, v in prompt.items() if torch.is_tensor(v) and v.shape[:1] == (n,)}
     for pixels, grid in VISION_KEYS:
         if pixels in prompt:
-            sizes = prompt[grid].prod(-1).tolist()
-            blocks = torch.split(prompt[pixels], sizes)
-            out[pixels] = torch.cat([blocks[i] for i in idx])
+            owner = clip_rows.tolist() if clip_rows is not None else list(range(len(prompt[grid])))
+            keep = [c for c, r in enumerate(owner) if r in idx]
+            blocks = torch.split(prompt[pixels], prompt[grid].prod(-1).tolist())
+            out[pixels] = torch.cat([blocks[c] for c in keep])
+            out[grid] = prompt[grid][keep]
+            for key in PER_CLIP_KEYS:
+                if key in prompt and torch.is_tensor(prompt[key]) and clip_rows is not None:
+                    out[key] = prompt[key][keep]
     return out

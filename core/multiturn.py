@@ -1,0 +1,232 @@
+"""Multi-turn, tool-augmented roll-outs (VITAL; shared/ALGORITHMS.md §4).
+
+Each roll-out is a conversation that grows turn by turn: the policy generates until a stop token
+(the end of a tool call, of the answer, or of its turn); a tool call is parsed (``vidrl.tools``:
+json only, checked, errors become observations), run, and its observation is appended as a
+``tool`` turn through the model's own chat template and processor (its video becomes a clip of
+the row); the policy continues, up to ``max_turns`` calls and the per-turn and total token
+budgets. Every turn is generated from the whole sequence so far with all its clips, so the
+model's own rope index places every video; the result is one ``Generation`` whose response holds
+the policy's tokens (mask 1) and the observations (mask 0, attended), which a single forward
+scores exactly as the turns were sampled.
+
+Shapes: P prompts, G roll-outs each, B = P·G rows, C clips (a row owns one or more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from vidrl.components import Tool
+from vidrl.inputs import Geometry, VisionBudget, fit_clip, run_processor
+from vidrl.rollout import Generation, RolloutBackend, Sampling
+from vidrl.tools import Observation, ToolContext, call_tool, parse_tool_call
+
+CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    """``max_turns`` tool calls per roll-out; ``max_turn_tokens`` generated per turn;
+    ``max_total_tokens`` for the whole response (observations included)."""
+
+    max_turns: int = 2
+    max_turn_tokens: int = 1024
+    max_total_tokens: int = 7168
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 0 or self.max_turn_tokens < 1 or self.max_total_tokens < self.max_turn_tokens:
+            raise ValueError(f"need max_turns >= 0, 1 <= max_turn_tokens <= max_total_tokens: {self}")
+
+
+@dataclass
+class Conversation:
+    """One roll-out so far: token ids, their ``mm_token_type_ids``, which the policy produced
+    (``trained``), its clips (per-clip processor tensors), the policy's text only (what rewards
+    read) and the calls made."""
+
+    ids: list[int]
+    types: list[int]
+    trained: list[int]
+    clips: list[dict[str, torch.Tensor]]
+    prompt_len: int
+    text: str = ""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    done: bool = False
+
+    @property
+    def response_len(self) -> int:
+        return len(self.ids) - self.prompt_len
+
+
+def conversations(batch: Mapping[str, Any], g: int) -> list[Conversation]:
+    """G conversations per prompt of a processor batch (left-padded, at most one clip each)."""
+    n = batch["input_ids"].shape[0]
+    sizes = batch["video_grid_thw"].prod(-1).tolist() if "video_grid_thw" in batch else []
+    blocks = torch.split(batch["pixel_values_videos"], sizes) if sizes else []
+    out = []
+    for i in range(n):
+        keep = batch["attention_mask"][i].bool()
+        ids = batch["input_ids"][i][keep].tolist()
+        types = (
+            batch["mm_token_type_ids"][i][keep].tolist() if "mm_token_type_ids" in batch else [0] * len(ids)
+        )
+        clip = [] if not sizes else [_clip(batch, blocks, i)]
+        out += [Conversation(list(ids), list(types), [0] * len(ids), list(clip), len(ids)) for _ in range(g)]
+    return out
+
+
+def _clip(batch: Mapping[str, Any], blocks: Sequence[torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    clip = {"pixel_values_videos": blocks[i], "video_grid_thw": batch["video_grid_thw"][i : i + 1]}
+    if "second_per_grid_ts" in batch:
+        clip["second_per_grid_ts"] = torch.as_tensor(batch["second_per_grid_ts"]).reshape(-1)[i : i + 1]
+    return clip
+
+
+def collate(convs: Sequence[Conversation], pad_id: int, device: Any = None) -> dict[str, Any]:
+    """Left-padded model inputs of whole conversations, every clip in row order."""
+    width = max(len(c.ids) for c in convs)
+    ids = torch.full((len(convs), width), pad_id, dtype=torch.long)
+    types, attention = torch.zeros_like(ids), torch.zeros_like(ids)
+    for i, c in enumerate(convs):
+        ids[i, width - len(c.ids) :] = torch.tensor(c.ids)
+        types[i, width - len(c.ids) :] = torch.tensor(c.types)
+        attention[i, width - len(c.ids) :] = 1
+    out: dict[str, Any] = {"input_ids": ids, "attention_mask": attention, "mm_token_type_ids": types}
+    clips = [clip for c in convs for clip in c.clips]
+    for key in CLIP_KEYS:
+        if clips and key in clips[0]:
+            out[key] = torch.cat([clip[key] for clip in clips])
+    return {k: v.to(device) if device is not None else v for k, v in out.items()}
+
+
+def observation_segment(processor: Any, obs: Observation, budget: VisionBudget) -> Any:
+    """The tokens that close the policy's turn, hold the observation as a ``tool`` turn and open
+    the next assistant turn, rendered by the model's chat template and processor (its video
+    fitted to ``budget``)."""
+    base = [{"role": "user", "content": "x"}]
+    content = ([{"type": "video"}] if obs.frames is not None else []) + [{"type": "text", "text": obs.text}]
+    head = processor.apply_chat_template(base, add_generation_prompt=True, tokenize=False)
+    full = processor.apply_chat_template(
+        [*base, {"role": "assistant", "content": "x"}, {"role": "tool", "content": content}],
+        add_generation_prompt=True, tokenize=False,
+    )  # fmt: skip
+    segment = full[len(head) + 1 :]  # after the assistant's one-character text
+    clip = None if obs.frames is None else fit_clip(obs.frames, Geometry.of(processor), budget, 0)
+    return run_processor(processor, [segment], [clip])
+
+
+def _turn_tokens(row: torch.Tensor, stops: set[int], pad_id: int, room: int) -> list[int]:
+    """A generated row up to and including its first stop token (else without trailing padding),
+    cut to ``room`` tokens."""
+    toks = row.tolist()
+    for i, t in enumerate(toks):
+        if t in stops:
+            return toks[: i + 1][:room]
+    while toks and toks[-1] == pad_id:
+        toks.pop()
+    return toks[:room]
+
+
+def _observe(conv: Conversation, turn: str, tools: Mapping[str, Tool], context: ToolContext) -> Observation:
+    """Parse and run the turn's tool call; record it in ``conv.calls``."""
+    call = parse_tool_call(turn)
+    obs = call if isinstance(call, Observation) else call_tool(tools, call, context)
+    frames = 0 if obs.frames is None else len(obs.frames.times)
+    conv.calls.append({"name": getattr(call, "name", None), "arguments": dict(getattr(call, "arguments", {})),
+                       "ok": obs.ok, "text": obs.text, "frames": frames, "info": dict(obs.info)})  # fmt: skip
+    return obs
+
+
+@dataclass(frozen=True)
+class ToolSetup:
+    """What a tool roll-out needs besides the policy: the tools by name, each prompt's
+    ``ToolContext``, the token ids that end a turn (end of turn, ``</tool_call>``,
+    ``</answer>``), the id of ``</tool_call>``, and the pixel budget of observation clips."""
+
+    tools: Mapping[str, Tool]
+    contexts: Sequence[ToolContext]
+    stop_ids: Sequence[int]
+    call_end_id: int
+    budget: VisionBudget = VisionBudget()
+
+
+def tool_rollout(
+    backend: RolloutBackend,
+    processor: Any,
+    batch: Mapping[str, Any],
+    g: int,
+    sampling: Sampling,
+    limits: TurnLimits,
+    setup: ToolSetup,
+) -> tuple[Generation, list[Conversation]]:
+    """G multi-turn roll-outs per prompt of ``batch``; ``backend`` must stop on every id of
+    ``setup.stop_ids``. Returns the ``Generation`` to train on and the conversations (texts for
+    rewards: ``conv.text``; calls for logs and the tool bonus: ``conv.calls``)."""
+    tok, device = processor.tokenizer, batch["input_ids"].device
+    convs, stops = conversations(batch, g), set(setup.stop_ids)
+    for _ in range(limits.max_turns + 1):
+        active = [(i, c) for i, c in enumerate(convs) if not c.done]
+        if not active:
+            break
+        rooms = [min(limits.max_turn_tokens, limits.max_total_tokens - c.response_len) for _, c in active]
+        turn_sampling = Sampling(sampling.temperature, sampling.top_p, max(1, max(rooms)))
+        rows = backend.generate(collate([c for _, c in active], tok.pad_token_id, device), turn_sampling)
+        for (i, conv), row, room in zip(active, rows, rooms, strict=True):
+            toks = _turn_tokens(row, stops, tok.pad_token_id, room)
+            conv.ids, conv.types, conv.trained = (
+                conv.ids + toks,
+                conv.types + [0] * len(toks),
+                conv.trained + [1] * len(toks),
+            )
+            turn = tok.decode(toks, skip_special_tokens=True)
+            conv.text += turn
+            conv.done = not (toks and toks[-1] == setup.call_end_id and len(conv.calls) < limits.max_turns)
+            if not conv.done:
+                _append(
+                    conv, _observe(conv, turn, setup.tools, setup.contexts[i // g]), processor, setup, limits
+                )
+    return _generation(batch, convs, g, tok.pad_token_id), convs
+
+
+def _append(
+    conv: Conversation, obs: Observation, processor: Any, setup: ToolSetup, limits: TurnLimits
+) -> None:
+    """Append the observation's segment (mask 0); a segment over the total budget ends the roll-out."""
+    seg = observation_segment(processor, obs, setup.budget)
+    ids = seg["input_ids"][0].tolist()
+    if conv.response_len + len(ids) >= limits.max_total_tokens:  # the policy never sees it: not a success
+        conv.calls[-1].update(ok=False, text=f"{conv.calls[-1]['text']} (dropped: over max_total_tokens)")
+        conv.done = True
+        return
+    conv.ids += ids
+    conv.types += seg["mm_token_type_ids"][0].tolist() if "mm_token_type_ids" in seg else [0] * len(ids)
+    conv.trained += [0] * len(ids)
+    if "video_grid_thw" in seg:
+        conv.clips.append(_clip(seg, [seg["pixel_values_videos"]], 0))
+
+
+def _generation(batch: Mapping[str, Any], convs: Sequence[Conversation], g: int, pad_id: int) -> Generation:
+    """The conversations as one ``Generation``: the left-padded prompts, every clip of every row
+    (``clip_rows``), responses right-padded with mask, attention and token types."""
+    device = batch["input_ids"].device
+    prompt = {k: v.repeat_interleave(g, dim=0) for k, v in batch.items()
+              if torch.is_tensor(v) and v.shape[:1] == batch["input_ids"].shape[:1]}  # fmt: skip
+    clips = [(r, clip) for r, c in enumerate(convs) for clip in c.clips]
+    for key in CLIP_KEYS:
+        if clips and key in clips[0][1]:
+            prompt[key] = torch.cat([clip[key] for _, clip in clips]).to(device)
+    width = max(1, max(c.response_len for c in convs))
+    shape = (len(convs), width)
+    ids, mask = torch.full(shape, pad_id, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
+    attention, types = torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
+    for r, c in enumerate(convs):
+        n, p = c.response_len, c.prompt_len
+        ids[r, :n], mask[r, :n] = torch.tensor(c.ids[p:], dtype=torch.long), torch.tensor(c.trained[p:])
+        attention[r, :n], types[r, :n] = 1, torch.tensor(c.types[p:], dtype=torch.long)
+    rows = torch.tensor([r for r, _ in clips], dtype=torch.long) if clips else None
+    return Generation(prompt, ids.to(device), mask.to(device), attention.to(device), types.to(device), rows)

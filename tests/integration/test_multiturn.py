@@ -1,0 +1,128 @@
+"""Multi-turn tool roll-outs on the tiny Qwen2.5-VL: the policy's turns are forced to a script
+(one row calls the clip tool, one answers at once) while the model's real incremental logits are
+recorded; the single forward over the whole sequence — prompt video, turns, the observation's
+video — must give the same log-probs, for both rows and for a micro-batch of one."""
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+import vidrl
+from vidrl.inputs import prepare_batch
+from vidrl.multiturn import ToolSetup, TurnLimits, tool_rollout
+from vidrl.plugins.frame_toolbox import GetVideoClipFrame
+
+CALL = (
+    '<think>look again</think><tool_call>{"name": "get_video_clip_frame", '
+    '"arguments": {"start_time": 0, "end_time": 2}}</tool_call>'
+)
+ANSWER = "<think>it is red</think><answer>B</answer>"
+
+
+class Forced(vidrl.RolloutBackend):
+    """model.generate forced to each row's scripted turn (``scripts[row][turn]``), recording the
+    model's raw log-prob of every forced token as generation computed it (KV cache included)."""
+
+    def __init__(self, model, tok, scripts, stop_ids):
+        self.model, self.tok, self.scripts, self.stop_ids = model, tok, scripts, stop_ids
+        self.turn, self.rows_done, self.seen = 0, set(), {r: [] for r in range(len(scripts))}
+
+    def generate(self, prompt, sampling):
+        rows = [r for r in range(len(self.scripts)) if r not in self.rows_done]
+        width = prompt["input_ids"].shape[1]
+        ids = {r: self.tok(self.scripts[r][self.turn], add_special_tokens=False)["input_ids"] for r in rows}
+
+        def allowed(b, so_far):
+            script = ids[rows[b]]
+            k = len(so_far) - width
+            return [script[k]] if k < len(script) else [self.tok.pad_token_id]
+
+        out = self.model.generate(**prompt, do_sample=False, max_new_tokens=sampling.max_new_tokens,
+                                  eos_token_id=list(self.stop_ids), pad_token_id=self.tok.pad_token_id,
+                                  prefix_allowed_tokens_fn=allowed, output_logits=True,
+                                  return_dict_in_generate=True)  # fmt: skip
+        for b, r in enumerate(rows):
+            for k, t in enumerate(ids[r][: len(out.logits)]):  # a turn budget may cut the script
+                self.seen[r].append(torch.log_softmax(out.logits[k][b].double(), -1)[t].item())
+            if self.turn + 1 >= len(self.scripts[r]):
+                self.rows_done.add(r)
+        self.turn += 1
+        return out.sequences[:, width:]
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model_dir, synth_data):
+    path = tiny_model_dir("qwen2_5_vl")
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    processor = AutoProcessor.from_pretrained(path)
+    ds = vidrl.load_dataset(synth_data)
+    sample = ds.samples[0]
+    backend = vidrl.Session().load().create("video_backend", "pyav")
+    video = str(ds.path(sample.video))
+    clip = vidrl.read_video(backend, video, fps=1.0, min_frames=2, max_frames=4)
+    batch, _ = prepare_batch(processor, [sample], [clip])
+    tok = processor.tokenizer
+    stops = tok.convert_tokens_to_ids(["<|im_end|>", "</tool_call>", "</answer>"])
+    tool = GetVideoClipFrame(GetVideoClipFrame.Config(max_pixels=56 * 56))
+    context = vidrl.ToolContext(sample, video, backend, sample.duration)
+    tools = ToolSetup({tool.name: tool}, [context], stops, stops[1])
+    return model, processor, batch, tools
+
+
+def test_a_tool_rollout_scores_in_one_forward_as_it_was_sampled(setup):
+    model, processor, batch, tools = setup
+    tok = processor.tokenizer
+    forced = Forced(model, tok, [[CALL, ANSWER], [ANSWER]], tools.stop_ids)
+    limits = TurnLimits(max_turns=2, max_turn_tokens=128, max_total_tokens=2048)
+    gen, convs = tool_rollout(
+        forced, processor, batch, 2, vidrl.Sampling(0.0, max_new_tokens=128), limits, tools
+    )
+    assert [c.text for c in convs] == [CALL + ANSWER, ANSWER]  # the observation is not the policy's text
+    (call,) = convs[0].calls
+    assert (
+        call["ok"] and call["name"] == "get_video_clip_frame" and call["frames"] == 4 and convs[1].calls == []
+    )
+    assert gen.clip_rows.tolist() == [0, 0, 1] and gen.prompt["video_grid_thw"].shape[0] == 3
+    video_id = model.config.video_token_id
+    obs = (gen.response_ids[0] == video_id) & gen.response_attention[0].bool()
+    assert obs.sum() > 0 and gen.response_mask[0][obs].sum() == 0  # attended, never trained
+    assert (gen.response_types[0][obs] != 0).all()
+    lp = vidrl.sequence_logprobs(model, gen)
+    for r in (0, 1):
+        one = lp[r][gen.response_mask[r].bool()].double()
+        torch.testing.assert_close(
+            one, torch.tensor(forced.seen[r], dtype=torch.float64), atol=1e-4, rtol=1e-4
+        )
+    torch.testing.assert_close(
+        vidrl.sequence_logprobs(model, gen, slice(0, 1))[0], lp[0], atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(
+        vidrl.sequence_logprobs(model, gen, slice(1, 2))[0], lp[1][: lp.shape[1]], atol=1e-5, rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("limits", "succeeded", "ends_with_call"),
+    [
+        (TurnLimits(max_turns=0, max_turn_tokens=96, max_total_tokens=2048), 0, True),  # no call allowed
+        (
+            TurnLimits(max_turns=2, max_turn_tokens=96, max_total_tokens=100),
+            0,
+            True,
+        ),  # the observation does not fit
+        (
+            TurnLimits(max_turns=2, max_turn_tokens=8, max_total_tokens=2048),
+            0,
+            False,
+        ),  # the turn is cut at 8 tokens
+    ],
+)
+def test_budgets(setup, limits, succeeded, ends_with_call):
+    model, processor, batch, tools = setup
+    forced = Forced(model, processor.tokenizer, [[CALL, ANSWER]], tools.stop_ids)
+    gen, (conv,) = tool_rollout(
+        forced, processor, batch, 1, vidrl.Sampling(0.0, max_new_tokens=128), limits, tools
+    )
+    assert sum(c["ok"] for c in conv.calls) == succeeded and conv.done
+    assert conv.text.endswith("</tool_call>") is ends_with_call
+    assert int(gen.response_mask.sum()) <= limits.max_turn_tokens and gen.clip_rows.tolist() == [0]
