@@ -28,6 +28,7 @@ from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
 from vidrl.evaluate import grade
 from vidrl.hookspecs import hookimpl
 from vidrl.loop import StepLoop, TrainState
+from vidrl.multiturn import ToolSetup, TurnLimits, make_roller, tool_prompt, tool_rollout
 from vidrl.optim import OptimConfig
 from vidrl.registry import Registry
 from vidrl.report import JsonlLog
@@ -101,6 +102,11 @@ __all__ = [
     "burn_timestamps",
     "decode_frames",
     "plan_frames",
+    "ToolSetup",
+    "TurnLimits",
+    "make_roller",
+    "tool_prompt",
+    "tool_rollout",
     "read_video",
     "AdvantageEstimator",
     "Advantages",

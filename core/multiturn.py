@@ -25,6 +25,7 @@ from vidrl.components import Tool
 from vidrl.inputs import Geometry, VisionBudget, fit_clip, run_processor
 from vidrl.rollout import Generation, RolloutBackend, Sampling
 from vidrl.tools import Observation, ToolContext, call_tool, parse_tool_call
+from vidrl.types import Sample
 
 CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
@@ -230,3 +231,39 @@ def _generation(batch: Mapping[str, Any], convs: Sequence[Conversation], g: int,
         attention[r, :n], types[r, :n] = 1, torch.tensor(c.types[p:], dtype=torch.long)
     rows = torch.tensor([r for r, _ in clips], dtype=torch.long) if clips else None
     return Generation(prompt, ids.to(device), mask.to(device), attention.to(device), types.to(device), rows)
+
+
+def tool_prompt(tools: Mapping[str, Tool], system: str | None = None) -> str:
+    """A system prompt listing ``tools`` (Qwen function JSON) and how to call them, after ``system``."""
+    from vidrl.tools import tool_schemas
+
+    head = f"{system}\n\n" if system else ""
+    return (
+        f"{head}You may call a tool to look at the video again: write "
+        '<tool_call>{"name": ..., "arguments": {...}}</tool_call> and wait for its result.\n'
+        f"<tools>\n{tool_schemas(tools)}\n</tools>"
+    )
+
+
+def make_roller(policy: Any, tools: Mapping[str, Tool], limits: TurnLimits, dataset: Any, video_backend: Any,
+                budget: VisionBudget) -> Any:  # fmt: skip
+    """``roller(prompt_batch, samples, g, sampling)`` for ``vidrl.rl_step``: tool roll-outs of
+    ``policy`` (a ``vidrl.Policy``) on prompts of ``dataset``. The end of a tool call must be one
+    token of the tokenizer (it is for Qwen's ``</tool_call>``)."""
+    from vidrl.errors import ConfigError
+    from vidrl.rollout import HFGenerate
+
+    tok = policy.tokenizer
+    vocab = tok.get_vocab()
+    if "</tool_call>" not in vocab:
+        raise ConfigError(["tools: the tokenizer has no single </tool_call> token to stop a turn on"])
+    stops = [vocab[t] for t in (tok.eos_token, "</tool_call>", "</answer>") if t in vocab]
+    backend = HFGenerate(policy.base, stops, policy.pad_id)
+
+    def roll(batch: Any, samples: Sequence[Sample], g: int, sampling: Sampling) -> Any:
+        contexts = [ToolContext(s, None if s.video is None else str(dataset.path(s.video)), video_backend,
+                                s.duration) for s in samples]  # fmt: skip
+        setup = ToolSetup(tools, contexts, stops, vocab["</tool_call>"], budget)
+        return tool_rollout(backend, policy.processor, batch, g, sampling, limits, setup)
+
+    return roll

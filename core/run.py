@@ -9,6 +9,7 @@ checkpoint generator state; metrics are the main process's.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import random
 import shutil
@@ -25,6 +26,7 @@ from vidrl.data import Dataset, load_dataset
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.feed import Clips, PromptFeed, SampleStream
 from vidrl.loop import StepLoop, TrainState
+from vidrl.multiturn import tool_prompt
 from vidrl.optim import OptimConfig, build_optimizer
 from vidrl.report import JsonlLog
 from vidrl.session import Session
@@ -119,6 +121,7 @@ class RunContext:
         #: components whose ``state_dict`` goes into checkpoints (the current stage's augmenters)
         self.stateful: dict[str, Any] = {}
         self._datasets: dict[str, Dataset] = {}
+        self._tools: dict[str, Any] | None = None
         #: called as ``observe(state, record)`` after every step that produced a ``StepRecord``
         #: (a loop stage collects its RL phase's roll-outs this way)
         self.observers: list[Any] = []
@@ -242,16 +245,24 @@ class RunContext:
         self._datasets[split] = dataset
 
     def feed(self, split: str, batch_size: int) -> PromptFeed:
-        """Shuffled batches of ``batch_size`` samples per rank, seeded per stage (and phase)."""
+        """Shuffled batches of ``batch_size`` samples per rank, seeded per stage (and phase). When
+        the run lists ``tools``, the system prompt lists them too (``vidrl.tool_prompt``), in
+        every stage, so that a warm-up on tool calls sees the prompts RL will."""
         ds, s = self.dataset(split), self.state
+        system = tool_prompt(self.tools(), self.config.data.system) if self.config.tools else None
         seed = self.config.seed * 1000 + s.stage_index + 100_003 * s.phase
         stream = SampleStream(len(ds), batch_size, seed, s.rank, s.world_size)
         clips = Clips(ds, self.video_backend, self.config.data)
-        return PromptFeed(
-            ds, stream, clips, self.policy().processor, self.config.data, self.accelerator.device
-        )
+        data = self.config.data if system is None else dataclasses.replace(self.config.data, system=system)
+        return PromptFeed(ds, stream, clips, self.policy().processor, data, self.accelerator.device)
 
     # -- components -------------------------------------------------------------------------
+
+    def tools(self) -> dict[str, Any]:
+        """The run's ``tools`` by name (created once)."""
+        if self._tools is None:
+            self._tools = {t.name: self.session.create("tool", t.name, t.options) for t in self.config.tools}
+        return self._tools
 
     def algorithm(self) -> Algorithm:
         """The configured advantage estimator, policy loss and weighted rewards."""

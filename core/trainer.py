@@ -6,6 +6,7 @@ and times them. Shapes: P prompts, G responses each, B = P·G, T response tokens
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from vidrl.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Re
 from vidrl.evaluate import grade
 from vidrl.rewards import Scores, score
 from vidrl.rollout import Generation, RolloutBackend, Sampling, decode, rollout, sequence_logprobs
+from vidrl.tools import TOOL_RESULTS
 from vidrl.types import Advantages, LossInputs, LossOutput, Sample
 from vidrl.video import Frames
 
@@ -195,6 +197,26 @@ def check_micro_batches(algo: Algorithm, opts: StepOptions) -> None:
         )
 
 
+#: ``roller(prompt_batch, samples, g, sampling)`` → (generation, conversations): multi-turn roll-outs
+Roller = Callable[[Any, Sequence[Sample], int, Sampling], tuple[Generation, list[Any]]]
+
+
+def tool_results(
+    convs: Sequence[Any], samples: Sequence[Sample], g: int
+) -> tuple[list[str], list[Sample], dict]:
+    """Texts [B] (the policy's turns), samples [B] carrying ``metadata[TOOL_RESULTS]``, and
+    ``tools/calls`` (mean calls per roll-out) and ``tools/success`` (share of calls that worked)."""
+    reps, calls = [], [c.calls for c in convs]
+    for i, c in enumerate(calls):
+        s = samples[i // g]
+        result = {"calls": len(c), "succeeded": sum(x["ok"] for x in c)}
+        reps.append(dataclasses.replace(s, metadata={**s.metadata, TOOL_RESULTS: result}))
+    made = sum(len(c) for c in calls)
+    metrics = {"tools/calls": made / max(1, len(calls)),
+               "tools/success": sum(x["ok"] for c in calls for x in c) / made if made else 0.0}  # fmt: skip
+    return [c.text for c in convs], reps, metrics
+
+
 class Phases:
     """Times the named phases of a step (``with phases("rollout"): ...``); a subclass may
     measure more around each phase (the step benchmark records peak memory)."""
@@ -223,18 +245,29 @@ def rl_step(
     phases: Phases | None = None,
     clips: Sequence[Frames | None] | None = None,
     prepare: Prepare | None = None,
+    roller: Roller | None = None,
 ) -> tuple[dict[str, float], StepRecord]:
     """One RL step on a prompt batch of P samples, in the phases rollout, score (rewards,
     ``on_rollouts_scored``, advantages), augment (only with augmenters: they need the samples'
     ``clips`` and ``prepare(samples, clips)`` → prompt batch), logprob (old and reference) and
-    update. Returns (metrics, record); metrics include ``time/<phase>`` and ``time/step``."""
+    update. With ``roller`` (multi-turn tool roll-outs, ``vidrl.multiturn``), roll-outs come from
+    it, rewards read the policy's turns only and each roll-out's sample carries its calls under
+    ``metadata[vidrl.TOOL_RESULTS]``. Returns (metrics, record); metrics include ``time/<phase>``
+    and ``time/step``."""
     phases = phases or Phases()
     check_micro_batches(algo, opts)
+    if roller is not None and algo.augmenters:
+        raise ValueError("augmenters and tool roll-outs cannot be combined yet: drop one of them")
     g, sampling = opts.group_size, opts.sampling
+    tool_metrics: dict[str, float] = {}
     with phases("rollout"):
-        gen = rollout(learner.backend, prompt_batch, g, sampling, learner.eos_id)
-        texts = decode(tokenizer, gen)
-    rep = [s for s in samples for _ in range(g)]
+        if roller is None:
+            gen = rollout(learner.backend, prompt_batch, g, sampling, learner.eos_id)
+            texts = decode(tokenizer, gen)
+            rep = [s for s in samples for _ in range(g)]
+        else:
+            gen, convs = roller(prompt_batch, samples, g, sampling)
+            texts, rep, tool_metrics = tool_results(convs, samples, g)
     with phases("score"):
         used = Rollouts(gen, texts, rep, score(algo.rewards, texts, rep))
     aug_metrics: dict[str, float] = {}
@@ -267,6 +300,7 @@ def rl_step(
         )
     metrics.update(scores.means())
     metrics.update(aug_metrics)
+    metrics.update(tool_metrics)
     metrics.update(task_metrics(rep, texts, scores, adv, opts.group_size))
     metrics.update(
         {

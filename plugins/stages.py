@@ -79,12 +79,20 @@ class RL(vidrl.Stage):
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-5)
         #: the data split its prompts come from ("train", or one a loop stage added)
         split: str = "train"
+        #: multi-turn tool roll-outs, when the run lists ``tools``: calls per roll-out, tokens per
+        #: turn and for the whole response (observations included)
+        max_turns: int = 2
+        max_turn_tokens: int = 1024
+        max_total_tokens: int = 7168
 
         def __post_init__(self) -> None:
             self._check_counts(
                 prompts_per_step=self.prompts_per_step, group_size=self.group_size,
                 num_iterations=self.num_iterations, max_new_tokens=self.max_new_tokens,
             )  # fmt: skip
+            vidrl.TurnLimits(
+                self.max_turns, self.max_turn_tokens, self.max_total_tokens
+            )  # raises on bad ones
             if self.temperature <= 0:
                 raise ValueError(f"temperature must be > 0 (log-probs divide by it), got {self.temperature}")
 
@@ -102,15 +110,25 @@ class RL(vidrl.Stage):
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
         backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
         learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
+        roller = self.roller(context, policy)
         feed = context.feed(c.split, c.prompts_per_step)
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:
             samples, clips = feed.draw()
             metrics, record = vidrl.rl_step(
                 learner, algo, policy.tokenizer, feed.batch(samples, clips), samples, opts,
-                hook=context.hook, state=context.state, clips=clips, prepare=feed.batch,
+                hook=context.hook, state=context.state, clips=clips, prepare=feed.batch, roller=roller,
             )  # fmt: skip
             loop.end_step(metrics, record)
+
+    def roller(self, context: vidrl.RunContext, policy: vidrl.Policy) -> object:
+        """Multi-turn tool roll-outs with the run's ``tools`` (None when it lists none)."""
+        if not context.config.tools:
+            return None
+        c = self.config
+        limits = vidrl.TurnLimits(c.max_turns, c.max_turn_tokens, c.max_total_tokens)
+        ds, budget = context.dataset(c.split), context.config.data.budget
+        return vidrl.make_roller(policy, context.tools(), limits, ds, context.video_backend, budget)
 
 
 @vidrl.hookimpl

@@ -126,3 +126,43 @@ def test_budgets(setup, limits, succeeded, ends_with_call):
     assert sum(c["ok"] for c in conv.calls) == succeeded and conv.done
     assert conv.text.endswith("</tool_call>") is ends_with_call
     assert int(gen.response_mask.sum()) <= limits.max_turn_tokens and gen.clip_rows.tolist() == [0]
+
+
+def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
+    """SFT teaches the tiny model to call the clip tool (the run's tools are listed in every
+    stage's prompts); the rl stage then rolls out with them: every roll-out makes its one allowed
+    call and it succeeds, and rewards read the policy's turns only."""
+    import json
+
+    from vidrl.pipeline import train
+    from vidrl.synth import synthesize
+
+    path = synthesize(tmp_path / "data", num=2, seed=4, tasks=["long_clip"])
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "response": CALL}) + "\n" for r in rows))
+    raw = {
+        "model": {"path": str(tiny_model_dir("qwen2_5_vl"))},
+        "data": {"train": str(path), "max_frames": 4, "fps": 0.1},
+        "tools": [{"name": "get_video_clip_frame", "options": {"max_pixels": 56 * 56}}],
+        "stages": [
+            {"name": "sft",
+             "options": {"steps": 60, "batch_size": 2, "micro_batch_size": 2, "optim": {"lr": 3e-3}}},
+            {"name": "rl",
+             "options": {"steps": 2, "prompts_per_step": 2, "group_size": 2, "micro_batch_size": 4,
+                         "temperature": 0.1, "max_turns": 1, "max_turn_tokens": 96, "max_total_tokens": 400}},
+        ],
+        "advantage": "grpo",
+        "loss": "ppo_clip",
+        "rewards": [{"name": "format", "options": {"tool_calls": True, "tool_bonus": 0.5}},
+                    "multiple_choice"],
+        "log": {"progress": False, "plot": False},
+        "eval": {"before": False, "after": False, "between_stages": False},
+    }  # fmt: skip
+    train(*vidrl.load_config(raw), tmp_path / "run")
+    metrics = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rl = [m for m in metrics if m["stage"] == "rl"]
+    got = [{k: v for k, v in m.items() if k.startswith(("tools/", "reward/", "response_length"))} for m in rl]
+    assert len(rl) == 2 and all(m["tools/calls"] > 0 and m["tools/success"] == 1.0 for m in rl), got
+    samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    for smp in samples:  # rewards saw the policy's turns: the call, never the observation
+        assert smp["response"].startswith(CALL) and "Video clip from" not in smp["response"]
