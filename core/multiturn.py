@@ -179,11 +179,9 @@ def tool_rollout(
         rows = backend.generate(collate([c for _, c in active], tok.pad_token_id, device), turn_sampling)
         for (i, conv), row, room in zip(active, rows, rooms, strict=True):
             toks = _turn_tokens(row, stops, tok.pad_token_id, room)
-            conv.ids, conv.types, conv.trained = (
-                conv.ids + toks,
-                conv.types + [0] * len(toks),
-                conv.trained + [1] * len(toks),
-            )
+            conv.ids += toks
+            conv.types += [0] * len(toks)
+            conv.trained += [1] * len(toks)
             turn = tok.decode(toks, skip_special_tokens=True)
             conv.text += turn
             conv.done = not (toks and toks[-1] == setup.call_end_id and len(conv.calls) < limits.max_turns)
