@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,8 +223,9 @@ def with_progress(judge: vidrl.Judge, context: vidrl.RunContext, chunk: int = 64
 
 
 def check_unique_ids(dataset: vidrl.Dataset) -> None:
-    seen: set[str] = set()
-    dup = [s.id for s in dataset.samples if s.id in seen or seen.add(s.id)]
+    """Pairs and pruning find prompts by id: a repeated id is an error naming it."""
+    counts = Counter(s.id for s in dataset.samples)
+    dup = sorted(i for i, n in counts.items() if n > 1)
     if dup:
         raise vidrl.ConfigError(
             [f"veripo: sample ids must be unique (pairs and pruning use them): {dup[:5]}"]

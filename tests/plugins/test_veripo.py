@@ -229,3 +229,12 @@ def test_prune_arithmetic(easy, share, dropped):
 def test_group_accuracy_is_the_mean_over_every_rollout_of_a_prompt():
     rollouts = [Rollout(p, "g", "", 1, False) for p in ("a", "a", "b", "a")]
     assert group_accuracy(rollouts, [True, True, False, True]) == {"a": 1.0, "b": 0.0}
+
+
+def test_repeated_sample_ids_are_refused():
+    from vidrl.plugins.veripo.loop import check_unique_ids
+
+    samples = [vidrl.Sample("a", "q", "1"), vidrl.Sample("b", "q", "1"), vidrl.Sample("a", "q", "2")]
+    with pytest.raises(vidrl.ConfigError, match=r"must be unique.*\['a'\]"):
+        check_unique_ids(vidrl.Dataset(samples, ["1", "2", "3"], "."))
+    check_unique_ids(vidrl.Dataset(samples[:2], ["1", "2"], "."))
