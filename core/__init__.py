@@ -28,7 +28,7 @@ from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
 from vidrl.evaluate import grade
 from vidrl.hookspecs import hookimpl
 from vidrl.loop import StepLoop, TrainState
-from vidrl.multiturn import ToolSetup, TurnLimits, make_roller, tool_prompt, tool_rollout
+from vidrl.multiturn import ToolRunner, ToolSetup, TurnLimits, given_conversations, tool_prompt, tool_rollout
 from vidrl.optim import OptimConfig
 from vidrl.registry import Registry
 from vidrl.report import JsonlLog
@@ -102,9 +102,10 @@ __all__ = [
     "burn_timestamps",
     "decode_frames",
     "plan_frames",
+    "ToolRunner",
     "ToolSetup",
     "TurnLimits",
-    "make_roller",
+    "given_conversations",
     "tool_prompt",
     "tool_rollout",
     "read_video",

@@ -126,13 +126,23 @@ class CheckpointConfig:
 @dataclass(frozen=True)
 class LogConfig:
     """``samples_every``: steps between saved roll-out samples (0: never), ``num_samples`` per save;
-    ``trackers``: accelerate trackers (tensorboard, wandb, ...); ``progress``: a progress bar."""
+    ``trackers``: accelerate trackers (tensorboard, wandb, ...); ``progress``: a progress bar;
+    tool roll-outs: ``frame_strips`` PNGs (prompt frames and the frames each call returned)
+    every ``frame_strips_every`` steps (0: never)."""
 
     samples_every: int = 1
     num_samples: int = 4
     trackers: tuple[str, ...] = ()
     progress: bool = True
     plot: bool = True
+    frame_strips_every: int = 10
+    frame_strips: int = 2
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k in ("samples_every", "num_samples", "frame_strips_every", "frame_strips")
+               if (v := getattr(self, k)) < 0}  # fmt: skip
+        if bad:
+            raise ValueError(f"log counts must be >= 0, got {bad}")
 
 
 @dataclass(frozen=True)

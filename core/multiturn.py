@@ -24,8 +24,9 @@ import torch
 from vidrl.components import Tool
 from vidrl.inputs import Geometry, VisionBudget, fit_clip, run_processor
 from vidrl.rollout import Generation, RolloutBackend, Sampling
-from vidrl.tools import Observation, ToolContext, call_tool, parse_tool_call
+from vidrl.tools import CLOSE, Observation, ToolContext, call_tool, parse_tool_call
 from vidrl.types import Sample
+from vidrl.video import Frames
 
 CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
@@ -48,7 +49,8 @@ class TurnLimits:
 class Conversation:
     """One roll-out so far: token ids, their ``mm_token_type_ids``, which the policy produced
     (``trained``), its clips (per-clip processor tensors), the policy's text only (what rewards
-    read) and the calls made."""
+    read), the calls made (plain values: name, arguments, ok, text, frames, info) and their
+    observations (with the frames the tools returned)."""
 
     ids: list[int]
     types: list[int]
@@ -57,6 +59,7 @@ class Conversation:
     prompt_len: int
     text: str = ""
     calls: list[dict[str, Any]] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
     done: bool = False
 
     @property
@@ -140,6 +143,7 @@ def _observe(conv: Conversation, turn: str, tools: Mapping[str, Tool], context: 
     frames = 0 if obs.frames is None else len(obs.frames.times)
     conv.calls.append({"name": getattr(call, "name", None), "arguments": dict(getattr(call, "arguments", {})),
                        "ok": obs.ok, "text": obs.text, "frames": frames, "info": dict(obs.info)})  # fmt: skip
+    conv.observations.append(obs)
     return obs
 
 
@@ -179,26 +183,33 @@ def tool_rollout(
         rows = backend.generate(collate([c for _, c in active], tok.pad_token_id, device), turn_sampling)
         for (i, conv), row, room in zip(active, rows, rooms, strict=True):
             toks = _turn_tokens(row, stops, tok.pad_token_id, room)
-            conv.ids += toks
-            conv.types += [0] * len(toks)
-            conv.trained += [1] * len(toks)
             turn = tok.decode(toks, skip_special_tokens=True)
-            conv.text += turn
+            _policy_turn(conv, toks, turn)
             conv.done = not (toks and toks[-1] == setup.call_end_id and len(conv.calls) < limits.max_turns)
             if not conv.done:
-                _append(
-                    conv, _observe(conv, turn, setup.tools, setup.contexts[i // g]), processor, setup, limits
-                )
+                obs = _observe(conv, turn, setup.tools, setup.contexts[i // g])
+                _append(conv, obs, processor, setup, limits.max_total_tokens)
     return _generation(batch, convs, g, tok.pad_token_id), convs
 
 
+def _policy_turn(conv: Conversation, toks: Sequence[int], text: str) -> None:
+    """Append a policy turn: its tokens (mask 1) and its text."""
+    conv.ids += toks
+    conv.types += [0] * len(toks)
+    conv.trained += [1] * len(toks)
+    conv.text += text
+
+
 def _append(
-    conv: Conversation, obs: Observation, processor: Any, setup: ToolSetup, limits: TurnLimits
+    conv: Conversation, obs: Observation, processor: Any, setup: ToolSetup, max_total: int | None
 ) -> None:
-    """Append the observation's segment (mask 0); a segment over the total budget ends the roll-out."""
+    """Append the observation's segment (mask 0); a segment over ``max_total`` response tokens
+    (None: no budget) ends the roll-out."""
     seg = observation_segment(processor, obs, setup.budget)
     ids = seg["input_ids"][0].tolist()
-    if conv.response_len + len(ids) >= limits.max_total_tokens:  # the policy never sees it: not a success
+    if (
+        max_total is not None and conv.response_len + len(ids) >= max_total
+    ):  # the policy never sees it: not a success
         conv.calls[-1].update(ok=False, text=f"{conv.calls[-1]['text']} (dropped: over max_total_tokens)")
         conv.done = True
         return
@@ -231,6 +242,43 @@ def _generation(batch: Mapping[str, Any], convs: Sequence[Conversation], g: int,
     return Generation(prompt, ids.to(device), mask.to(device), attention.to(device), types.to(device), rows)
 
 
+def given_conversations(
+    processor: Any, batch: Mapping[str, Any], texts: Sequence[str], setup: ToolSetup
+) -> tuple[Generation, list[Conversation]]:
+    """Teacher forcing through tools: each of ``texts`` [P] (the policy's turns, as a roll-out's
+    ``conv.text``) is cut after every ``</tool_call>``; each call is run and its observation
+    appended as in a roll-out, and the last turn ends with the end-of-turn token. Turn and token
+    budgets do not apply. Returns the ``Generation`` (mask 1 on the given turns) and the
+    conversations."""
+    tok = processor.tokenizer
+    convs = conversations(batch, 1)
+    for i, (conv, text) in enumerate(zip(convs, texts, strict=True)):
+        parts = text.split(CLOSE)
+        turns = [p + CLOSE for p in parts[:-1]] + [parts[-1] + tok.eos_token]
+        for k, turn in enumerate(turns):
+            toks = tok(turn, add_special_tokens=False)["input_ids"]
+            _policy_turn(conv, toks, turn.removesuffix(tok.eos_token))
+            if k < len(turns) - 1:
+                _append(conv, _observe(conv, turn, setup.tools, setup.contexts[i]), processor, setup, None)
+    return _generation(batch, convs, 1, tok.pad_token_id), convs
+
+
+def call_label(call: Mapping[str, Any]) -> str:
+    """One line for a logged call: ``name(arguments) -> ok | failed: <text>, <n> frames``."""
+    args = ", ".join(f"{k}={v}" for k, v in call["arguments"].items())
+    outcome = "ok" if call["ok"] else f"failed: {call['text']}"
+    return f"{call['name']}({args}) -> {outcome}, {call['frames']} frames"
+
+
+def strip_panels(conv: Conversation, clip: Frames | None) -> list[tuple[str, Frames | None]]:
+    """The panels of a roll-out's frame strip (``vidrl.report.frame_strip``): the prompt's
+    frames, then each call with the frames its tool returned."""
+    panels: list[tuple[str, Frames | None]] = [] if clip is None else [("prompt frames", clip)]
+    for k, (call, obs) in enumerate(zip(conv.calls, conv.observations, strict=True)):
+        panels.append((f"call {k + 1}: {call_label(call)}", obs.frames))
+    return panels
+
+
 def tool_prompt(tools: Mapping[str, Tool], system: str | None = None) -> str:
     """A system prompt listing ``tools`` (Qwen function JSON) and how to call them, after ``system``."""
     from vidrl.tools import tool_schemas
@@ -243,25 +291,39 @@ def tool_prompt(tools: Mapping[str, Tool], system: str | None = None) -> str:
     )
 
 
-def make_roller(policy: Any, tools: Mapping[str, Tool], limits: TurnLimits, dataset: Any, video_backend: Any,
-                budget: VisionBudget) -> Any:  # fmt: skip
-    """``roller(prompt_batch, samples, g, sampling)`` for ``vidrl.rl_step``: tool roll-outs of
-    ``policy`` (a ``vidrl.Policy``) on prompts of ``dataset``. The end of a tool call must be one
-    token of the tokenizer (it is for Qwen's ``</tool_call>``)."""
-    from vidrl.errors import ConfigError
-    from vidrl.rollout import HFGenerate
+class ToolRunner:
+    """Tool roll-outs and tool-aware teacher forcing of ``policy`` (a ``vidrl.Policy``) with
+    ``tools`` on prompts of ``dataset``, observation clips fitted to ``budget``. The end of a tool
+    call must be one token of the tokenizer (it is for Qwen's ``</tool_call>``)."""
 
-    tok = policy.tokenizer
-    vocab = tok.get_vocab()
-    if "</tool_call>" not in vocab:
-        raise ConfigError(["tools: the tokenizer has no single </tool_call> token to stop a turn on"])
-    stops = [vocab[t] for t in (tok.eos_token, "</tool_call>", "</answer>") if t in vocab]
-    backend = HFGenerate(policy.base, stops, policy.pad_id)
+    def __init__(self, policy: Any, tools: Mapping[str, Tool], dataset: Any, video_backend: Any,
+                 budget: VisionBudget) -> None:  # fmt: skip
+        from vidrl.errors import ConfigError
+        from vidrl.rollout import HFGenerate
 
-    def roll(batch: Any, samples: Sequence[Sample], g: int, sampling: Sampling) -> Any:
-        contexts = [ToolContext(s, None if s.video is None else str(dataset.path(s.video)), video_backend,
-                                s.duration) for s in samples]  # fmt: skip
-        setup = ToolSetup(tools, contexts, stops, vocab["</tool_call>"], budget)
-        return tool_rollout(backend, policy.processor, batch, g, sampling, limits, setup)
+        tok = policy.tokenizer
+        vocab = tok.get_vocab()
+        if CLOSE not in vocab:
+            raise ConfigError([f"tools: the tokenizer has no single {CLOSE} token to stop a turn on"])
+        self.policy, self.tools, self.dataset, self.video_backend = policy, tools, dataset, video_backend
+        self.budget, self.call_end_id = budget, vocab[CLOSE]
+        self.stops = [vocab[t] for t in (tok.eos_token, CLOSE, "</answer>") if t in vocab]
+        self.backend = HFGenerate(policy.base, self.stops, policy.pad_id)
 
-    return roll
+    def setup(self, samples: Sequence[Sample]) -> ToolSetup:
+        """The ``ToolSetup`` of a batch of prompts [P]."""
+        contexts = [ToolContext(s, None if s.video is None else str(self.dataset.path(s.video)),
+                                self.video_backend, s.duration) for s in samples]  # fmt: skip
+        return ToolSetup(self.tools, contexts, self.stops, self.call_end_id, self.budget)
+
+    def rollout(self, batch: Any, samples: Sequence[Sample], g: int, sampling: Sampling,
+                limits: TurnLimits) -> tuple[Generation, list[Conversation]]:  # fmt: skip
+        """``tool_rollout`` of G roll-outs per prompt (with ``limits``, this is a roller for
+        ``vidrl.rl_step``: ``functools.partial(runner.rollout, limits=limits)``)."""
+        return tool_rollout(
+            self.backend, self.policy.processor, batch, g, sampling, limits, self.setup(samples)
+        )
+
+    def teacher_forced(self, batch: Any, samples: Sequence[Sample], texts: Sequence[str]) -> Generation:
+        """``given_conversations``: the ``Generation`` of ``texts`` [P] with their calls run."""
+        return given_conversations(self.policy.processor, batch, texts, self.setup(samples))[0]

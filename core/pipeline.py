@@ -44,6 +44,7 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
         write_config(config, run_dir / "config.yaml")
         ctx.metrics.truncate(ctx.state.global_step)
         ctx.samples.truncate(ctx.state.global_step)
+        ctx.tool_calls.truncate(ctx.state.global_step)
     ctx.barrier()
     before = evaluate_split(ctx, "before") if config.eval.before and ctx.resume_path is None else None
     for i, (spec, stage) in enumerate(zip(config.stages, stages, strict=True)):

@@ -2,9 +2,10 @@
 data-parallel world) and ``train``, which runs the configured stages in order.
 
 Run directory: ``config.yaml`` (resolved), ``metrics.jsonl``, ``samples.jsonl``, ``eval-*.json``,
-``curves.png``, ``checkpoints/`` (see ``vidrl.checkpoint``), ``model/`` (the final policy), and for
-the demo ``base-model/`` and ``data/``. Only the main process writes files other than its
-checkpoint generator state; metrics are the main process's.
+``curves.png``, ``checkpoints/`` (see ``vidrl.checkpoint``), ``model/`` (the final policy), with
+tools ``tools.jsonl`` and ``tool-frames/``, and for the demo ``base-model/`` and ``data/``. Only
+the main process writes files other than its checkpoint generator state; metrics are the main
+process's.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from vidrl.data import Dataset, load_dataset
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.feed import Clips, PromptFeed, SampleStream
 from vidrl.loop import StepLoop, TrainState
-from vidrl.multiturn import tool_prompt
+from vidrl.multiturn import ToolRunner, strip_panels, tool_prompt
 from vidrl.optim import OptimConfig, build_optimizer
-from vidrl.report import JsonlLog
+from vidrl.report import JsonlLog, frame_strip
 from vidrl.session import Session
 from vidrl.trainer import Algorithm, Collective
 from vidrl.video import select_backend
@@ -102,9 +103,10 @@ class RunContext:
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
         self.is_main = acc.is_main_process
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.metrics, self.samples = (
+        self.metrics, self.samples, self.tool_calls = (
             JsonlLog(self.run_dir / "metrics.jsonl"),
             JsonlLog(self.run_dir / "samples.jsonl"),
+            JsonlLog(self.run_dir / "tools.jsonl"),
         )
         self.resume_path = ckpt.latest(self.ckpt_dir) if resume else None
         if resume and self.resume_path is None:
@@ -264,6 +266,14 @@ class RunContext:
             self._tools = {t.name: self.session.create("tool", t.name, t.options) for t in self.config.tools}
         return self._tools
 
+    def tool_runner(self, split: str) -> ToolRunner | None:
+        """Tool roll-outs and teacher forcing with the run's ``tools`` on ``split`` (None when
+        the run lists no tools)."""
+        if not self.config.tools:
+            return None
+        ds, budget = self.dataset(split), self.config.data.budget
+        return ToolRunner(self.policy(), self.tools(), ds, self.video_backend, budget)
+
     def algorithm(self) -> Algorithm:
         """The configured advantage estimator, policy loss and weighted rewards."""
         c, create = self.config, self.session.create
@@ -305,6 +315,27 @@ class RunContext:
                     "rewards": {k: float(v[i]) for k, v in record.scores.per_reward.items()},
                     "advantage": record.advantages.advantages[i].tolist(),
                 })  # fmt: skip
+        if record is not None and record.conversations is not None:
+            self.log_tools(record)
+
+    def log_tools(self, record: Any) -> None:
+        """A tool step's ``tools.jsonl`` lines (every roll-out: its calls with arguments, outcome,
+        frames returned) and, on step 1 and every ``log.frame_strips_every`` steps, frame strips
+        of the first ``log.frame_strips`` roll-outs that called a tool (``tool-frames/``)."""
+        s, log = self.state, self.config.log
+        for i, (smp, conv) in enumerate(zip(record.samples, record.conversations, strict=True)):
+            self.tool_calls.write({"step": s.global_step, "sample": smp.id, "row": i,
+                                   "reward": float(record.scores.total[i]), "calls": conv.calls})  # fmt: skip
+        every = log.frame_strips_every
+        if not every or (s.step != 1 and s.step % every):
+            return
+        g = len(record.samples) // len(record.clips)
+        for i in [i for i, c in enumerate(record.conversations) if c.calls][: log.frame_strips]:
+            smp = record.samples[i]
+            title = (f"step {s.global_step} | {smp.id} | {smp.question} | answer: {smp.answer} | "
+                     f"reward {float(record.scores.total[i]):.2f}")  # fmt: skip
+            out = self.run_dir / "tool-frames" / f"step-{s.global_step:07d}-row-{i:03d}.png"
+            frame_strip(strip_panels(record.conversations[i], record.clips[i // g]), title, out)
 
     def save_checkpoint(self, name: str, blob: dict[str, Any], keep: int | None) -> Path:
         s = self.state

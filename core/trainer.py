@@ -76,13 +76,17 @@ class Algorithm:
 @dataclass(frozen=True)
 class StepRecord:
     """What a step produced, for logging and for observers: texts [B], samples [B] (each prompt's
-    sample repeated G times), scores, advantages and the generation itself."""
+    sample repeated G times), scores, advantages and the generation itself; for tool roll-outs
+    also each row's ``vidrl.multiturn.Conversation`` [B] (calls and observations) and the
+    prompts' clips [P]."""
 
     texts: list[str]
     samples: list[Sample]
     scores: Scores
     advantages: Advantages
     generation: Generation
+    conversations: list[Any] | None = None
+    clips: Sequence[Frames | None] | None = None
 
 
 def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> torch.Tensor:
@@ -260,6 +264,7 @@ def rl_step(
         raise ValueError("augmenters and tool roll-outs cannot be combined yet: drop one of them")
     g, sampling = opts.group_size, opts.sampling
     tool_metrics: dict[str, float] = {}
+    convs = None
     with phases("rollout"):
         if roller is None:
             gen = rollout(learner.backend, prompt_batch, g, sampling, learner.eos_id)
@@ -312,4 +317,4 @@ def rl_step(
             "time/step": sum(phases.seconds.values()),
         }
     )
-    return metrics, StepRecord(texts, rep, scores, adv, gen)
+    return metrics, StepRecord(texts, rep, scores, adv, gen, convs, clips if convs is not None else None)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import vidrl
@@ -22,7 +23,9 @@ class _Steps:
 
 class SFT(vidrl.Stage):
     """Teacher-forced token-mean NLL of reference responses: a row's ``response`` column when it
-    has one, else ``template`` filled with the row's answer."""
+    has one, else ``template`` filled with the row's answer. With the run's ``tools``, each tool
+    call of a response is run and its observation inserted (not trained on) before the next turn
+    (``vidrl.given_conversations``)."""
 
     name = "sft"
 
@@ -46,10 +49,16 @@ class SFT(vidrl.Stage):
         feed = context.feed("train", c.batch_size)
         opt, sched = context.optimizer(c.optim, c.steps)
         learner = vidrl.Learner(policy.model, opt, sched, None, policy.eos_id, world=context.world)
+        tools = context.tool_runner("train")
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:
             samples, batch = feed.next()
-            gen = vidrl.given_responses(batch, policy.tokenizer, [self.target(s) for s in samples])
+            targets = [self.target(s) for s in samples]
+            gen = (
+                tools.teacher_forced(batch, samples, targets)
+                if tools
+                else vidrl.given_responses(batch, policy.tokenizer, targets)
+            )
             tokens = context.world.sum(float(gen.response_mask.sum()))
 
             def nll(rows: slice, gen: vidrl.Generation = gen, tokens: float = tokens) -> vidrl.LossOutput:
@@ -110,7 +119,9 @@ class RL(vidrl.Stage):
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
         backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
         learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
-        roller = self.roller(context, policy)
+        tools = context.tool_runner(c.split)
+        limits = vidrl.TurnLimits(c.max_turns, c.max_turn_tokens, c.max_total_tokens)
+        roller = None if tools is None else functools.partial(tools.rollout, limits=limits)
         feed = context.feed(c.split, c.prompts_per_step)
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:
@@ -120,15 +131,6 @@ class RL(vidrl.Stage):
                 hook=context.hook, state=context.state, clips=clips, prepare=feed.batch, roller=roller,
             )  # fmt: skip
             loop.end_step(metrics, record)
-
-    def roller(self, context: vidrl.RunContext, policy: vidrl.Policy) -> object:
-        """Multi-turn tool roll-outs with the run's ``tools`` (None when it lists none)."""
-        if not context.config.tools:
-            return None
-        c = self.config
-        limits = vidrl.TurnLimits(c.max_turns, c.max_turn_tokens, c.max_total_tokens)
-        ds, budget = context.dataset(c.split), context.config.data.budget
-        return vidrl.make_roller(policy, context.tools(), limits, ds, context.video_backend, budget)
 
 
 @vidrl.hookimpl

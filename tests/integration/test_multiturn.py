@@ -101,6 +101,41 @@ def test_a_tool_rollout_scores_in_one_forward_as_it_was_sampled(setup):
     )
 
 
+def test_teacher_forcing_builds_the_sequence_a_rollout_of_the_same_turns_builds(setup):
+    """given_conversations (SFT through tools) = a forced roll-out of the same turns, plus the
+    end-of-turn token the last turn is trained to emit."""
+    model, processor, batch, tools = setup
+    tok = processor.tokenizer
+    forced = Forced(model, tok, [[CALL, ANSWER]], tools.stop_ids)
+    limits = TurnLimits(max_turns=2, max_turn_tokens=128, max_total_tokens=2048)
+    rolled, (conv,) = tool_rollout(forced, processor, batch, 1, vidrl.Sampling(0.0, max_new_tokens=128),
+                                   limits, tools)  # fmt: skip
+    given, (taught,) = vidrl.given_conversations(processor, batch, [CALL + ANSWER], tools)
+    n = rolled.response_ids.shape[1]
+    assert given.response_ids[0].tolist() == [
+        *rolled.response_ids[0].tolist(),
+        tok.convert_tokens_to_ids("<|im_end|>"),
+    ]
+    assert given.response_mask[0].tolist() == [*rolled.response_mask[0].tolist(), 1]
+    assert torch.equal(given.response_types[0, :n], rolled.response_types[0])
+    assert torch.equal(given.prompt["pixel_values_videos"], rolled.prompt["pixel_values_videos"])
+    assert taught.text == conv.text == CALL + ANSWER and taught.calls == conv.calls
+
+
+def test_teacher_forcing_runs_every_call_and_reports_bad_ones(setup):
+    _, processor, batch, tools = setup
+    bad = CALL.replace('"start_time": 0, "end_time": 2', '"start_time": 3, "end_time": 2')
+    gen, (conv,) = vidrl.given_conversations(processor, batch, [bad + CALL + ANSWER], tools)
+    assert [c["ok"] for c in conv.calls] == [False, True]
+    assert "invalid clip [3, 2]" in conv.calls[0]["text"]
+    assert gen.clip_rows.tolist() == [0, 0]  # the prompt's clip and the good call's frames
+    assert int(gen.response_mask.sum()) == len(tok_ids(processor, bad + CALL + ANSWER)) + 1
+
+
+def tok_ids(processor, text):
+    return processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 @pytest.mark.parametrize(
     ("limits", "succeeded", "ends_with_call"),
     [
@@ -129,9 +164,10 @@ def test_budgets(setup, limits, succeeded, ends_with_call):
 
 
 def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
-    """SFT teaches the tiny model to call the clip tool (the run's tools are listed in every
-    stage's prompts); the rl stage then rolls out with them: every roll-out makes its one allowed
-    call and it succeeds, and rewards read the policy's turns only."""
+    """SFT through the tool teaches the tiny model to call the clip tool and answer after its
+    result (the run's tools are listed in every stage's prompts); the rl stage then rolls out with
+    them: every roll-out makes its one allowed call, it succeeds, the policy answers after the
+    observation, and rewards read the policy's turns only; every call is logged."""
     import json
 
     from vidrl.pipeline import train
@@ -139,7 +175,8 @@ def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
 
     path = synthesize(tmp_path / "data", num=2, seed=4, tasks=["long_clip"])
     rows = [json.loads(x) for x in path.read_text().splitlines()]
-    path.write_text("".join(json.dumps({**r, "response": CALL}) + "\n" for r in rows))
+    path.write_text("".join(json.dumps({**r, "response": f"{CALL}<answer>{r['answer']}</answer>"}) + "\n"
+                            for r in rows))  # fmt: skip
     raw = {
         "model": {"path": str(tiny_model_dir("qwen2_5_vl"))},
         "data": {"train": str(path), "max_frames": 4, "fps": 0.1},
@@ -164,5 +201,15 @@ def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
     got = [{k: v for k, v in m.items() if k.startswith(("tools/", "reward/", "response_length"))} for m in rl]
     assert len(rl) == 2 and all(m["tools/calls"] > 0 and m["tools/success"] == 1.0 for m in rl), got
     samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
-    for smp in samples:  # rewards saw the policy's turns: the call, never the observation
-        assert smp["response"].startswith(CALL) and "Video clip from" not in smp["response"]
+    for smp in samples:  # rewards saw the policy's turns: the call and the answer, never the observation
+        assert smp["response"].startswith(CALL + "<answer>") and "Video clip from" not in smp["response"]
+    logged = [json.loads(x) for x in (tmp_path / "run" / "tools.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["row"]) for x in logged] == [(s, r) for s in (61, 62) for r in range(4)]
+    for x in logged:  # every roll-out's call: its arguments, outcome and the frames returned
+        (call,) = x["calls"]
+        assert call["arguments"] == {"start_time": 0, "end_time": 2} and call["ok"], call
+        assert call["frames"] == len(call["info"]["times"]) > 0 and all(
+            0 <= t <= 2 for t in call["info"]["times"]
+        )
+    strips = sorted(p.name for p in (tmp_path / "run" / "tool-frames").iterdir())
+    assert strips == ["step-0000061-row-000.png", "step-0000061-row-001.png"]  # rl step 1, log.frame_strips 2
