@@ -66,7 +66,9 @@ class ModelConfig:
 @dataclass(frozen=True)
 class SynthConfig:
     """Synthetic video tasks generated into the run directory when no data set is given;
-    ``difficulty`` levels are cycled over the videos."""
+    ``difficulty`` levels are cycled over the videos; ``tool_responses``: ``long_clip`` rows carry
+    a reference response that calls ``get_video_clip_frame`` on the question's window, then
+    answers (an SFT warm-up for tool use)."""
 
     train_videos: int = 64
     eval_videos: int = 24
@@ -78,6 +80,7 @@ class SynthConfig:
         "multiple_choice",
         "numeric",
     )
+    tool_responses: bool = False
 
     def __post_init__(self) -> None:
         if self.train_videos < 1 or self.eval_videos < 0 or not self.tasks or not self.difficulty:
@@ -148,7 +151,9 @@ class LogConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     """Held-out evaluation (greedy decoding) on ``data.eval``: before the stages, between stages
-    (``between_stages``) and after them."""
+    (``between_stages``) and after them. With the run's ``tools``, answers are greedy tool
+    roll-outs: up to ``max_turns`` calls, ``max_new_tokens`` per turn, ``max_total_tokens`` in
+    all."""
 
     before: bool = True
     between_stages: bool = True
@@ -156,6 +161,8 @@ class EvalConfig:
     batch_size: int = 8
     max_new_tokens: int = 32
     max_samples: int | None = None
+    max_turns: int = 2
+    max_total_tokens: int = 4096
 
 
 def _kind(kind: str) -> Any:

@@ -65,13 +65,20 @@ def evaluate(
     eos_id: int,
     max_new_tokens: int = 32,
     on_batch: Callable[[list[str], Sequence[Sample]], None] | None = None,
+    respond: Callable[[Sequence[Sample], Any], list[str]] | None = None,
 ) -> dict[str, float]:
-    """Greedy-decode every (samples, processor batch) and ``summarize`` the judgements."""
-    backend = HFGenerate(model, eos_id, tokenizer.pad_token_id)
-    greedy = Sampling(temperature=0.0, max_new_tokens=max_new_tokens)
+    """Answer every (samples, processor batch) — greedy single-turn decoding, or
+    ``respond(samples, batch)`` → texts (tool roll-outs) — and ``summarize`` the judgements."""
+    if respond is None:
+        backend = HFGenerate(model, eos_id, tokenizer.pad_token_id)
+        greedy = Sampling(temperature=0.0, max_new_tokens=max_new_tokens)
+
+        def respond(samples: Sequence[Sample], batch: Any) -> list[str]:
+            return decode(tokenizer, rollout(backend, batch, 1, greedy, eos_id))
+
     judged = []
     for samples, batch in batches:
-        texts = decode(tokenizer, rollout(backend, batch, 1, greedy, eos_id))
+        texts = respond(samples, batch)
         if on_batch is not None:
             on_batch(texts, samples)
         judged += [(s, *grade(t, s)) for t, s in zip(texts, samples, strict=True)]

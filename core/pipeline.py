@@ -11,10 +11,12 @@ from typing import Any
 
 from vidrl.config import RunConfig
 from vidrl.errors import ConfigError
-from vidrl.evaluate import evaluate
+from vidrl.evaluate import evaluate, grade
 from vidrl.feed import Clips
 from vidrl.inputs import prepare_batch
+from vidrl.multiturn import TurnLimits
 from vidrl.report import plot
+from vidrl.rollout import Sampling
 from vidrl.run import RunContext, write_config
 from vidrl.session import Session
 from vidrl.video import VideoError
@@ -96,24 +98,55 @@ def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[An
                 continue
             samples.append(sample)
         if samples:
-            batch = prepare_batch(processor, samples, frames, c.data.budget, c.data.system)[0]
+            batch = prepare_batch(processor, samples, frames, c.data.budget, ctx.system_prompt())[0]
             yield samples, batch.to(ctx.accelerator.device)
+
+
+def tool_responder(ctx: RunContext, calls: list[list[dict]]) -> Any:
+    """``respond(samples, batch)`` for ``evaluate``: greedy tool roll-outs with the run's tools
+    within ``eval``'s turn budgets, each answer's calls appended to ``calls``; None without tools."""
+    runner, e = ctx.tool_runner("eval"), ctx.config.eval
+    if runner is None:
+        return None
+    limits = TurnLimits(e.max_turns, e.max_new_tokens, max(e.max_total_tokens, e.max_new_tokens))
+    greedy = Sampling(temperature=0.0, max_new_tokens=e.max_new_tokens)
+
+    def respond(samples: Any, batch: Any) -> list[str]:
+        _, convs = runner.rollout(batch, samples, 1, greedy, limits)
+        calls.extend(conv.calls for conv in convs)
+        return [conv.text for conv in convs]
+
+    return respond
 
 
 def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
     """Greedy accuracy / mIoU of the policy on ``data.eval`` (main process), logged as
-    ``eval/<metric>`` at the current step and written to ``eval-<label>.json``."""
+    ``eval/<metric>`` at the current step and written to ``eval-<label>.json``; every answer (with
+    its tool calls) to ``eval-<label>-answers.jsonl``."""
     if not has_eval(ctx.config):
         return None
-    c = ctx.config
     if not ctx.is_main:
         ctx.barrier()
         return None
-    p = ctx.policy()
-    result = evaluate(p.base, p.tokenizer, eval_batches(ctx), p.eos_id, c.eval.max_new_tokens)
+    p, calls, answers = ctx.policy(), [], []
+    respond = tool_responder(ctx, calls)
+
+    def keep(texts: list[str], samples: Any) -> None:
+        for k, (t, s) in enumerate(zip(texts, samples, strict=True)):
+            ok, iou = grade(t, s)
+            row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
+            answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
+
+    result = evaluate(p.base, p.tokenizer, eval_batches(ctx), p.eos_id, ctx.config.eval.max_new_tokens,
+                      on_batch=keep, respond=respond)  # fmt: skip
+    if respond is not None:
+        made = [x for conv_calls in calls for x in conv_calls]
+        result["tools/calls"] = len(made) / max(1, len(calls))
+        result["tools/success"] = sum(x["ok"] for x in made) / len(made) if made else 0.0
     ctx.metrics.write(
         {"step": ctx.state.global_step, "eval": label, **{f"eval/{k}": v for k, v in result.items()}}
     )
     (ctx.run_dir / f"eval-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (ctx.run_dir / f"eval-{label}-answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
     ctx.barrier()
     return result

@@ -234,7 +234,7 @@ class RunContext:
 
         def make() -> None:
             if not (out / "data.jsonl").is_file():
-                synthesize(out, num, seed, s.difficulty, tasks=s.tasks)
+                synthesize(out, num, seed, s.difficulty, tasks=s.tasks, tool_responses=s.tool_responses)
 
         self.on_main(make)
         return out / "data.jsonl"
@@ -251,12 +251,19 @@ class RunContext:
         the run lists ``tools``, the system prompt lists them too (``vidrl.tool_prompt``), in
         every stage, so that a warm-up on tool calls sees the prompts RL will."""
         ds, s = self.dataset(split), self.state
-        system = tool_prompt(self.tools(), self.config.data.system) if self.config.tools else None
         seed = self.config.seed * 1000 + s.stage_index + 100_003 * s.phase
         stream = SampleStream(len(ds), batch_size, seed, s.rank, s.world_size)
         clips = Clips(ds, self.video_backend, self.config.data)
-        data = self.config.data if system is None else dataclasses.replace(self.config.data, system=system)
+        data = dataclasses.replace(self.config.data, system=self.system_prompt())
         return PromptFeed(ds, stream, clips, self.policy().processor, data, self.accelerator.device)
+
+    def system_prompt(self) -> str | None:
+        """``data.system``, followed by the run's ``tools`` (``vidrl.tool_prompt``) when it lists any."""
+        return (
+            tool_prompt(self.tools(), self.config.data.system)
+            if self.config.tools
+            else self.config.data.system
+        )
 
     # -- components -------------------------------------------------------------------------
 

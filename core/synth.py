@@ -8,9 +8,10 @@ visible span and trajectory, which the tests use to check decoded pixels.
 Difficulty (``difficulty`` ≥ 0) adds objects, shortens events and adds grey distractors.
 
 ``long_clip`` (opt-in) is a task for the frame toolbox: a 60-s video in which one coloured square
-shows for one second, placed between the frames that uniform sampling of ``LONG_MISSED_FRAMES``
-frames would see (so the first look misses it); the question names a window of a few seconds
-around it, where ``get_video_clip_frame`` finds it. Multiple choice over four colours.
+shows for one second, placed midway between two of the frames that uniform sampling of
+``LONG_MISSED_FRAMES`` frames sees (so the first look misses it); the question names that gap
+between the two frames (whole seconds), where ``get_video_clip_frame`` finds it. Multiple choice
+over four colours.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def rows_for(scene: Scene, video: str, vid: str, rng: np.random.Generator, tasks
 
 def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, tuple[int, int]]:
     """A ``long_clip`` scene and the window (whole seconds) the question names: one square for
-    1 s, centred in a gap between the frames a uniform ``LONG_MISSED_FRAMES``-frame plan decodes."""
+    1 s, centred in a gap between the frames a uniform ``LONG_MISSED_FRAMES``-frame plan decodes;
+    the window is that gap, rounded outwards (so there are ``LONG_MISSED_FRAMES`` − 1 windows)."""
     from vidrl.video import VideoInfo, plan_frames
 
     info = VideoInfo(round(LONG_SECONDS * LONG_FPS), LONG_FPS, size, size)
@@ -163,14 +165,17 @@ def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, t
     colour = str(rng.choice(list(COLOURS)))
     square = Square(colour, start, start + 1.0, x, y, x, y, side)
     window = (
-        max(0, math.floor(start) - int(rng.integers(1, 3))),
-        min(int(LONG_SECONDS), math.ceil(start + 1) + 1),
-    )
+        math.floor(a),
+        min(int(LONG_SECONDS), math.ceil(b)),
+    )  # the gap: the first look's frames around it
     return Scene((square,), (), LONG_SECONDS, LONG_FPS, size), window
 
 
-def long_row(scene: Scene, window: tuple[int, int], video: str, vid: str, rng: np.random.Generator) -> dict:
-    """The ``long_clip`` row of a long scene (a multiple-choice ``vidrl.Sample``)."""
+def long_row(scene: Scene, window: tuple[int, int], video: str, vid: str, rng: np.random.Generator,
+             tool_response: bool = False) -> dict:  # fmt: skip
+    """The ``long_clip`` row of a long scene (a multiple-choice ``vidrl.Sample``); with
+    ``tool_response``, a reference ``response`` for a warm-up: ``get_video_clip_frame`` on the
+    named window, then the answer."""
     sq = scene.squares[0]
     options = [sq.colour, *rng.choice([c for c in COLOURS if c != sq.colour], size=3, replace=False).tolist()]
     rng.shuffle(options)
@@ -180,9 +185,13 @@ def long_row(scene: Scene, window: tuple[int, int], video: str, vid: str, rng: n
     )
     meta = {"objects": [asdict(sq)], "fps": scene.fps, "window": list(window), "event": [sq.start, sq.end],
             "task": LONG}  # fmt: skip
-    return {"id": f"{vid}-long", "task_type": "multiple_choice", "question": q, "options": options,
-            "answer": LETTERS[options.index(sq.colour)], "video": video, "duration": scene.duration,
-            "metadata": meta}  # fmt: skip
+    answer = LETTERS[options.index(sq.colour)]
+    row = {"id": f"{vid}-long", "task_type": "multiple_choice", "question": q, "options": options,
+           "answer": answer, "video": video, "duration": scene.duration, "metadata": meta}  # fmt: skip
+    if tool_response:
+        call = {"name": "get_video_clip_frame", "arguments": {"start_time": window[0], "end_time": window[1]}}
+        row["response"] = f"<tool_call>{json.dumps(call)}</tool_call><answer>{answer}</answer>"
+    return row
 
 
 def synthesize(
@@ -192,10 +201,12 @@ def synthesize(
     difficulty: int | Sequence[int] = 0,
     size: int = 112,
     tasks: Sequence[str] = TASKS,
+    tool_responses: bool = False,
 ) -> Path:
     """Write ``num`` videos under ``out/videos`` and their rows (``tasks`` only) to
     ``out/data.jsonl``; return it. A sequence of difficulties is cycled over the videos (so the
-    number of squares, and the count answer, varies)."""
+    number of squares, and the count answer, varies). ``tool_responses``: ``long_clip`` rows carry
+    a reference tool-call response (``long_row``)."""
     levels = [difficulty] if isinstance(difficulty, int) else list(difficulty)
     unknown = set(tasks) - {*TASKS, LONG}
     if num < 1 or not levels or min(levels) < 0 or size < 56 or unknown or not tasks:
@@ -217,7 +228,7 @@ def synthesize(
             scene, window = make_long_scene(rng, size)
             rel = f"videos/{i:05d}-long.mp4"
             write_mp4(scene, out / rel)
-            rows.append(long_row(scene, window, rel, f"s{seed}-v{i:05d}", rng))
+            rows.append(long_row(scene, window, rel, f"s{seed}-v{i:05d}", rng, tool_responses))
     path = out / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -16,7 +16,7 @@ from vidrl import text
 class Format(vidrl.Reward):
     """``score`` when the response is exactly <think>…</think> [<tool_call>…</tool_call>
     <think>…</think>]* <answer>…</answer> with only white space between the blocks (the think
-    block optional when ``think`` is off; tool blocks only when ``tool_calls`` is on), else 0.
+    blocks optional when ``think`` is off; tool blocks only when ``tool_calls`` is on), else 0.
     DeepVideo-R1 scores {0, 1}, VerIPO {0, 0.5}. VITAL's tool bonus: + ``tool_bonus`` per
     successful tool execution, at most ``max_bonus_calls``, read from the roll-out's
     ``metadata[vidrl.TOOL_RESULTS]["succeeded"]``, and only for a response whose format holds
@@ -39,9 +39,9 @@ class Format(vidrl.Reward):
     def __init__(self, config=None):
         super().__init__(config)
         think = r"<think>(?:(?!</?think>|</?answer>).)*</think>\s*"
-        tool = r"<tool_call>(?:(?!</?tool_call>).)*</tool_call>\s*" + think
-        answer = r"<answer>(?:(?!</?answer>|</?think>).)*</answer>"
         head = think if self.config.think else f"(?:{think})?"
+        tool = r"<tool_call>(?:(?!</?tool_call>).)*</tool_call>\s*" + head
+        answer = r"<answer>(?:(?!</?answer>|</?think>).)*</answer>"
         loop = f"(?:{tool})*" if self.config.tool_calls else ""
         self._pattern = re.compile(rf"\s*{head}{loop}{answer}\s*", re.S)
 

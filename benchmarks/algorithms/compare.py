@@ -45,6 +45,18 @@ COMPARISONS = {
             "reg_grpo+aug": [],
         },
     ),
+    "tools": (
+        "examples/configs/dgrpo-tools.yaml",
+        {  # the same data, steps and roll-outs; without tools the answer comes from the 8 prompt frames
+            "no_tools": [
+                "tools=[]",
+                "data.synth.tool_responses=false",
+                "rewards=[{name: format, weight: 0.5, options: {think: false}}, multiple_choice]",
+                "advantage.options.c=1.5",
+            ],
+            "tools": [],
+        },
+    ),
     "veripo": (
         "examples/configs/veripo.yaml",
         {  # GRPO alone gets the loop's optimizer-step budget: 2 × (20 GRPO + 10 DPO) steps
@@ -122,15 +134,22 @@ def plot(results: dict[str, list[list[dict]]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted({k.split("/")[1] for runs in results.values() for rows in runs for r in rows for k in r
-                    if k.startswith("task/") and k.endswith("/reward")})  # fmt: skip
-    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 3.6), squeeze=False)
+    seen = {k for runs in results.values() for rows in runs for r in rows for k in r}
+    tasks = sorted(k.split("/")[1] for k in seen if k.startswith("task/") and k.endswith("/reward"))
+    panels = [(f"task/{t}/reward", f"{t}: reward") for t in tasks]
+    if "tools/calls" in seen:  # tool runs: the bonus is in the reward, so show accuracy and the calls too
+        panels += [(f"task/{t}/accuracy", f"{t}: accuracy") for t in tasks]
+        panels += [
+            ("tools/calls", "tool calls per roll-out"),
+            ("tools/success", "share of calls that worked"),
+        ]
+    panels.append(("adv/zero_std_frac", "share of zero-std groups"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for variant, runs in results.items():
-        for ax, task in zip(axes[0], tasks, strict=False):
-            ax.plot(*_mean_curve(runs, f"task/{task}/reward"), label=variant)
-            ax.set(title=f"{task}: reward", xlabel="step")
-        axes[0][-1].plot(*_mean_curve(runs, "adv/zero_std_frac"), label=variant)
-        axes[0][-1].set(title="share of zero-std groups", xlabel="step")
+        for ax, (key, title) in zip(axes[0], panels, strict=True):
+            if any(key in r for rows in runs for r in rows):
+                ax.plot(*_mean_curve(runs, key), label=variant)
+            ax.set(title=title, xlabel="step")
     for ax in axes[0]:
         ax.legend(fontsize=8)
     fig.suptitle("RL stage, mean over seeds, moving average of 5 steps")

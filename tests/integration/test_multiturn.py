@@ -179,7 +179,7 @@ def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
                             for r in rows))  # fmt: skip
     raw = {
         "model": {"path": str(tiny_model_dir("qwen2_5_vl"))},
-        "data": {"train": str(path), "max_frames": 4, "fps": 0.1},
+        "data": {"train": str(path), "eval": str(path), "max_frames": 4, "fps": 0.1},
         "tools": [{"name": "get_video_clip_frame", "options": {"max_pixels": 56 * 56}}],
         "stages": [
             {"name": "sft",
@@ -193,11 +193,16 @@ def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
         "rewards": [{"name": "format", "options": {"tool_calls": True, "tool_bonus": 0.5}},
                     "multiple_choice"],
         "log": {"progress": False, "plot": False},
-        "eval": {"before": False, "after": False, "between_stages": False},
+        "eval": {"before": False, "between_stages": False, "max_new_tokens": 96, "max_turns": 1},
     }  # fmt: skip
-    train(*vidrl.load_config(raw), tmp_path / "run")
+    after = train(*vidrl.load_config(raw), tmp_path / "run")["after"]
+    assert after["tools/calls"] == 1.0 and after["tools/success"] == 1.0, after  # held-out answers use tools
+    answers = [
+        json.loads(x) for x in (tmp_path / "run" / "eval-after-answers.jsonl").read_text().splitlines()
+    ]
+    assert len(answers) == 2 and all(len(a["calls"]) == 1 and a["calls"][0]["ok"] for a in answers)
     metrics = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    rl = [m for m in metrics if m["stage"] == "rl"]
+    rl = [m for m in metrics if m.get("stage") == "rl"]
     got = [{k: v for k, v in m.items() if k.startswith(("tools/", "reward/", "response_length"))} for m in rl]
     assert len(rl) == 2 and all(m["tools/calls"] > 0 and m["tools/success"] == 1.0 for m in rl), got
     samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]

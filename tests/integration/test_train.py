@@ -82,8 +82,14 @@ def test_a_run_directory_holds_everything(tiny_model_dir, tmp_path):
         "curves.png",
         "eval-before.json",
         "eval-after.json",
+        "eval-after-answers.jsonl",
     ):
         assert (run / name).is_file(), name
+    answers = _lines(run / "eval-after-answers.jsonl")  # one per held-out sample, graded as the score
+    assert len(answers) == summary["after"]["n"] and "calls" not in answers[0]
+    assert sum(a["correct"] for a in answers if a["correct"] is not None) == round(
+        summary["after"]["accuracy"] * sum(a["correct"] is not None for a in answers)
+    )
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["latest", "stage-0-sft", "stage-1-rl", "step-0000004"]  # keep=1 pruned nothing older
     assert (run / "checkpoints" / "latest").read_text().strip() == "stage-1-rl"

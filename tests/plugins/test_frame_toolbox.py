@@ -162,7 +162,7 @@ def _has_colour(pixels, rgb, tol=40):
 def test_the_long_clip_task_is_missed_by_uniform_frames_and_found_by_the_tool(tmp_path):
     from vidrl.synth import COLOURS, LONG_MISSED_FRAMES, synthesize
 
-    path = synthesize(tmp_path, num=3, seed=4, tasks=["long_clip"])
+    path = synthesize(tmp_path, num=3, seed=4, tasks=["long_clip"], tool_responses=True)
     ds = vidrl.load_dataset(path)
     backend = vidrl.Session().load().create("video_backend", "pyav")
     assert len(ds) == 3
@@ -174,10 +174,13 @@ def test_the_long_clip_task_is_missed_by_uniform_frames_and_found_by_the_tool(tm
             sample.task_type == "multiple_choice"
             and sample.options["ABCD".index(sample.answer)] == m["objects"][0]["colour"]
         )
-        assert 0 <= a < s < e <= b <= 60 and b - a <= 6 and f"between {a} and {b} seconds" in sample.question
+        assert 0 <= a < s < e <= b <= 60 and b - a <= 10 and f"between {a} and {b} seconds" in sample.question
         video = str(ds.path(sample.video))
         first_look = vidrl.read_video(backend, video, fps=2.0, min_frames=4, max_frames=LONG_MISSED_FRAMES)
         assert not _has_colour(first_look.pixels, colour)
         ctx = ToolContext(sample, video, backend, sample.duration)
-        found = GetVideoClipFrame()({"start_time": a, "end_time": b}, ctx)
+        call = vidrl.parse_tool_call(m["response"])  # the reference response calls on the window
+        assert (call.name, dict(call.arguments)) == ("get_video_clip_frame", {"start_time": a, "end_time": b})
+        assert m["response"].endswith(f"</tool_call><answer>{sample.answer}</answer>")
+        found = GetVideoClipFrame()(call.arguments, ctx)
         assert found.ok and _has_colour(found.frames.pixels, colour)

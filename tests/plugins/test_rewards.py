@@ -53,6 +53,10 @@ def test_format_options(session):
     tools = "<think>x</think><tool_call>{}</tool_call><think>y</think><answer>B</answer>"
     assert _r(session, "format", tool_calls=True, score=0.5)([tools], [MC]) == [0.5]
     assert _r(session, "format", think=False)(["<answer>B</answer>", _a("B")], [MC, MC]) == [1.0, 1.0]
+    bare = "<tool_call>{}</tool_call>\n<tool_call>{}</tool_call><answer>B</answer>"
+    no_think = _r(session, "format", think=False, tool_calls=True)
+    assert no_think([bare, tools, bare.replace("<answer>", "x<answer>")], [MC] * 3) == [1.0, 1.0, 0.0]
+    assert _r(session, "format", tool_calls=True)([bare], [MC]) == [0.0]  # think on: each think required
 
 
 @pytest.mark.parametrize(
