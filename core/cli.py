@@ -70,8 +70,7 @@ def _scores(result: dict[str, float]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from vidrl.evaluate import evaluate
-    from vidrl.pipeline import eval_batches
+    from vidrl.pipeline import score_split
     from vidrl.run import RunContext
 
     data = {"train": args.dataset, "eval": args.dataset, "root": args.root, "fps": args.fps,
@@ -80,13 +79,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,
         "max_samples": args.max_samples,
+        "max_turns": args.max_turns,
     }
-    raw = {"model": {"path": args.model}, "data": data, "eval": evals}
+    raw = {"model": {"path": args.model}, "data": data, "eval": evals, "tools": args.tools}
     config, session = load_config(raw)
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = RunContext(config, session, tmp)
-        p = ctx.policy()
-        result = evaluate(p.base, p.tokenizer, eval_batches(ctx), p.eos_id, args.max_new_tokens)
+        result, answers = score_split(RunContext(config, session, tmp))
+    if args.answers:
+        Path(args.answers).write_text("".join(json.dumps(a) + "\n" for a in answers))
     print(json.dumps(result, indent=2) if args.json else f"{args.model} on {args.dataset}: {_scores(result)}")
     return 0
 
@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="accuracy / mIoU of a model directory on a data set (greedy)")
+    e = sub.add_parser(
+        "eval", help="accuracy / mIoU of a model directory on a data set (greedy, tools optional)"
+    )
     e.add_argument("model", help="model directory (from_pretrained), e.g. a run's model/")
     e.add_argument("dataset", help=".jsonl, .json or .parquet file")
     e.add_argument("--root", help="media root (default: the data set's folder)")
@@ -240,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--max-new-tokens", type=int, default=32)
     e.add_argument("--max-samples", type=int)
+    e.add_argument(
+        "--tools",
+        nargs="+",
+        default=[],
+        metavar="TOOL",
+        help="answer with greedy tool roll-outs using these tools (e.g. get_video_clip_frame)",
+    )
+    e.add_argument("--max-turns", type=int, default=2, help="tool calls per answer (with --tools)")
+    e.add_argument("--answers", metavar="FILE", help="write every answer (and its tool calls) as JSONL")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=cmd_eval)
 

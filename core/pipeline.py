@@ -102,10 +102,10 @@ def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[An
             yield samples, batch.to(ctx.accelerator.device)
 
 
-def tool_responder(ctx: RunContext, calls: list[list[dict]]) -> Any:
+def tool_responder(ctx: RunContext, calls: list[list[dict]], split: str = "eval") -> Any:
     """``respond(samples, batch)`` for ``evaluate``: greedy tool roll-outs with the run's tools
     within ``eval``'s turn budgets, each answer's calls appended to ``calls``; None without tools."""
-    runner, e = ctx.tool_runner("eval"), ctx.config.eval
+    runner, e = ctx.tool_runner(split), ctx.config.eval
     if runner is None:
         return None
     limits = TurnLimits(e.max_turns, e.max_new_tokens, max(e.max_total_tokens, e.max_new_tokens))
@@ -119,17 +119,12 @@ def tool_responder(ctx: RunContext, calls: list[list[dict]]) -> Any:
     return respond
 
 
-def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
-    """Greedy accuracy / mIoU of the policy on ``data.eval`` (main process), logged as
-    ``eval/<metric>`` at the current step and written to ``eval-<label>.json``; every answer (with
-    its tool calls) to ``eval-<label>-answers.jsonl``."""
-    if not has_eval(ctx.config):
-        return None
-    if not ctx.is_main:
-        ctx.barrier()
-        return None
+def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Greedy answers of the policy on ``split`` (tool roll-outs when the run lists tools):
+    (scores — accuracy / mIoU per task, with tools ``tools/calls`` and ``tools/success`` —, every
+    answer: sample, response, ``correct``, ``iou``, with tools its ``calls``)."""
     p, calls, answers = ctx.policy(), [], []
-    respond = tool_responder(ctx, calls)
+    respond = tool_responder(ctx, calls, split)
 
     def keep(texts: list[str], samples: Any) -> None:
         for k, (t, s) in enumerate(zip(texts, samples, strict=True)):
@@ -137,12 +132,24 @@ def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
             row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
             answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
 
-    result = evaluate(p.base, p.tokenizer, eval_batches(ctx), p.eos_id, ctx.config.eval.max_new_tokens,
+    result = evaluate(p.base, p.tokenizer, eval_batches(ctx, split), p.eos_id, ctx.config.eval.max_new_tokens,
                       on_batch=keep, respond=respond)  # fmt: skip
     if respond is not None:
         made = [x for conv_calls in calls for x in conv_calls]
         result["tools/calls"] = len(made) / max(1, len(calls))
         result["tools/success"] = sum(x["ok"] for x in made) / len(made) if made else 0.0
+    return result, answers
+
+
+def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
+    """``score_split`` on ``data.eval`` (main process), logged as ``eval/<metric>`` at the current
+    step and written to ``eval-<label>.json``, every answer to ``eval-<label>-answers.jsonl``."""
+    if not has_eval(ctx.config):
+        return None
+    if not ctx.is_main:
+        ctx.barrier()
+        return None
+    result, answers = score_split(ctx)
     ctx.metrics.write(
         {"step": ctx.state.global_step, "eval": label, **{f"eval/{k}": v for k, v in result.items()}}
     )

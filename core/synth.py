@@ -11,7 +11,7 @@ Difficulty (``difficulty`` ≥ 0) adds objects, shortens events and adds grey di
 shows for one second, placed midway between two of the frames that uniform sampling of
 ``LONG_MISSED_FRAMES`` frames sees (so the first look misses it); the question names that gap
 between the two frames (whole seconds), where ``get_video_clip_frame`` finds it. Multiple choice
-over four colours.
+over four colours in a fixed order.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ DISTRACTOR = (128, 128, 128)
 LETTERS = "ABCD"
 TASKS = ("multiple_choice", "numeric", "temporal_grounding", "grounded_qa")
 LONG, LONG_SECONDS, LONG_FPS, LONG_MISSED_FRAMES = "long_clip", 60.0, 4, 8
+LONG_COLOURS = ("red", "green", "blue", "yellow")  # long_clip's options, always in this order
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, t
     start = round((a + b) / 2 * LONG_FPS) / LONG_FPS - 0.5
     side = max(10, size // 4)
     x, y = (float(v) for v in rng.uniform(0, size - side, size=2))
-    colour = str(rng.choice(list(COLOURS)))
+    colour = str(rng.choice(LONG_COLOURS))
     square = Square(colour, start, start + 1.0, x, y, x, y, side)
     window = (
         math.floor(a),
@@ -171,14 +172,14 @@ def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, t
     return Scene((square,), (), LONG_SECONDS, LONG_FPS, size), window
 
 
-def long_row(scene: Scene, window: tuple[int, int], video: str, vid: str, rng: np.random.Generator,
-             tool_response: bool = False) -> dict:  # fmt: skip
+def long_row(
+    scene: Scene, window: tuple[int, int], video: str, vid: str, tool_response: bool = False
+) -> dict:
     """The ``long_clip`` row of a long scene (a multiple-choice ``vidrl.Sample``); with
     ``tool_response``, a reference ``response`` for a warm-up: ``get_video_clip_frame`` on the
     named window, then the answer."""
     sq = scene.squares[0]
-    options = [sq.colour, *rng.choice([c for c in COLOURS if c != sq.colour], size=3, replace=False).tolist()]
-    rng.shuffle(options)
+    options = list(LONG_COLOURS)  # a fixed order: the answer letter names the colour seen
     q = (
         f"A coloured square appears for one second somewhere between {window[0]} and {window[1]} "
         "seconds. Which colour is it?"
@@ -228,7 +229,7 @@ def synthesize(
             scene, window = make_long_scene(rng, size)
             rel = f"videos/{i:05d}-long.mp4"
             write_mp4(scene, out / rel)
-            rows.append(long_row(scene, window, rel, f"s{seed}-v{i:05d}", rng, tool_responses))
+            rows.append(long_row(scene, window, rel, f"s{seed}-v{i:05d}", tool_responses))
     path = out / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -153,6 +153,19 @@ def test_vidrl_eval_reports_accuracy(tiny_model_dir, synth_data, capsys):
     assert {"accuracy/multiple_choice", "miou/temporal_grounding", "accuracy/grounded_qa"} <= set(out)
 
 
+def test_vidrl_eval_with_tools_answers_by_tool_rollouts(tiny_model_dir, synth_data, tmp_path, capsys):
+    args = ["eval", str(tiny_model_dir("qwen2_5_vl")), str(synth_data), "--max-frames", "2", "--json",
+            "--max-new-tokens", "4", "--max-samples", "3", "--tools", "get_video_clip_frame",
+            "--answers", str(tmp_path / "answers.jsonl")]  # fmt: skip
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    answers = _lines(tmp_path / "answers.jsonl")
+    assert out["n"] == len(answers) == 3 and all("calls" in a for a in answers)
+    assert out["tools/calls"] == sum(len(a["calls"]) for a in answers) / 3  # a random model rarely calls
+    assert main([*args[:-2], "--tools", "zoom"]) != 0
+    assert "tools[0].name: unknown tool 'zoom'" in capsys.readouterr().err
+
+
 class LetterA(vidrl.Reward):
     """Share of the response's characters that are "A": easy to learn, never saturated in a few steps."""
 
@@ -240,3 +253,24 @@ def test_difficulty_augmentation_runs_in_the_engine_and_its_buffer_is_checkpoint
     assert len(state["components"]["augmenter/0/difficulty_aug"]["buffer"]) == 6  # 2 steps × 3 prompts
     samples = _lines(tmp_path / "run" / "samples.jsonl")
     assert all("question" in s for s in samples)
+
+
+def test_every_comparison_variant_is_a_valid_config():
+    """benchmarks/algorithms/compare.py: each variant's overrides load onto its base config."""
+    import importlib.util
+
+    from vidrl.config import read_yaml
+
+    root = Path(__file__).parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "compare", root / "benchmarks" / "algorithms" / "compare.py"
+    )
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    for name, (base, variants) in compare.COMPARISONS.items():
+        for variant, overrides in variants.items():
+            config, _ = load_config(read_yaml(root / base), [*overrides, "seed=1", "data.synth.seed=1"])
+            assert config.seed == 1, (name, variant)
+    base, variants = compare.COMPARISONS["tools"]
+    no_tools, tools = (load_config(read_yaml(root / base), variants[v])[0] for v in ("no_tools", "tools"))
+    assert no_tools.tools == () and tools.tools and tools.stages == no_tools.stages  # the same budget
