@@ -207,9 +207,8 @@ def _append(
     (None: no budget) ends the roll-out."""
     seg = observation_segment(processor, obs, setup.budget)
     ids = seg["input_ids"][0].tolist()
-    if (
-        max_total is not None and conv.response_len + len(ids) >= max_total
-    ):  # the policy never sees it: not a success
+    if max_total is not None and conv.response_len + len(ids) >= max_total:
+        # the policy never sees it: not a success
         conv.calls[-1].update(ok=False, text=f"{conv.calls[-1]['text']} (dropped: over max_total_tokens)")
         conv.done = True
         return

@@ -9,9 +9,9 @@ Difficulty (``difficulty`` ≥ 0) adds objects, shortens events and adds grey di
 
 ``long_clip`` (opt-in) is a task for the frame toolbox: a 60-s video in which one coloured square
 shows for one second, placed midway between two of the frames that uniform sampling of
-``LONG_MISSED_FRAMES`` frames sees (so the first look misses it); the question names that gap
-between the two frames (whole seconds), where ``get_video_clip_frame`` finds it. Multiple choice
-over four colours in a fixed order.
+``LONG_MISSED_FRAMES`` frames sees (so the first look misses it); the question names a 2-s window
+around it (whole seconds), where ``get_video_clip_frame`` finds it. Multiple choice over four
+colours in a fixed order.
 """
 
 from __future__ import annotations
@@ -153,7 +153,8 @@ def rows_for(scene: Scene, video: str, vid: str, rng: np.random.Generator, tasks
 def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, tuple[int, int]]:
     """A ``long_clip`` scene and the window (whole seconds) the question names: one square for
     1 s, centred in a gap between the frames a uniform ``LONG_MISSED_FRAMES``-frame plan decodes;
-    the window is that gap, rounded outwards (so there are ``LONG_MISSED_FRAMES`` − 1 windows)."""
+    the window is the 2 s from the whole second before it (one window per gap, so
+    ``LONG_MISSED_FRAMES`` − 1 windows in all: few enough for a tiny model to learn the call)."""
     from vidrl.video import VideoInfo, plan_frames
 
     info = VideoInfo(round(LONG_SECONDS * LONG_FPS), LONG_FPS, size, size)
@@ -165,10 +166,7 @@ def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, t
     x, y = (float(v) for v in rng.uniform(0, size - side, size=2))
     colour = str(rng.choice(LONG_COLOURS))
     square = Square(colour, start, start + 1.0, x, y, x, y, side)
-    window = (
-        math.floor(a),
-        min(int(LONG_SECONDS), math.ceil(b)),
-    )  # the gap: the first look's frames around it
+    window = (math.floor(start), math.floor(start) + 2)  # holds [start, start + 1]; one per gap
     return Scene((square,), (), LONG_SECONDS, LONG_FPS, size), window
 
 

@@ -85,10 +85,38 @@ def run_variant(
         train(config, session, Path(tmp) / "run")
         seconds = time.perf_counter() - t
         rows = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+        rows += window_diagnostics(Path(tmp) / "run")
         if reasoning:
             final = [*overrides, *extra, f"model.path={Path(tmp) / 'run' / 'model'}"]
             rows.append(heldout_reasoning(*load_config(read_yaml(base), final), Path(tmp) / "check"))
     return rows, seconds
+
+
+def window_diagnostics(run: Path) -> list[dict[str, float]]:
+    """For held-out sets with a named window (``long_clip``): per evaluation, the share of answers
+    whose first tool call asked for exactly the window (``window/right_call``) and the accuracy of
+    those answers and of the rest (``window/accuracy_right_call``, ``window/accuracy_other``)."""
+    rows = [json.loads(x) for x in (run / "data" / "eval" / "data.jsonl").read_text().splitlines()]
+    windows = {r["id"]: r["metadata"]["window"] for r in rows if "window" in r.get("metadata", {})}
+    out = []
+    for path in sorted(run.glob("eval-*-answers.jsonl")):
+        answers = [json.loads(x) for x in path.read_text().splitlines()]
+        if not windows or not answers or "calls" not in answers[0]:
+            continue
+
+        def right(a: dict) -> bool:
+            args = a["calls"][0]["arguments"] if a["calls"] else {}
+            return [args.get("start_time"), args.get("end_time")] == windows[a["sample"]]
+
+        hit = [a for a in answers if right(a)]
+        miss = [a for a in answers if not right(a)]
+        row = {"eval": path.name.removeprefix("eval-").removesuffix("-answers.jsonl"),
+               "window/right_call": len(hit) / len(answers)}  # fmt: skip
+        for key, group in (("window/accuracy_right_call", hit), ("window/accuracy_other", miss)):
+            if group:
+                row[key] = statistics.mean(a["correct"] for a in group)
+        out.append(row)
+    return out
 
 
 def heldout_reasoning(config, session, run_dir: Path) -> dict[str, float]:
@@ -160,9 +188,16 @@ def plot(results: dict[str, list[list[dict]]], out: Path) -> None:
 
 def table(results: dict[str, list[list[dict]]], seconds: dict[str, float], seeds: list[int]) -> str:
     # per variant and seed: evaluation label (before, stage-0-sft, ..., after) → row
-    evals = {v: [{r["eval"]: r for r in rows if "eval" in r} for rows in runs] for v, runs in results.items()}
+    evals: dict[str, list[dict[str, dict]]] = {v: [] for v in results}
+    for v, runs in results.items():
+        for rows in runs:
+            merged: dict[str, dict] = {}
+            for r in rows:
+                if "eval" in r:  # the evaluation's scores and any diagnostics of the same evaluation
+                    merged.setdefault(r["eval"], {}).update(r)
+            evals[v].append(merged)
     keys = sorted({k for runs in evals.values() for rows in runs for r in rows.values() for k in r
-                   if k.startswith("eval/") and k != "eval/n"})  # fmt: skip
+                   if k.startswith(("eval/", "window/")) and k != "eval/n"})  # fmt: skip
     lines = [f"Held-out greedy evaluation, mean over seeds {seeds} (per-seed values in brackets).", ""]
     lines += ["| variant | when | " + " | ".join(k.removeprefix("eval/") for k in keys) + " |"]
     lines += ["|---|---|" + "---|" * len(keys)]
