@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ def _smooth(values: list[float], k: int = 5) -> list[float]:
 
 def frame_strip(panels: Sequence[tuple[str, Any]], title: str, out: Path, height: int = 96,
                 max_frames: int = 16) -> Path:  # fmt: skip
-    """``out``: a PNG with ``title`` and one row per panel: its label, then its frames (a
+    """``out``: a PNG with ``title`` (wrapped, at most 3 lines) and one row per panel: its label, then its frames (a
     ``vidrl.Frames``, [F, H, W, 3] uint8; at most ``max_frames``, spread uniformly) scaled to
     ``height`` pixels, each captioned with its time. A panel without frames is its label alone."""
     from PIL import Image, ImageDraw
@@ -113,12 +114,14 @@ def frame_strip(panels: Sequence[tuple[str, Any]], title: str, out: Path, height
     rows = [(label, _strip_images(frames, height, max_frames)) for label, frames in panels]
     line, gap = 14, 4
     width = max([640] + [sum(im.width + gap for im, _ in imgs) + gap for _, imgs in rows])
-    total = line + gap + sum(line + (height + line if imgs else 0) + gap for _, imgs in rows)
+    chars = width // 6
+    heading = textwrap.wrap(title, chars)[:3] or [""]
+    total = line * len(heading) + gap + sum(line + (height + line if imgs else 0) + gap for _, imgs in rows)
     canvas = Image.new("RGB", (width, total), "white")
     draw = ImageDraw.Draw(canvas)
-    chars = width // 6
-    draw.text((gap, 1), title[:chars], fill="black")
-    y = line + gap
+    for k, text in enumerate(heading):
+        draw.text((gap, 1 + k * line), text, fill="black")
+    y = line * len(heading) + gap
     for label, imgs in rows:
         draw.text((gap, y), label[:chars], fill="black")
         y += line

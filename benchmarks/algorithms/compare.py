@@ -1,7 +1,7 @@
 """Side-by-side runs of algorithms on the synthetic tasks: the same config, seeds and budget,
 one variant per algorithm. Writes, under benchmarks/algorithms/<name>/: per-run metrics
 (``<variant>-seed<k>.jsonl``), ``curves.png`` (per-task training reward and the share of
-zero-std groups, mean over seeds) and ``results.md`` (held-out accuracy / mIoU per task after
+zero-std groups, for tool runs also accuracy and calls, mean over seeds) and ``results.md`` (held-out accuracy / mIoU per task after
 each stage, mean over seeds, with the per-seed values).
 
 usage: python benchmarks/algorithms/compare.py dgrpo [--seeds 0 1] [--steps N]
@@ -173,10 +173,10 @@ def plot(results: dict[str, list[list[dict]]], out: Path) -> None:
         ]
     panels.append(("adv/zero_std_frac", "share of zero-std groups"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for variant, runs in results.items():
+    for k, (variant, runs) in enumerate(results.items()):
         for ax, (key, title) in zip(axes[0], panels, strict=True):
             if any(key in r for rows in runs for r in rows):
-                ax.plot(*_mean_curve(runs, key), label=variant)
+                ax.plot(*_mean_curve(runs, key), label=variant, color=f"C{k}")
             ax.set(title=title, xlabel="step")
     for ax in axes[0]:
         ax.legend(fontsize=8)

@@ -29,6 +29,12 @@ def test_a_strip_has_one_row_per_panel_with_its_frames_in_order(tmp_path):
     assert img.getpixel((gap + 30, row2 + 20)) == blue
 
 
+def test_a_long_title_wraps_onto_at_most_three_lines(tmp_path):
+    short = Image.open(frame_strip([("p", None)], "t", tmp_path / "a.png"))
+    long = Image.open(frame_strip([("p", None)], "word " * 200, tmp_path / "b.png"))
+    assert long.size == (short.size[0], short.size[1] + 2 * 14)
+
+
 def test_a_strip_spreads_a_long_clip_over_max_frames(tmp_path):
     n = 40
     clip = solid([(i, i, i) for i in range(n)], [i / 2 for i in range(n)], h=10, w=10)
