@@ -106,9 +106,10 @@ def _smooth(values: list[float], k: int = 5) -> list[float]:
 
 def frame_strip(panels: Sequence[tuple[str, Any]], title: str, out: Path, height: int = 96,
                 max_frames: int = 16) -> Path:  # fmt: skip
-    """``out``: a PNG with ``title`` (wrapped, at most 3 lines) and one row per panel: its label, then its frames (a
-    ``vidrl.Frames``, [F, H, W, 3] uint8; at most ``max_frames``, spread uniformly) scaled to
-    ``height`` pixels, each captioned with its time. A panel without frames is its label alone."""
+    """``out``: a PNG with ``title`` (wrapped, at most 3 lines) and one row per panel: its label,
+    then its frames (a ``vidrl.Frames``, [F, H, W, 3] uint8; at most ``max_frames``, spread
+    uniformly) scaled to ``height`` pixels, each captioned with its time. A panel without frames
+    is its label alone."""
     from PIL import Image, ImageDraw
 
     rows = [(label, _strip_images(frames, height, max_frames)) for label, frames in panels]

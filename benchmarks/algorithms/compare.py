@@ -1,8 +1,8 @@
 """Side-by-side runs of algorithms on the synthetic tasks: the same config, seeds and budget,
 one variant per algorithm. Writes, under benchmarks/algorithms/<name>/: per-run metrics
 (``<variant>-seed<k>.jsonl``), ``curves.png`` (per-task training reward and the share of
-zero-std groups, for tool runs also accuracy and calls, mean over seeds) and ``results.md`` (held-out accuracy / mIoU per task after
-each stage, mean over seeds, with the per-seed values).
+zero-std groups, for tool runs also accuracy and calls, mean over seeds) and ``results.md``
+(held-out accuracy / mIoU per task after each stage, mean over seeds, with the per-seed values).
 
 usage: python benchmarks/algorithms/compare.py dgrpo [--seeds 0 1] [--steps N]
 """
