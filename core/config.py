@@ -164,6 +164,13 @@ class EvalConfig:
     max_turns: int = 2
     max_total_tokens: int = 4096
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_turns < 0:
+            raise ValueError(f"need batch_size >= 1, max_new_tokens >= 1, max_turns >= 0; got {self}")
+        if self.max_total_tokens < self.max_new_tokens:
+            total, turn = self.max_total_tokens, self.max_new_tokens
+            raise ValueError(f"max_total_tokens ({total}) must be >= max_new_tokens ({turn})")
+
 
 def _kind(kind: str) -> Any:
     return field(default=(), metadata={"kind": kind})

@@ -108,7 +108,7 @@ def tool_responder(ctx: RunContext, calls: list[list[dict]], split: str = "eval"
     runner, e = ctx.tool_runner(split), ctx.config.eval
     if runner is None:
         return None
-    limits = TurnLimits(e.max_turns, e.max_new_tokens, max(e.max_total_tokens, e.max_new_tokens))
+    limits = TurnLimits(e.max_turns, e.max_new_tokens, e.max_total_tokens)
     greedy = Sampling(temperature=0.0, max_new_tokens=e.max_new_tokens)
 
     def respond(samples: Any, batch: Any) -> list[str]:

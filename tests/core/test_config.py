@@ -71,6 +71,14 @@ def test_config_post_init_errors_are_collected():
     assert "advantage.options" in err and "eps must be >= 0, got -1.0" in err
 
 
+def test_eval_turn_budgets_are_checked_before_the_run():
+    errs = _errors({"eval": {"max_new_tokens": 64, "max_total_tokens": 32}})
+    assert any(
+        e.startswith("eval") and "max_total_tokens (32) must be >= max_new_tokens (64)" in e for e in errs
+    )
+    assert any("max_turns >= 0" in e for e in _errors({"eval": {"max_turns": -1}}))
+
+
 def test_float_fields_accept_ints_but_not_bools():
     cfg, _ = load_config({"advantage": {"name": "grpo", "options": {"eps": 0}}})
     assert cfg.advantage.options.eps == 0.0 and isinstance(cfg.advantage.options.eps, float)
