@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import vidrl
-from vidrl.trainer import Phases
+from vidrl.engine.step import Phases
 
 PHASES = ("rollout", "score", "logprob", "update")
 

@@ -2,7 +2,7 @@
 
 - frames decoded per second by each backend, sampling 2 fps (64 frames at most) from a 60 s,
   30 fps, 224×224 synthetic clip: decord seeks, PyAV decodes up to the last frame asked for;
-- the time ``vidrl.inputs.prepare_batch`` takes to turn 4 decoded clips into one model-ready
+- the time ``vidrl.models.inputs.prepare_batch`` takes to turn 4 decoded clips into one model-ready
   batch for a tiny Qwen2.5-VL (chat template, budget fitting, resize, patchify, tokenise).
 
     pytest benchmarks/test_cpu_video.py --benchmark-columns=median,iqr,rounds
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from vidrl import Session
-from vidrl.synth import Scene, make_scene, write_mp4
-from vidrl.video import read_video
+from vidrl.data.synth import Scene, make_scene, write_mp4
+from vidrl.data.video import read_video
 
 DURATION, FPS, SIZE = 60.0, 30, 224
 
@@ -43,12 +43,13 @@ def test_decode_60s_clip(benchmark, clip, name):
 
 
 def test_prepare_model_ready_batch(benchmark, clip, tmp_path):
-    """vidrl.inputs.prepare_batch: chat template, budget fitting and resizing, processor."""
+    """vidrl.models.inputs.prepare_batch: chat template, budget fitting and resizing, processor."""
     from transformers import AutoProcessor
 
     from vidrl import Sample
-    from vidrl.inputs import VisionBudget, prepare_batch
-    from vidrl.tiny import build_tiny_model
+    from vidrl.config import VisionBudget
+    from vidrl.models.inputs import prepare_batch
+    from vidrl.models.tiny import build_tiny_model
 
     processor = AutoProcessor.from_pretrained(build_tiny_model("qwen2_5_vl", tmp_path / "m"))
     backend = Session().load().create("video_backend", "decord")

@@ -5,8 +5,29 @@ This module is the public API. Plugins (built-in ones included) import only from
 """
 
 from vidrl import ops, text
-from vidrl.augment import Augmented, AugmentInput
-from vidrl.components import (
+from vidrl.config import ComponentSpec, PluginsConfig, RewardSpec, RunConfig, load_config
+from vidrl.data.datasets import Dataset, load_dataset
+from vidrl.data.video import VideoError, burn_timestamps, decode_frames, plan_frames, read_video
+from vidrl.engine.context import RunContext, algorithm_missing
+from vidrl.engine.evaluation import grade
+from vidrl.engine.loop import StepLoop, TrainState
+from vidrl.engine.optim import OptimConfig
+from vidrl.engine.report import JsonlLog
+from vidrl.engine.rollout import given_responses, sequence_logprobs
+from vidrl.engine.step import (
+    Algorithm,
+    Collective,
+    Learner,
+    StepOptions,
+    accumulate,
+    check_micro_batches,
+    rl_step,
+)
+from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
+from vidrl.models.generate import HFGenerate
+from vidrl.models.policy import Policy
+from vidrl.models.tiny import tiny_causal_lm
+from vidrl.plugin.components import (
     KINDS,
     AdvantageEstimator,
     Augmenter,
@@ -18,25 +39,15 @@ from vidrl.components import (
     NoOptions,
     PolicyLoss,
     Reward,
+    RolloutBackend,
     Stage,
     Tool,
     VideoBackend,
 )
-from vidrl.config import ComponentSpec, PluginsConfig, RewardSpec, RunConfig, load_config
-from vidrl.data import Dataset, load_dataset
-from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
-from vidrl.evaluate import grade
-from vidrl.hookspecs import hookimpl
-from vidrl.loop import StepLoop, TrainState
-from vidrl.multiturn import ToolRunner, ToolSetup, TurnLimits, given_conversations, tool_prompt, tool_rollout
-from vidrl.optim import OptimConfig
-from vidrl.registry import Registry
-from vidrl.report import JsonlLog
-from vidrl.rollout import Generation, HFGenerate, RolloutBackend, Sampling, given_responses, sequence_logprobs
-from vidrl.run import Policy, RunContext, algorithm_missing
-from vidrl.session import PluginInfo, Session
-from vidrl.tiny import tiny_causal_lm
-from vidrl.tools import (
+from vidrl.plugin.hookspecs import hookimpl
+from vidrl.plugin.registry import Registry
+from vidrl.plugin.session import PluginInfo, Session
+from vidrl.tools.calls import (
     TOOL_RESULTS,
     Observation,
     ToolCall,
@@ -47,17 +58,29 @@ from vidrl.tools import (
     tool_error,
     tool_schemas,
 )
-from vidrl.trainer import (
-    Algorithm,
-    Collective,
-    Learner,
-    StepOptions,
-    accumulate,
-    check_micro_batches,
-    rl_step,
+from vidrl.tools.multiturn import (
+    ToolRunner,
+    ToolSetup,
+    TurnLimits,
+    given_conversations,
+    tool_prompt,
+    tool_rollout,
 )
-from vidrl.types import TASK_TYPES, Advantages, JudgeItem, Judgement, LossInputs, LossOutput, Sample
-from vidrl.video import Frames, VideoError, VideoInfo, burn_timestamps, decode_frames, plan_frames, read_video
+from vidrl.types import (
+    TASK_TYPES,
+    Advantages,
+    Augmented,
+    AugmentInput,
+    Frames,
+    Generation,
+    JudgeItem,
+    Judgement,
+    LossInputs,
+    LossOutput,
+    Sample,
+    Sampling,
+    VideoInfo,
+)
 
 __version__ = "0.1.0"
 

@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 
 from vidrl import __version__, ops
-from vidrl.components import KINDS
 from vidrl.config import load_config, parse_yaml, read_yaml, to_plain
 from vidrl.errors import ConfigError, VidrlError, choices_hint
-from vidrl.session import Session
+from vidrl.plugin.components import KINDS
+from vidrl.plugin.session import Session
 
 
 def _embedded_demo() -> dict[str, Any]:
@@ -41,7 +41,7 @@ def end_distributed() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from vidrl.pipeline import train
+    from vidrl.engine.pipeline import train
 
     resume_dir = Path(args.resume) if args.resume else None
     if args.config:
@@ -70,8 +70,8 @@ def _scores(result: dict[str, float]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from vidrl.pipeline import score_split
-    from vidrl.run import RunContext
+    from vidrl.engine.context import RunContext
+    from vidrl.engine.evaluation import score_split
 
     data = {"train": args.dataset, "eval": args.dataset, "root": args.root, "fps": args.fps,
             "max_frames": args.max_frames}  # fmt: skip
@@ -143,7 +143,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from vidrl.synth import synthesize
+    from vidrl.data.synth import synthesize
 
     path = synthesize(Path(args.out), args.num, seed=args.seed, difficulty=args.difficulty, size=args.size)
     rows = sum(1 for _ in path.open())
@@ -152,8 +152,8 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from vidrl.data import check_dataset
-    from vidrl.video import select_backend
+    from vidrl.data.datasets import check_dataset
+    from vidrl.data.video import select_backend
 
     backend = select_backend(Session().load().registry("video_backend"), args.backend)
     plan = {"fps": args.fps, "max_frames": args.max_frames}

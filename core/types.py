@@ -6,7 +6,7 @@ defaults, so components written against an older version keep working.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,3 +112,97 @@ class Judgement:
     consistent: bool
     output: str
     parsed: bool
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a backend reads from a file's header: frame count, fps, duration (s), size (px)."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Decoded frames. ``pixels``: [F, H, W, 3] uint8 RGB; ``times``: [F] float seconds (each
+    frame's presentation time, index / fps); ``indices``: [F] long frame indices in the file."""
+
+    pixels: torch.Tensor
+    times: torch.Tensor
+    indices: torch.Tensor
+    info: VideoInfo
+
+    @property
+    def sampled_fps(self) -> float:
+        """Frames per second of the sampled clip, as the processors' metadata expects."""
+        if len(self.times) < 2:
+            return self.info.fps
+        span = float(self.times[-1] - self.times[0])
+        return (len(self.times) - 1) / span if span > 0 else self.info.fps
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling options of a roll-out; ``temperature`` 0 decodes greedily."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
+            raise ValueError(f"need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1; got {self}")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """``prompt``: the repeated prompt batch (input_ids [B, L] and vision inputs);
+    ``response_ids`` [B, T]; ``response_mask`` [B, T], 1 on the tokens the policy produced (up to
+    and including the end-of-turn token), 0 after them.
+
+    A multi-turn (tool) roll-out's response also holds tool observations, vision tokens
+    included: then ``response_attention`` [B, T] is 1 on every real token (observations too, which
+    the mask leaves out of the loss), ``response_types`` [B, T] their ``mm_token_type_ids``, and
+    ``clip_rows`` [C] the row of each clip in the prompt's vision inputs (a row may own several:
+    its prompt's video, then each observation's, in order)."""
+
+    prompt: dict[str, Any]
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    response_attention: torch.Tensor | None = None
+    response_types: torch.Tensor | None = None
+    clip_rows: torch.Tensor | None = None
+
+
+Regenerate = Callable[[Sequence[Sample], Sequence[Frames | None]], tuple[list[list[str]], list[list[float]]]]
+
+
+@dataclass(frozen=True)
+class AugmentInput:
+    """What an augmenter sees after the first roll-out: per prompt p, ``samples[p]``,
+    ``clips[p]`` (decoded frames or None), ``group_means[p]`` (mean total reward of its G
+    rollouts), ``texts[p]`` and ``rewards[p]`` (G each); ``regenerate(samples, clips)`` rolls
+    out G responses for other prompts with the current policy and returns their texts and total
+    rewards (e.g. ground-truth-conditioned prompts, for hints)."""
+
+    samples: list[Sample]
+    clips: list[Frames | None]
+    group_means: list[float]
+    texts: list[list[str]]
+    rewards: list[list[float]]
+    regenerate: Regenerate
+
+
+@dataclass(frozen=True)
+class Augmented:
+    """A replacement prompt: the sample (recording what was done in ``metadata["augment"]``) and
+    its clip."""
+
+    sample: Sample
+    clip: Frames | None

@@ -51,7 +51,7 @@ if not torch.cuda.is_available():
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """A small synthetic data set (3 videos, 12 rows), made once per test session."""
-    from vidrl.synth import synthesize
+    from vidrl.data.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("synth"), num=3, seed=11, difficulty=1)
 
@@ -59,7 +59,7 @@ def synth_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """``tiny_model_dir(arch)``: a tiny model directory of that architecture, built once."""
-    from vidrl.tiny import build_tiny_model
+    from vidrl.models.tiny import build_tiny_model
 
     built: dict[str, Path] = {}
     base = tmp_path_factory.mktemp("tiny")
@@ -79,9 +79,9 @@ def video_prompts(tiny_model_dir, synth_data):
     from transformers import AutoProcessor
 
     from vidrl import Session
-    from vidrl.data import load_dataset
-    from vidrl.inputs import prepare_batch
-    from vidrl.video import read_video
+    from vidrl.data.datasets import load_dataset
+    from vidrl.data.video import read_video
+    from vidrl.models.inputs import prepare_batch
 
     path = tiny_model_dir("qwen2_5_vl")
     processor = AutoProcessor.from_pretrained(path)

@@ -5,7 +5,8 @@ import inspect
 import re
 from pathlib import Path
 
-from vidrl import KINDS, hookspecs
+from vidrl import KINDS
+from vidrl.plugin import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = {

@@ -22,7 +22,7 @@ import torch
 
 from vidrl import load_config
 from vidrl.config import read_yaml
-from vidrl.pipeline import train
+from vidrl.engine.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[2]
 #: comparisons that also measure the final model's held-out reasoning (consistency, length)
@@ -123,10 +123,9 @@ def heldout_reasoning(config, session, run_dir: Path) -> dict[str, float]:
     """Greedy answers of the final model on the held-out set: ``reasoning/inconsistent_rate``
     (judged by the ``answer_in_reasoning`` rule, the same for every variant) and
     ``reasoning/response_length`` (tokens)."""
-    from vidrl.evaluate import evaluate
-    from vidrl.pipeline import eval_batches
+    from vidrl.engine.context import RunContext
+    from vidrl.engine.evaluation import eval_batches, evaluate
     from vidrl.plugins.veripo.verifier import judge_item
-    from vidrl.run import RunContext
 
     ctx = RunContext(config, session, run_dir)
     p, texts, items = ctx.policy(), [], []

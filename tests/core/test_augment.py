@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from vidrl import Sample
-from vidrl.augment import Rollouts, merge, zero_std_share
-from vidrl.rewards import Scores
-from vidrl.rollout import Generation
+from vidrl.engine.augment import Rollouts, merge, zero_std_share
+from vidrl.engine.scoring import Scores
+from vidrl.types import Generation
 
 
 def _rollouts(tag, width, samples, g=2):

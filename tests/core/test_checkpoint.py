@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidrl import checkpoint as ckpt
-from vidrl.report import JsonlLog
+from vidrl.engine import checkpoint as ckpt
+from vidrl.engine.report import JsonlLog
 
 
 class Model:
@@ -84,7 +84,7 @@ def test_logs_drop_lines_after_the_resumed_step(tmp_path):
 
 
 def test_plot_draws_the_panels_that_have_data(tmp_path):
-    from vidrl.report import plot
+    from vidrl.engine.report import plot
 
     log = JsonlLog(tmp_path / "metrics.jsonl")
     assert plot(log, tmp_path / "none.png") is None

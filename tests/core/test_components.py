@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vidrl
-from vidrl.components import KINDS, check_component_class
+from vidrl.plugin.components import KINDS, check_component_class
 
 
 class KL(vidrl.PolicyLoss):

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vidrl import Session
-from vidrl.data import DataError, check_dataset, load_dataset
+from vidrl.data.datasets import DataError, check_dataset, load_dataset
 
 ROW = {"id": "r1", "question": "How many?", "answer": 3, "task_type": "numeric", "video": "v.mp4",
        "duration": 5.0, "span": [1.0, 2.5], "source": "synthetic"}  # fmt: skip

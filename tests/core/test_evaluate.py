@@ -3,7 +3,7 @@
 import pytest
 
 from vidrl import Sample
-from vidrl.evaluate import grade, summarize
+from vidrl.engine.evaluation import grade, summarize
 
 MC = Sample("m", "q", "B", "multiple_choice", options=("red", "blue", "green", "cyan"))
 NUM = Sample("n", "q", "3", "numeric")

@@ -7,10 +7,10 @@ import shutil
 import pytest
 
 from vidrl.config import DataConfig
-from vidrl.data import load_dataset
-from vidrl.feed import Clips, PromptFeed, SampleStream
-from vidrl.session import Session
-from vidrl.video import VideoError
+from vidrl.data.datasets import load_dataset
+from vidrl.data.video import VideoError
+from vidrl.engine.feed import Clips, PromptFeed, SampleStream
+from vidrl.plugin.session import Session
 
 
 def test_every_epoch_is_a_permutation_and_epochs_differ():

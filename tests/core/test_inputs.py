@@ -6,10 +6,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
 from vidrl import Sample, Session
-from vidrl.data import load_dataset
-from vidrl.inputs import BudgetError, Geometry, VisionBudget, prepare_batch, question_text
-from vidrl.tiny import ARCHS
-from vidrl.video import read_video
+from vidrl.config import VisionBudget
+from vidrl.data.datasets import load_dataset
+from vidrl.data.video import read_video
+from vidrl.models.inputs import BudgetError, Geometry, prepare_batch, question_text
+from vidrl.models.tiny import ARCHS
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vidrl.optim import OptimConfig, build_optimizer, lr_factor
+from vidrl.engine.optim import OptimConfig, build_optimizer, lr_factor
 
 
 def test_warmup_then_constant():

@@ -5,7 +5,9 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText
 
-from vidrl.rollout import HFGenerate, Sampling, repeat_batch, response_mask, rollout, sequence_logprobs
+from vidrl.engine.rollout import repeat_batch, response_mask, rollout, sequence_logprobs
+from vidrl.models.generate import HFGenerate
+from vidrl.types import Sampling
 
 pytestmark = pytest.mark.slow
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from vidrl.engine.context import check_trackers, flat_config
 from vidrl.errors import ConfigError
-from vidrl.run import check_trackers, flat_config, freeze
+from vidrl.models.policy import freeze
 
 
 def test_trackers_are_checked_and_the_config_flattened():

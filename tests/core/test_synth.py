@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vidrl.cli import main
-from vidrl.data import load_dataset
-from vidrl.synth import LETTERS, TASKS, make_scene, synthesize
+from vidrl.data.datasets import load_dataset
+from vidrl.data.synth import LETTERS, TASKS, make_scene, synthesize
 
 
 def _rows(path):
@@ -20,7 +20,7 @@ def test_same_seed_same_rows_and_pixels(tmp_path):
     c = synthesize(tmp_path / "c", num=2, seed=6)
     assert _rows(a) == _rows(b) and _rows(a) != _rows(c)
     from vidrl import Session
-    from vidrl.video import read_video
+    from vidrl.data.video import read_video
 
     dec = Session().load().create("video_backend", "pyav")
     fa, fb = (read_video(dec, str(p.parent / "videos/00001.mp4")) for p in (a, b))

@@ -8,8 +8,8 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from vidrl import Session
-from vidrl.tiny import ARCHS, build_tiny_model, build_tokenizer
-from vidrl.video import read_video
+from vidrl.data.video import read_video
+from vidrl.models.tiny import ARCHS, build_tiny_model, build_tokenizer
 
 pytestmark = pytest.mark.slow
 

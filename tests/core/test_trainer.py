@@ -10,8 +10,9 @@ from transformers import AutoModelForImageTextToText
 
 import vidrl
 from vidrl import Session
-from vidrl.rollout import HFGenerate, Sampling
-from vidrl.trainer import Algorithm, Learner, StepOptions, rl_step
+from vidrl.engine.step import Algorithm, Learner, StepOptions, rl_step
+from vidrl.models.generate import HFGenerate
+from vidrl.types import Sampling
 
 pytestmark = pytest.mark.slow
 

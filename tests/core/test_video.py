@@ -4,7 +4,7 @@ import pytest
 
 import vidrl
 from vidrl import Session, VideoError, VideoInfo
-from vidrl.video import plan_frames, select_backend
+from vidrl.data.video import plan_frames, select_backend
 
 INFO = VideoInfo(num_frames=80, fps=8.0, width=112, height=112)  # 10 s
 

@@ -14,10 +14,10 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import vidrl
 from vidrl.cli import end_distributed
-from vidrl.data import load_dataset
-from vidrl.inputs import prepare_batch
-from vidrl.run import AccelerateCollective
-from vidrl.video import read_video
+from vidrl.data.datasets import load_dataset
+from vidrl.data.video import read_video
+from vidrl.engine.context import AccelerateCollective
+from vidrl.models.inputs import prepare_batch
 
 PROMPTS, G, T = 4, 3, 7
 

@@ -8,9 +8,9 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import vidrl
-from vidrl.inputs import prepare_batch
-from vidrl.multiturn import ToolSetup, TurnLimits, tool_rollout
+from vidrl.models.inputs import prepare_batch
 from vidrl.plugins.frame_toolbox import GetVideoClipFrame
+from vidrl.tools.multiturn import ToolSetup, TurnLimits, tool_rollout
 
 CALL = (
     '<think>look again</think><tool_call>{"name": "get_video_clip_frame", '
@@ -170,8 +170,8 @@ def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
     observation, and rewards read the policy's turns only; every call is logged."""
     import json
 
-    from vidrl.pipeline import train
-    from vidrl.synth import synthesize
+    from vidrl.data.synth import synthesize
+    from vidrl.engine.pipeline import train
 
     path = synthesize(tmp_path / "data", num=2, seed=4, tasks=["long_clip"])
     rows = [json.loads(x) for x in path.read_text().splitlines()]

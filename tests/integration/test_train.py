@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 import vidrl
 from vidrl import load_config
 from vidrl.cli import main
-from vidrl.loop import StepLoop
-from vidrl.pipeline import train
+from vidrl.engine.loop import StepLoop
+from vidrl.engine.pipeline import train
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vidrl import Sample, load_config
-from vidrl.pipeline import train
+from vidrl.engine.pipeline import train
 from vidrl.plugins.dpo import dpo_loss, pair_texts
 
 

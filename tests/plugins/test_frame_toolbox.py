@@ -160,7 +160,7 @@ def _has_colour(pixels, rgb, tol=40):
 
 
 def test_the_long_clip_task_is_missed_by_uniform_frames_and_found_by_the_tool(tmp_path):
-    from vidrl.synth import COLOURS, LONG_MISSED_FRAMES, synthesize
+    from vidrl.data.synth import COLOURS, LONG_MISSED_FRAMES, synthesize
 
     path = synthesize(tmp_path, num=3, seed=4, tasks=["long_clip"], tool_responses=True)
     ds = vidrl.load_dataset(path)

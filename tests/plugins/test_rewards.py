@@ -7,7 +7,7 @@ import pytest
 
 import vidrl
 from vidrl import Sample, Session
-from vidrl.rewards import RewardError, score
+from vidrl.engine.scoring import RewardError, score
 
 MC = Sample(
     id="mc", question="q", answer="B", task_type="multiple_choice", options=("red", "blue", "green", "cyan")

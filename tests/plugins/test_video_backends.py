@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vidrl import Session, VideoError
-from vidrl.synth import Scene, Square, render
-from vidrl.video import read_video
+from vidrl.data.synth import Scene, Square, render
+from vidrl.data.video import read_video
 
 # every backend that can run here: decord and PyAV always; torchcodec where it and FFmpeg are installed
 BACKENDS = [e.name for e in Session().load().registry("video_backend").entries() if e.obj.available()]

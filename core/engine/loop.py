@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vidrl.feed import PromptFeed
-    from vidrl.run import RunContext
+    from vidrl.engine.context import RunContext
+    from vidrl.engine.feed import PromptFeed
 
 
 @dataclass

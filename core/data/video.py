@@ -10,53 +10,20 @@ optional [start, end] window. Only the planned frames are decoded.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from vidrl.components import VideoBackend
 from vidrl.errors import VidrlError, choices_hint
-from vidrl.registry import Registry
+from vidrl.plugin.components import VideoBackend
+from vidrl.plugin.registry import Registry
+from vidrl.types import Frames, VideoInfo
 
 
 class VideoError(VidrlError):
     """A video is missing, truncated, corrupt or has no frames. The message names the file (and
     the data-set row, when known)."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a backend reads from a file's header: frame count, fps, duration (s), size (px)."""
-
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
-
-
-@dataclass(frozen=True)
-class Frames:
-    """Decoded frames. ``pixels``: [F, H, W, 3] uint8 RGB; ``times``: [F] float seconds (each
-    frame's presentation time, index / fps); ``indices``: [F] long frame indices in the file."""
-
-    pixels: torch.Tensor
-    times: torch.Tensor
-    indices: torch.Tensor
-    info: VideoInfo
-
-    @property
-    def sampled_fps(self) -> float:
-        """Frames per second of the sampled clip, as the processors' metadata expects."""
-        if len(self.times) < 2:
-            return self.info.fps
-        span = float(self.times[-1] - self.times[0])
-        return (len(self.times) - 1) / span if span > 0 else self.info.fps
 
 
 def plan_frames(

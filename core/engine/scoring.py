@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from vidrl.components import Reward
 from vidrl.errors import VidrlError
+from vidrl.plugin.components import Reward
 from vidrl.types import Sample
 
 

@@ -155,7 +155,8 @@ def make_long_scene(rng: np.random.Generator, size: int = 112) -> tuple[Scene, t
     1 s, centred in a gap between the frames a uniform ``LONG_MISSED_FRAMES``-frame plan decodes;
     the window is the 2 s from the whole second before it (one window per gap, so
     ``LONG_MISSED_FRAMES`` − 1 windows in all: few enough for a tiny model to learn the call)."""
-    from vidrl.video import VideoInfo, plan_frames
+    from vidrl.data.video import plan_frames
+    from vidrl.types import VideoInfo
 
     info = VideoInfo(round(LONG_SECONDS * LONG_FPS), LONG_FPS, size, size)
     seen = sorted({i / LONG_FPS for i in plan_frames(info, 2.0, LONG_MISSED_FRAMES, LONG_MISSED_FRAMES)})

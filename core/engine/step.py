@@ -15,14 +15,13 @@ from typing import Any
 
 import torch
 
-from vidrl.augment import Prepare, Rollouts, augment_step, roll
-from vidrl.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward
-from vidrl.evaluate import grade
-from vidrl.rewards import Scores, score
-from vidrl.rollout import Generation, RolloutBackend, Sampling, decode, rollout, sequence_logprobs
-from vidrl.tools import TOOL_RESULTS
-from vidrl.types import Advantages, LossInputs, LossOutput, Sample
-from vidrl.video import Frames
+from vidrl.engine.augment import Prepare, Rollouts, augment_step, roll
+from vidrl.engine.evaluation import grade
+from vidrl.engine.rollout import decode, rollout, sequence_logprobs
+from vidrl.engine.scoring import Scores, score
+from vidrl.plugin.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward, RolloutBackend
+from vidrl.tools.calls import TOOL_RESULTS
+from vidrl.types import Advantages, Frames, Generation, LossInputs, LossOutput, Sample, Sampling
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Algorithm:
 class StepRecord:
     """What a step produced, for logging and for observers: texts [B], samples [B] (each prompt's
     sample repeated G times), scores, advantages and the generation itself; for tool roll-outs
-    also each row's ``vidrl.multiturn.Conversation`` [B] (calls and observations) and the
+    also each row's ``vidrl.tools.multiturn.Conversation`` [B] (calls and observations) and the
     prompts' clips [P]."""
 
     texts: list[str]
@@ -254,7 +253,7 @@ def rl_step(
     """One RL step on a prompt batch of P samples, in the phases rollout, score (rewards,
     ``on_rollouts_scored``, advantages), augment (only with augmenters: they need the samples'
     ``clips`` and ``prepare(samples, clips)`` → prompt batch), logprob (old and reference) and
-    update. With ``roller`` (multi-turn tool roll-outs, ``vidrl.multiturn``), roll-outs come from
+    update. With ``roller`` (multi-turn tool roll-outs, ``vidrl.tools.multiturn``), roll-outs come from
     it, rewards read the policy's turns only and each roll-out's sample carries its calls under
     ``metadata[vidrl.TOOL_RESULTS]``. Returns (metrics, record); metrics include ``time/<phase>``
     and ``time/step``."""

@@ -19,11 +19,26 @@ from typing import Any, Literal
 
 import yaml
 
-from vidrl.components import NoOptions
+from vidrl.config.convert import MISSING, ComponentHook, convert, is_missing
 from vidrl.errors import ConfigError, choices_hint
-from vidrl.inputs import VisionBudget
-from vidrl.session import Session
-from vidrl.validate import MISSING, ComponentHook, convert, is_missing
+from vidrl.plugin.components import NoOptions
+from vidrl.plugin.session import Session
+
+
+@dataclass(frozen=True)
+class VisionBudget:
+    """Bounds on what one prompt may spend on vision. Pixel bounds are per frame."""
+
+    max_prompt_tokens: int = 4096
+    min_pixels: int = 28 * 28
+    max_pixels: int = 128 * 128
+    min_frames: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_pixels <= self.max_pixels or self.max_prompt_tokens < 1 or self.min_frames < 1:
+            raise ValueError(
+                f"need 0 < min_pixels <= max_pixels, max_prompt_tokens >= 1, min_frames >= 1: {self}"
+            )
 
 
 @dataclass(frozen=True)

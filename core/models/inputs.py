@@ -17,31 +17,15 @@ from typing import Any
 
 import torch
 
+from vidrl.config import VisionBudget
 from vidrl.errors import VidrlError
-from vidrl.types import Sample
-from vidrl.video import Frames
+from vidrl.types import Frames, Sample
 
 LETTERS = "ABCDEFGH"
 
 
 class BudgetError(VidrlError):
     """A prompt does not fit ``max_prompt_tokens`` even at the smallest frames and pixels."""
-
-
-@dataclass(frozen=True)
-class VisionBudget:
-    """Bounds on what one prompt may spend on vision. Pixel bounds are per frame."""
-
-    max_prompt_tokens: int = 4096
-    min_pixels: int = 28 * 28
-    max_pixels: int = 128 * 128
-    min_frames: int = 2
-
-    def __post_init__(self) -> None:
-        if not 0 < self.min_pixels <= self.max_pixels or self.max_prompt_tokens < 1 or self.min_frames < 1:
-            raise ValueError(
-                f"need 0 < min_pixels <= max_pixels, max_prompt_tokens >= 1, min_frames >= 1: {self}"
-            )
 
 
 @dataclass(frozen=True)

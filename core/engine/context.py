@@ -2,7 +2,7 @@
 data-parallel world) and ``train``, which runs the configured stages in order.
 
 Run directory: ``config.yaml`` (resolved), ``metrics.jsonl``, ``samples.jsonl``, ``eval-*.json``,
-``curves.png``, ``checkpoints/`` (see ``vidrl.checkpoint``), ``model/`` (the final policy), with
+``curves.png``, ``checkpoints/`` (see ``vidrl.engine.checkpoint``), ``model/`` (the final policy), with
 tools ``tools.jsonl`` and ``tool-frames/``, and for the demo ``base-model/`` and ``data/``. Only
 the main process writes files other than its checkpoint generator state; metrics are the main
 process's.
@@ -21,20 +21,20 @@ import numpy as np
 import torch
 import yaml
 
-from vidrl import checkpoint as ckpt
 from vidrl.config import RunConfig, to_plain
-from vidrl.data import Dataset, load_dataset
+from vidrl.data.datasets import Dataset, load_dataset
+from vidrl.data.video import select_backend
+from vidrl.engine import checkpoint as ckpt
+from vidrl.engine.evaluation import evaluate_split
+from vidrl.engine.feed import Clips, PromptFeed, SampleStream
+from vidrl.engine.loop import StepLoop, TrainState
+from vidrl.engine.optim import OptimConfig, build_optimizer
+from vidrl.engine.report import JsonlLog, frame_strip
+from vidrl.engine.step import Algorithm, Collective
 from vidrl.errors import ConfigError, choices_hint
-from vidrl.feed import Clips, PromptFeed, SampleStream
-from vidrl.loop import StepLoop, TrainState
-from vidrl.multiturn import ToolRunner, strip_panels, tool_prompt
-from vidrl.optim import OptimConfig, build_optimizer
-from vidrl.report import JsonlLog, frame_strip
-from vidrl.session import Session
-from vidrl.trainer import Algorithm, Collective
-from vidrl.video import select_backend
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from vidrl.models.policy import Policy, freeze, load_model
+from vidrl.plugin.session import Session
+from vidrl.tools.multiturn import ToolRunner, strip_panels, tool_prompt
 
 
 class AccelerateCollective(Collective):
@@ -46,43 +46,6 @@ class AccelerateCollective(Collective):
     def sum(self, value: float) -> float:
         t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
         return float(self.accelerator.reduce(t, reduction="sum"))
-
-
-class Policy:
-    """The trained model (DDP-wrapped when data-parallel: use ``model`` for forwards, ``base``
-    for ``generate`` and saving), its processor, and the end-of-turn / padding token ids."""
-
-    def __init__(self, model: Any, base: Any, processor: Any):
-        self.model, self.base, self.processor = model, base, processor
-        self.tokenizer = processor.tokenizer
-        self.eos_id = self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)
-        self.pad_id = self.tokenizer.pad_token_id
-
-
-def load_model(path: str | Path, dtype: str = "float32", attn: str = "auto") -> Any:
-    """A model directory through ``AutoModelForImageTextToText``; ``attn`` "auto" picks
-    flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa."""
-    from transformers import AutoModelForImageTextToText
-
-    if attn == "auto":
-        has_flash = importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
-        attn = "flash_attention_2" if has_flash else "sdpa"
-    return AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn)
-
-
-def freeze(model: Any, parts: tuple[str, ...]) -> int:
-    """Stop training every parameter whose name contains one of ``parts``; returns how many.
-    A part that matches no parameter is an error (a typo would silently train everything)."""
-    hits = {p: 0 for p in parts}
-    for name, param in model.named_parameters():
-        for p in parts:
-            if p in name:
-                param.requires_grad_(False)
-                hits[p] += 1
-    unmatched = [p for p, n in hits.items() if n == 0]
-    if unmatched:
-        raise ConfigError([f"model.freeze: {p!r} matches no parameter name" for p in unmatched])
-    return sum(hits.values())
 
 
 class RunContext:
@@ -157,7 +120,7 @@ class RunContext:
 
         def build() -> None:
             if not (out / "config.json").is_file():
-                from vidrl.tiny import build_tiny_model
+                from vidrl.models.tiny import build_tiny_model
 
                 build_tiny_model(self.config.model.tiny_arch, out, seed=self.config.seed)
 
@@ -226,7 +189,7 @@ class RunContext:
         return self._datasets[split]
 
     def _synthesize(self, split: str) -> Path:
-        from vidrl.synth import synthesize
+        from vidrl.data.synth import synthesize
 
         s = self.config.data.synth
         out = self.run_dir / "data" / split
@@ -419,9 +382,7 @@ class RunContext:
         return True
 
     def evaluate(self, label: str) -> dict[str, float] | None:
-        """Held-out accuracy / mIoU of the policy now (``vidrl.pipeline.evaluate_split``)."""
-        from vidrl.pipeline import evaluate_split
-
+        """Held-out accuracy / mIoU of the policy now (``vidrl.engine.evaluation.evaluate_split``)."""
         return evaluate_split(self, label)
 
 

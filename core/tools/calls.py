@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidrl.components import Tool, VideoBackend
 from vidrl.errors import choices_hint
-from vidrl.types import Sample
-from vidrl.video import Frames
+from vidrl.plugin.components import Tool, VideoBackend
+from vidrl.types import Frames, Sample
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 #: ``Sample.metadata`` key under which a tool-augmented roll-out records its calls for rewards:

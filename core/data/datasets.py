@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from vidrl.components import VideoBackend
+from vidrl.data.video import VideoError, read_video
 from vidrl.errors import VidrlError
+from vidrl.plugin.components import VideoBackend
 from vidrl.types import TASK_TYPES, Sample
-from vidrl.video import VideoError, read_video
 
 log = logging.getLogger(__name__)
 SAMPLE_FIELDS = {f.name for f in fields(Sample)}

@@ -1,20 +1,20 @@
 """Roll-outs: G sampled responses per prompt, their masks, and log-probs recomputed by a forward.
 
 Shapes: P prompts, G responses each, B = P·G rollouts, L prompt tokens (left-padded), T response
-tokens. Prompt batches come from ``vidrl.inputs.prepare_batch``; Qwen-VL processors flatten the
+tokens. Prompt batches come from ``vidrl.models.inputs.prepare_batch``; Qwen-VL processors flatten the
 vision patches of all clips into one tensor, so repeating a prompt G times repeats its patch block.
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from vidrl import ops
+from vidrl.plugin.components import RolloutBackend
+from vidrl.types import Generation, Sampling
 
 #: per-clip tensors, with the grid that says how many flattened patch rows each clip owns
 VISION_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
@@ -39,80 +39,6 @@ def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
         if key in batch and not torch.is_tensor(batch[key]):
             out[key] = torch.tensor(batch[key]).repeat_interleave(g, dim=0)
     return out
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling options of a roll-out; ``temperature`` 0 decodes greedily."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1:
-            raise ValueError(f"need temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1; got {self}")
-
-
-@dataclass(frozen=True)
-class Generation:
-    """``prompt``: the repeated prompt batch (input_ids [B, L] and vision inputs);
-    ``response_ids`` [B, T]; ``response_mask`` [B, T], 1 on the tokens the policy produced (up to
-    and including the end-of-turn token), 0 after them.
-
-    A multi-turn (tool) roll-out's response also holds tool observations, vision tokens
-    included: then ``response_attention`` [B, T] is 1 on every real token (observations too, which
-    the mask leaves out of the loss), ``response_types`` [B, T] their ``mm_token_type_ids``, and
-    ``clip_rows`` [C] the row of each clip in the prompt's vision inputs (a row may own several:
-    its prompt's video, then each observation's, in order)."""
-
-    prompt: dict[str, Any]
-    response_ids: torch.Tensor
-    response_mask: torch.Tensor
-    response_attention: torch.Tensor | None = None
-    response_types: torch.Tensor | None = None
-    clip_rows: torch.Tensor | None = None
-
-
-class RolloutBackend(abc.ABC):
-    """Produces responses for prompt batches. The trainer recomputes log-probs itself, so a
-    backend returns token ids only (a faster engine such as vLLM fits behind this interface)."""
-
-    @abc.abstractmethod
-    def generate(self, prompt: dict[str, Any], sampling: Sampling) -> torch.Tensor:
-        """Response token ids [B, T] for the (already repeated) prompt batch, padded with pad_id."""
-
-
-#: model-config keys of media placeholder tokens: a response must never contain one (the next
-#: forward would look for vision features that do not exist)
-MEDIA_TOKEN_KEYS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
-
-
-class HFGenerate(RolloutBackend):
-    """Hugging Face ``model.generate`` (sampling, or greedy at temperature 0); stops at
-    end-of-turn; never emits media placeholder tokens."""
-
-    def __init__(self, model: Any, eos_id: int, pad_id: int):
-        self.model, self.eos_id, self.pad_id = model, eos_id, pad_id
-        ids = [getattr(model.config, k, None) for k in MEDIA_TOKEN_KEYS]
-        self.suppress = sorted({i for i in ids if isinstance(i, int)})
-
-    @torch.no_grad()
-    def generate(self, prompt: dict[str, Any], sampling: Sampling) -> torch.Tensor:
-        was_training = self.model.training
-        self.model.eval()
-        if sampling.temperature > 0:
-            how = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-        else:
-            how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        try:
-            out = self.model.generate(
-                **prompt, **how, max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_id,
-                pad_token_id=self.pad_id, suppress_tokens=self.suppress or None,
-            )  # fmt: skip
-        finally:
-            self.model.train(was_training)
-        return out[:, prompt["input_ids"].shape[1] :]
 
 
 def decode(tokenizer: Any, gen: Generation) -> list[str]:

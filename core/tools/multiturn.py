@@ -1,7 +1,7 @@
 """Multi-turn, tool-augmented roll-outs (VITAL; shared/ALGORITHMS.md §4).
 
 Each roll-out is a conversation that grows turn by turn: the policy generates until a stop token
-(the end of a tool call, of the answer, or of its turn); a tool call is parsed (``vidrl.tools``:
+(the end of a tool call, of the answer, or of its turn); a tool call is parsed (``vidrl.tools.calls``:
 json only, checked, errors become observations), run, and its observation is appended as a
 ``tool`` turn through the model's own chat template and processor (its video becomes a clip of
 the row); the policy continues, up to ``max_turns`` calls and the per-turn and total token
@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 
-from vidrl.components import Tool
-from vidrl.inputs import Geometry, VisionBudget, fit_clip, run_processor
-from vidrl.rollout import Generation, RolloutBackend, Sampling
-from vidrl.tools import CLOSE, Observation, ToolContext, call_tool, parse_tool_call
-from vidrl.types import Sample
-from vidrl.video import Frames
+from vidrl.config import VisionBudget
+from vidrl.models.inputs import Geometry, fit_clip, run_processor
+from vidrl.plugin.components import RolloutBackend, Tool
+from vidrl.tools.calls import CLOSE, Observation, ToolContext, call_tool, parse_tool_call
+from vidrl.types import Frames, Generation, Sample, Sampling
 
 CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
@@ -270,7 +269,7 @@ def call_label(call: Mapping[str, Any]) -> str:
 
 
 def strip_panels(conv: Conversation, clip: Frames | None) -> list[tuple[str, Frames | None]]:
-    """The panels of a roll-out's frame strip (``vidrl.report.frame_strip``): the prompt's
+    """The panels of a roll-out's frame strip (``vidrl.engine.report.frame_strip``): the prompt's
     frames, then each call with the frames its tool returned."""
     panels: list[tuple[str, Frames | None]] = [] if clip is None else [("prompt frames", clip)]
     for k, (call, obs) in enumerate(zip(conv.calls, conv.observations, strict=True)):
@@ -280,7 +279,7 @@ def strip_panels(conv: Conversation, clip: Frames | None) -> list[tuple[str, Fra
 
 def tool_prompt(tools: Mapping[str, Tool], system: str | None = None) -> str:
     """A system prompt listing ``tools`` (Qwen function JSON) and how to call them, after ``system``."""
-    from vidrl.tools import tool_schemas
+    from vidrl.tools.calls import tool_schemas
 
     head = f"{system}\n\n" if system else ""
     return (
@@ -298,7 +297,7 @@ class ToolRunner:
     def __init__(self, policy: Any, tools: Mapping[str, Tool], dataset: Any, video_backend: Any,
                  budget: VisionBudget) -> None:  # fmt: skip
         from vidrl.errors import ConfigError
-        from vidrl.rollout import HFGenerate
+        from vidrl.models.generate import HFGenerate
 
         tok = policy.tokenizer
         vocab = tok.get_vocab()

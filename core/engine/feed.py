@@ -12,10 +12,10 @@ from typing import Any
 import torch
 
 from vidrl.config import DataConfig
-from vidrl.data import Dataset
-from vidrl.inputs import prepare_batch
-from vidrl.types import Sample
-from vidrl.video import Frames, VideoBackend, VideoError, read_video
+from vidrl.data.datasets import Dataset
+from vidrl.data.video import VideoBackend, VideoError, read_video
+from vidrl.models.inputs import prepare_batch
+from vidrl.types import Frames, Sample
 
 log = logging.getLogger(__name__)
 

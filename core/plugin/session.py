@@ -17,11 +17,11 @@ from typing import Any
 
 import pluggy
 
-from vidrl import hookspecs
-from vidrl.components import KINDS, Component, NoOptions, check_component_class
 from vidrl.errors import PluginError, RegistryError, choices_hint
 from vidrl.ops import dispatch
-from vidrl.registry import Registry
+from vidrl.plugin import hookspecs
+from vidrl.plugin.components import KINDS, Component, NoOptions, check_component_class
+from vidrl.plugin.registry import Registry
 
 ENTRY_POINT_GROUP = "vidrl"
 ENV_ENABLE = "VIDRL_PLUGINS"
@@ -67,7 +67,7 @@ def parse_name_list(value: str | None) -> tuple[str, ...] | None:
 
 
 class Session:
-    """Plugin manager plus typed registries (one per kind in ``vidrl.components.KINDS``).
+    """Plugin manager plus typed registries (one per kind in ``vidrl.plugin.components.KINDS``).
 
     ``enable``: if given, only these plugins load (``VIDRL_PLUGINS`` overrides it when set).
     ``disable``: these never load (merged with ``VIDRL_DISABLE_PLUGINS``).
@@ -124,7 +124,7 @@ class Session:
         return self
 
     def registry(self, kind: str) -> Registry[type[Component]]:
-        """The registry of a kind (see ``vidrl.components.KINDS``)."""
+        """The registry of a kind (see ``vidrl.plugin.components.KINDS``)."""
         if kind not in self.registries:
             raise RegistryError(f"unknown component kind {kind!r}; {choices_hint(kind, KINDS)}")
         return self.registries[kind]

@@ -13,16 +13,23 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from vidrl.ops.dispatch import PRIMITIVES
-from vidrl.types import Advantages, JudgeItem, Judgement, LossInputs, LossOutput, Sample
-
-if TYPE_CHECKING:
-    from vidrl.augment import Augmented, AugmentInput
-    from vidrl.video import VideoInfo
+from vidrl.types import (
+    Advantages,
+    Augmented,
+    AugmentInput,
+    JudgeItem,
+    Judgement,
+    LossInputs,
+    LossOutput,
+    Sample,
+    Sampling,
+    VideoInfo,
+)
 
 
 class Need(str, Enum):
@@ -107,7 +114,7 @@ class Reward(Component, abc.ABC):
 
 class Augmenter(Component, abc.ABC):
     """Rewrites prompts after a step's first roll-out (hints, frame noise, ...); the rewritten
-    prompts are rolled out again and the step trains on the batch actually used (``vidrl.augment``).
+    prompts are rolled out again and the step trains on the batch actually used (``vidrl.engine.augment``).
 
     State that must survive a restart (a replay buffer) goes in ``state_dict`` / ``load_state_dict``:
     the engine saves it in every checkpoint."""
@@ -204,6 +211,15 @@ class VideoBackend(Component, abc.ABC):
     @abc.abstractmethod
     def decode(self, path: str, indices: list[int]) -> torch.Tensor:
         """The frames at ``indices`` (sorted, in range) as [F, H, W, 3] uint8 RGB."""
+
+
+class RolloutBackend(abc.ABC):
+    """Produces responses for prompt batches. The trainer recomputes log-probs itself, so a
+    backend returns token ids only (a faster engine such as vLLM fits behind this interface)."""
+
+    @abc.abstractmethod
+    def generate(self, prompt: dict[str, Any], sampling: Sampling) -> torch.Tensor:
+        """Response token ids [B, T] for the (already repeated) prompt batch, padded with pad_id."""
 
 
 @dataclass(frozen=True)

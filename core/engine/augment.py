@@ -15,39 +15,12 @@ from typing import Any
 
 import torch
 
-from vidrl.components import Augmenter, Reward
-from vidrl.rewards import Scores, score
-from vidrl.rollout import Generation, RolloutBackend, Sampling, decode, repeat_batch, rollout
-from vidrl.types import Sample
-from vidrl.video import Frames
+from vidrl.engine.rollout import decode, repeat_batch, rollout
+from vidrl.engine.scoring import Scores, score
+from vidrl.plugin.components import Augmenter, Reward, RolloutBackend
+from vidrl.types import Augmented, AugmentInput, Frames, Generation, Sample, Sampling
 
 Prepare = Callable[[Sequence[Sample], Sequence[Frames | None]], Any]
-Regenerate = Callable[[Sequence[Sample], Sequence[Frames | None]], tuple[list[list[str]], list[list[float]]]]
-
-
-@dataclass(frozen=True)
-class AugmentInput:
-    """What an augmenter sees after the first roll-out: per prompt p, ``samples[p]``,
-    ``clips[p]`` (decoded frames or None), ``group_means[p]`` (mean total reward of its G
-    rollouts), ``texts[p]`` and ``rewards[p]`` (G each); ``regenerate(samples, clips)`` rolls
-    out G responses for other prompts with the current policy and returns their texts and total
-    rewards (e.g. ground-truth-conditioned prompts, for hints)."""
-
-    samples: list[Sample]
-    clips: list[Frames | None]
-    group_means: list[float]
-    texts: list[list[str]]
-    rewards: list[list[float]]
-    regenerate: Regenerate
-
-
-@dataclass(frozen=True)
-class Augmented:
-    """A replacement prompt: the sample (recording what was done in ``metadata["augment"]``) and
-    its clip."""
-
-    sample: Sample
-    clip: Frames | None
 
 
 @dataclass

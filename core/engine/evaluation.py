@@ -1,76 +1,98 @@
-"""``train``: a whole run — check every stage, evaluate before, run the stages in order (resuming
-where a checkpoint says), save the final model, evaluate after, plot. ``evaluate_split``: held-out
-accuracy / mIoU of the current policy."""
+"""Held-out evaluation: greedy answers of a model on a data set, judged per task type.
+
+Accuracy: the answer block names the right option letter (multiple choice), the right number
+(numeric), or the right text with the span removed (grounded QA, free form; normalised exact
+match). mIoU: temporal IoU of the answered span (temporal grounding, grounded QA). An answer that
+cannot be parsed counts as wrong (IoU 0).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from vidrl.config import RunConfig
-from vidrl.errors import ConfigError
-from vidrl.evaluate import evaluate, grade
-from vidrl.feed import Clips
-from vidrl.inputs import prepare_batch
-from vidrl.multiturn import TurnLimits
-from vidrl.report import plot
-from vidrl.rollout import Sampling
-from vidrl.run import RunContext, write_config
-from vidrl.session import Session
-from vidrl.video import VideoError
+from vidrl import text
+from vidrl.data.video import VideoError
+from vidrl.engine.feed import Clips
+from vidrl.engine.rollout import decode, rollout
+from vidrl.models.generate import HFGenerate
+from vidrl.models.inputs import prepare_batch
+from vidrl.tools.multiturn import TurnLimits
+from vidrl.types import Sample, Sampling
+
+if TYPE_CHECKING:
+    from vidrl.config import RunConfig
+    from vidrl.engine.context import RunContext
 
 
-def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Run ``config.stages`` in ``run_dir``; returns {"run_dir", "before", "after" (evaluations,
-    None when not run or not the main process), "is_main"}. With ``resume``, continue from the
-    newest checkpoint in ``run_dir``. Every process of a data-parallel run calls this."""
-    stages = [session.create("stage", s.name, s.options) for s in config.stages]
-    if not stages:
-        raise ConfigError(["stages: a run needs at least one stage (e.g. sft, rl)"])
-    errors = [f"stages.{i} ({s.name}): {e}" for i, s in enumerate(stages) for e in s.check(config)]
-    if errors:
-        raise ConfigError(errors)
-    run_dir = Path(run_dir)
-    if not resume and (run_dir / "checkpoints").exists():
-        raise ConfigError([f"output_dir: {run_dir} already holds a run; pass --resume to continue it "
-                           "or choose another directory"])  # fmt: skip
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(config, session, run_dir, resume)
-    ctx.policy()  # collective set-up (model building, DDP wrapping, data synthesis) on every rank first
-    ctx.dataset("train")
-    if has_eval(config):
-        ctx.dataset("eval")
-    if ctx.is_main:
-        write_config(config, run_dir / "config.yaml")
-        ctx.metrics.truncate(ctx.state.global_step)
-        ctx.samples.truncate(ctx.state.global_step)
-        ctx.tool_calls.truncate(ctx.state.global_step)
-    ctx.barrier()
-    before = evaluate_split(ctx, "before") if config.eval.before and ctx.resume_path is None else None
-    for i, (spec, stage) in enumerate(zip(config.stages, stages, strict=True)):
-        if i < ctx.state.stage_index:
-            continue
-        ctx.state.stage = spec.name
-        stage.run(ctx)
-        ctx.state.stage_index, ctx.state.step, ctx.state.phase = i + 1, 0, 0
-        ctx.save_checkpoint(f"stage-{i}-{spec.name}", {}, keep=None)
-        if config.eval.between_stages and i + 1 < len(stages):
-            evaluate_split(ctx, f"stage-{i}-{spec.name}")
-    policy = ctx.policy()
-    ctx.on_main(
-        lambda: (
-            policy.base.save_pretrained(run_dir / "model"),
-            policy.processor.save_pretrained(run_dir / "model"),
+def grade(response: str, sample: Sample) -> tuple[float | None, float | None]:
+    """(correct 0/1 or None when the task has no accuracy, IoU or None when it has no span)."""
+    answer = text.extract_answer(response)
+    task = sample.task_type
+    iou = text.temporal_iou(text.parse_span(answer), sample.span) if sample.span is not None else None
+    if task == "temporal_grounding":
+        return None, iou
+    if task == "multiple_choice":
+        ok = text.parse_choice(answer, len(sample.options) or 4) == sample.answer.strip().upper()
+    elif task == "numeric":
+        said, truth = text.parse_number(answer), text.parse_number(sample.answer)
+        ok = said is not None and said == truth
+    else:
+        said = (
+            text.normalize(text.remove_span(answer) if task == "grounded_qa" else answer) if answer else None
         )
-    )
-    after = evaluate_split(ctx, "after") if config.eval.after else None
-    if ctx.is_main and config.log.plot:
-        plot(ctx.metrics, run_dir / "curves.png")
-    if config.log.trackers:
-        ctx.accelerator.end_training()
-    return {"run_dir": str(run_dir), "before": before, "after": after, "is_main": ctx.is_main}
+        ok = said == text.normalize(sample.answer)
+    return float(ok), iou
+
+
+def summarize(judged: Iterable[tuple[Sample, float | None, float | None]]) -> dict[str, float]:
+    """``accuracy`` and ``miou`` over all samples that have them, and ``accuracy/<task>``,
+    ``miou/<task>`` per task type, plus ``n``."""
+    acc: dict[str, list[float]] = defaultdict(list)
+    iou: dict[str, list[float]] = defaultdict(list)
+    n = 0
+    for sample, ok, overlap in judged:
+        n += 1
+        if ok is not None:
+            acc[sample.task_type].append(ok)
+        if overlap is not None:
+            iou[sample.task_type].append(overlap)
+    out: dict[str, float] = {"n": float(n)}
+    for name, table in (("accuracy", acc), ("miou", iou)):
+        values = [v for vs in table.values() for v in vs]
+        if values:
+            out[name] = sum(values) / len(values)
+            out.update({f"{name}/{task}": sum(vs) / len(vs) for task, vs in sorted(table.items())})
+    return out
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    batches: Iterable[tuple[Sequence[Sample], Any]],
+    eos_id: int,
+    max_new_tokens: int = 32,
+    on_batch: Callable[[list[str], Sequence[Sample]], None] | None = None,
+    respond: Callable[[Sequence[Sample], Any], list[str]] | None = None,
+) -> dict[str, float]:
+    """Answer every (samples, processor batch) — greedy single-turn decoding, or
+    ``respond(samples, batch)`` → texts (tool roll-outs) — and ``summarize`` the judgements."""
+    if respond is None:
+        backend = HFGenerate(model, eos_id, tokenizer.pad_token_id)
+        greedy = Sampling(temperature=0.0, max_new_tokens=max_new_tokens)
+
+        def respond(samples: Sequence[Sample], batch: Any) -> list[str]:
+            return decode(tokenizer, rollout(backend, batch, 1, greedy, eos_id))
+
+    judged = []
+    for samples, batch in batches:
+        texts = respond(samples, batch)
+        if on_batch is not None:
+            on_batch(texts, samples)
+        judged += [(s, *grade(t, s)) for t, s in zip(texts, samples, strict=True)]
+    return summarize(judged)
 
 
 def has_eval(config: RunConfig) -> bool:

@@ -1,0 +1,51 @@
+"""The policy: a model directory loaded through ``AutoModelForImageTextToText``, frozen parts,
+and the ``Policy`` a run trains (model, processor, special token ids)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidrl.errors import ConfigError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class Policy:
+    """The trained model (DDP-wrapped when data-parallel: use ``model`` for forwards, ``base``
+    for ``generate`` and saving), its processor, and the end-of-turn / padding token ids."""
+
+    def __init__(self, model: Any, base: Any, processor: Any):
+        self.model, self.base, self.processor = model, base, processor
+        self.tokenizer = processor.tokenizer
+        self.eos_id = self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)
+        self.pad_id = self.tokenizer.pad_token_id
+
+
+def load_model(path: str | Path, dtype: str = "float32", attn: str = "auto") -> Any:
+    """A model directory through ``AutoModelForImageTextToText``; ``attn`` "auto" picks
+    flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa."""
+    from transformers import AutoModelForImageTextToText
+
+    if attn == "auto":
+        has_flash = importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
+        attn = "flash_attention_2" if has_flash else "sdpa"
+    return AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn)
+
+
+def freeze(model: Any, parts: tuple[str, ...]) -> int:
+    """Stop training every parameter whose name contains one of ``parts``; returns how many.
+    A part that matches no parameter is an error (a typo would silently train everything)."""
+    hits = {p: 0 for p in parts}
+    for name, param in model.named_parameters():
+        for p in parts:
+            if p in name:
+                param.requires_grad_(False)
+                hits[p] += 1
+    unmatched = [p for p, n in hits.items() if n == 0]
+    if unmatched:
+        raise ConfigError([f"model.freeze: {p!r} matches no parameter name" for p in unmatched])
+    return sum(hits.values())

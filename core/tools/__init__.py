@@ -1,0 +1,2 @@
+"""Tool use: parsing and running a model's tool calls (``calls``) and multi-turn tool roll-outs
+(``multiturn``)."""
