@@ -1,5 +1,5 @@
-"""DGRPO, difficulty-aware GRPO (VITAL; shared/ALGORITHMS.md §1), as the advantage estimator
-``dgrpo``.
+"""DGRPO, difficulty-aware GRPO (VITAL, arXiv:2508.04416; docs/algorithms.md, 'DGRPO — specification'),
+as the advantage estimator ``dgrpo``.
 
 The ordinary group advantage is computed first, then multiplied per group by
 w_g = (clamp(c − μ_g, 0, 1) + 1) / 2, μ_g the group's mean total reward: groups whose mean reward

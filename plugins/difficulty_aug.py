@@ -1,5 +1,5 @@
-"""Difficulty-aware data augmentation (DeepVideo-R1; shared/ALGORITHMS.md §3) as the augmenter
-``difficulty_aug``.
+"""Difficulty-aware data augmentation (DeepVideo-R1, arXiv:2506.07464; docs/algorithms.md,
+'Difficulty-aware augmentation — specification') as the augmenter ``difficulty_aug``.
 
 After a step's first roll-out, each prompt's difficulty is Δ = (mean of the last ``window``
 group-mean rewards) − (its own group-mean reward). Outside a dead band around 0 (or for a group

@@ -1,5 +1,6 @@
 """DPO (sigmoid preference loss) as the training stage ``dpo`` — the preference step of VerIPO's
-loop (shared/ALGORITHMS.md §5).
+loop (VerIPO, arXiv:2505.19000; docs/algorithms.md, 'VerIPO — specification'); the loss is DPO's
+(arXiv:2305.18290).
 
 Per pair: −log σ(β·[(log π_θ(y_c|x) − log π_ref(y_c|x)) − (log π_θ(y_r|x) − log π_ref(y_r|x))]),
 sequence log-probs summed over the response tokens, averaged over the step's pairs; optionally

@@ -1,5 +1,5 @@
-"""The frame toolbox (VITAL, shared/ALGORITHMS.md §4): tools a model calls mid-reasoning to look
-at its video again. Public API only.
+"""The frame toolbox (VITAL, arXiv:2508.04416; docs/algorithms.md, 'Frame toolbox — specification'):
+tools a model calls mid-reasoning to look at its video again. Public API only.
 
 - ``get_video_clip_frame(start_time, end_time)``: the frames of [start, end] at 2 fps (at most
   64; a longer clip is subsampled uniformly), each within a pixel budget and stamped with its

@@ -1,6 +1,7 @@
-"""The GRPO family (shared/ALGORITHMS.md §0): the advantage estimators GRPO, Dr. GRPO and RLOO
-(thin configurations of ``vidrl.ops.group_advantages``) and their policy loss, PPO-clip with a KL
-penalty to the reference model.
+"""The GRPO family (GRPO arXiv:2402.03300, Dr. GRPO arXiv:2503.20783, RLOO arXiv:2402.14740;
+docs/algorithms.md, 'GRPO family — specification'): the advantage estimators GRPO, Dr. GRPO and
+RLOO (thin configurations of ``vidrl.ops.group_advantages``) and their policy loss, PPO-clip with a
+KL penalty to the reference model.
 """
 
 from __future__ import annotations

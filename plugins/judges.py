@@ -1,4 +1,5 @@
-"""Judges of reasoning/answer consistency (VerIPO's consistency check, shared/ALGORITHMS.md §5).
+"""Judges of reasoning/answer consistency (VerIPO's consistency check, arXiv:2505.19000;
+docs/algorithms.md, 'VerIPO — specification').
 
 ``causal_lm``: any causal LM that transformers loads (``AutoModelForCausalLM``), prompted with the
 question, the response's reasoning and its answer, and asked to answer Consistent or

@@ -1,5 +1,5 @@
-"""Reg-GRPO, regressive GRPO (DeepVideo-R1; shared/ALGORITHMS.md §2), as the policy loss
-``reg_grpo``.
+"""Reg-GRPO, regressive GRPO (DeepVideo-R1, arXiv:2506.07464; docs/algorithms.md,
+'Reg-GRPO — specification'), as the policy loss ``reg_grpo``.
 
 The policy's sequence log-ratio to the rollout policy, ρ_i = Σ_t (log π_θ − log π_old), is
 normalised within its group and regressed onto the detached group-normalised reward advantage Â_i

@@ -1,5 +1,6 @@
-"""The shared rewards of shared/ALGORITHMS.md §6: format, multiple choice, numeric, MRA, temporal
-IoU (with DGRPO's (α, β) cut), grounded QA and free-form ROUGE. Each reads only the one
+"""The shared rewards (VITAL arXiv:2508.04416, DeepVideo-R1 arXiv:2506.07464, VerIPO arXiv:2505.19000;
+docs/algorithms.md, 'Shared rewards — specification'): format, multiple choice, numeric, MRA,
+temporal IoU (with DGRPO's (α, β) cut), grounded QA and free-form ROUGE. Each reads only the one
 ``<answer>`` block of a response (``vidrl.text``) and scores it in [0, 1] (grounded QA: [0, 2])."""
 
 from __future__ import annotations

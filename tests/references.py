@@ -9,7 +9,8 @@ import torch
 
 
 def group_advantages(rewards, ids, mode, std, eps, singleton):
-    """Loop over groups (ALGORITHMS.md §0) → (advantages [B] float64, zero_std [num_groups])."""
+    """Loop over groups (docs/algorithms.md, 'GRPO family — specification') → (advantages [B]
+    float64, zero_std [num_groups])."""
     r = rewards.double().tolist()
     ids = ids.tolist()
     out = [0.0] * len(r)

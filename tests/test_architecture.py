@@ -1,4 +1,4 @@
-"""Import rules of DESIGN.md §1: core never imports a plugin, vidrl.kernels or triton; plugins
+"""Import rules of docs/architecture.md: core never imports a plugin, vidrl.kernels or triton; plugins
 import only the public API (``vidrl`` and ``vidrl.ops``). Plus ruff, which enforces the same
 rules for core as banned imports."""
 

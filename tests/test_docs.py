@@ -39,3 +39,19 @@ def test_no_stale_hook_sections():
 
 def test_every_hookspec_has_a_docstring_contract():
     assert all((fn.__doc__ or "").strip() for fn in HOOKS.values())
+
+
+def test_no_file_cites_a_path_outside_the_repository():
+    """The specifications live in docs/ (docs/algorithms.md, with each paper's arXiv id)."""
+    # spelled in pieces so that this file does not cite them itself
+    outside = re.compile(
+        "|".join(re.escape(s) for s in ("shared" + "/", "ALGORITHMS" + ".md", "DESIGN" + ".md"))
+    )
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in ROOT.rglob("*")
+        if p.suffix in {".py", ".md", ".yaml", ".toml", ".sh"} and not {".venv", ".git"} & set(p.parts)
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert not bad, bad

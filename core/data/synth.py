@@ -1,5 +1,5 @@
 """Synthetic video tasks with known answers: real mp4 files of coloured squares that appear,
-move and disappear, and rows for four task types (DESIGN.md §6; the demo's and tests' data).
+move and disappear, and rows for four task types (docs/data.md; the demo's and tests' data).
 
 Every video is drawn from a seeded generator, so a seed gives the same rows and the same pixels
 (up to the encoder's rounding). Each row's ``metadata["objects"]`` records every square's colour,

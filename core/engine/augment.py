@@ -1,6 +1,7 @@
-"""The augment phase of an RL step (shared/ALGORITHMS.md §3, order of a step): roll out G on
-the original prompts, let the augmenters see the rewards and replace some prompts, roll out G
-on the replacements, and train on the batch actually used.
+"""The augment phase of an RL step (DeepVideo-R1, arXiv:2506.07464; docs/algorithms.md,
+'Difficulty-aware augmentation — order of a step'): roll out G on the original prompts, let the
+augmenters see the rewards and replace some prompts, roll out G on the replacements, and train on
+the batch actually used.
 
 Shapes: P prompts, G rollouts each, B = P·G. The final generation re-prepares all P prompts (the
 replaced ones changed their text or frames) and stitches response ids: response ids do not depend

@@ -1,4 +1,5 @@
-"""Pure-torch reference of the group-advantage primitive (shared/ALGORITHMS.md §0).
+"""Pure-torch reference of the group-advantage primitive (GRPO, arXiv:2402.03300; docs/algorithms.md,
+'GRPO family — specification').
 
 Names here describe the maths, never an algorithm: ``mean_std`` (GRPO), ``mean`` (Dr. GRPO),
 ``leave_one_out`` (RLOO). Accelerated kernels registered under ``group_advantages`` honour

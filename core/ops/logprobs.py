@@ -1,4 +1,4 @@
-"""Pure-torch references of the token log-prob primitives (DESIGN.md §5).
+"""Pure-torch references of the token log-prob primitives (docs/kernels.md).
 
 Both are autograd Functions that work on row chunks: the forward keeps only per-row statistics
 (log-sum-exp, entropy), the backward recomputes each chunk's softmax, so no full [N, V] float32

@@ -1,4 +1,5 @@
-"""Multi-turn, tool-augmented roll-outs (VITAL; shared/ALGORITHMS.md §4).
+"""Multi-turn, tool-augmented roll-outs (VITAL, arXiv:2508.04416; docs/algorithms.md,
+'Frame toolbox — specification').
 
 Each roll-out is a conversation that grows turn by turn: the policy generates until a stop token
 (the end of a tool call, of the answer, or of its turn); a tool call is parsed (``vidrl.tools.calls``:

@@ -1,5 +1,6 @@
 """The ``veripo`` loop stage: for each of ``iterations``: GRPO → verify its roll-outs → DPO on
-the verified pairs, the next GRPO pruning easy prompts (shared/ALGORITHMS.md §5).
+the verified pairs, the next GRPO pruning easy prompts (VerIPO, arXiv:2505.19000; docs/algorithms.md,
+'VerIPO — specification').
 
 Phases (``RunContext.run_phase``; 3 per iteration): ``grpo<k>`` runs the inner RL stage on the
 iteration's prompt pool and records every roll-out; ``verify<k>`` (main process) checks them,

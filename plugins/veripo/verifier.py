@@ -1,4 +1,5 @@
-"""VerIPO's rollout-aware verifier (shared/ALGORITHMS.md §5): four checks per roll-out.
+"""VerIPO's rollout-aware verifier (arXiv:2505.19000; docs/algorithms.md, 'VerIPO — specification'):
+four checks per roll-out.
 
 1. accuracy — graded against the ground truth as held-out evaluation grades it
    (``vidrl.grade``); a grounding answer is accurate when its IoU reaches ``iou_threshold``;
