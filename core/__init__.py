@@ -46,7 +46,7 @@ from vidrl.plugin.components import (
 )
 from vidrl.plugin.hookspecs import hookimpl
 from vidrl.plugin.registry import Registry
-from vidrl.plugin.session import PluginInfo, Session
+from vidrl.plugin.session import PluginInfo, PluginWarning, Session
 from vidrl.tools.calls import (
     TOOL_RESULTS,
     Observation,
@@ -149,6 +149,7 @@ __all__ = [
     "NoOptions",
     "PluginError",
     "PluginInfo",
+    "PluginWarning",
     "PluginsConfig",
     "PolicyLoss",
     "Registry",

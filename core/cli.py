@@ -1,15 +1,19 @@
 """The ``vidrl`` command line. Every command has ``--help``; bad input ends in a one-line-per-
-problem message and a non-zero exit status, never a traceback."""
+problem message and a non-zero exit status, never a traceback (unless asked for: ``--traceback``
+anywhere on the command line, or ``VIDRL_DEBUG=1``)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -21,7 +25,7 @@ from vidrl import __version__, ops
 from vidrl.config import load_config, parse_yaml, read_yaml, to_plain
 from vidrl.errors import ConfigError, VidrlError, choices_hint
 from vidrl.plugin.components import KINDS
-from vidrl.plugin.session import Session
+from vidrl.plugin.session import PluginWarning, Session, disable_hint
 
 
 def _embedded_demo() -> dict[str, Any]:
@@ -91,7 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_plugins(session: Session) -> None:
+def _print_plugins(session: Session, tracebacks: bool) -> None:
     print(f"{len(session.plugins)} plugin(s) loaded:")
     for info in session.plugins.values():
         dist = f"{info.distribution} {info.version}" if info.distribution else "(in-process)"
@@ -99,15 +103,27 @@ def _print_plugins(session: Session) -> None:
         for kind, names in info.components.items():
             if names:
                 print(f"      {kind}: {', '.join(names)}")
+        for warning in info.warnings:
+            print(f"      warning: {warning}")
+    if session.failed:
+        print(f"{len(session.failed)} plugin(s) failed to load (runs that use them stop; others run):")
+    for info in session.failed.values():
+        print(f"  {info.name}  FAILED: {info.error}\n      {disable_hint(info.name)}")
+        if tracebacks:
+            print("      " + (info.traceback or "").rstrip().replace("\n", "\n      "))
+        else:
+            print("      the original traceback: vidrl plugins --traceback")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    session = Session().load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)  # listed below, in full
+        session = Session().load()
     if args.json:
-        plugins = [p.as_dict() for p in session.plugins.values()]
+        plugins = [p.as_dict() for p in [*session.plugins.values(), *session.failed.values()]]
         print(json.dumps({"plugins": plugins, "primitives": ops.dispatch.describe()}, indent=2))
     else:
-        _print_plugins(session)
+        _print_plugins(session, args.traceback)
         print("primitives (vidrl.ops):")
         for name, where in ops.dispatch.describe().items():
             print(f"  {name}: {where}")
@@ -211,7 +227,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vidrl", description="RL post-training for video language models.")
+    p = argparse.ArgumentParser(
+        prog="vidrl",
+        description="RL post-training for video language models.",
+        epilog="--traceback (anywhere on the line) or VIDRL_DEBUG=1: show the original traceback of an error "
+        "(and, with `plugins`, of each plugin that failed to load)",
+    )
     p.add_argument("--version", action="version", version=f"vidrl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -296,16 +317,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    """Plugin warnings as one plain line each (the default shows a source line of vidrl)."""
+    if issubclass(category, PluginWarning):
+        print(f"vidrl: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, *args, **kwargs)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tracebacks = "--traceback" in argv or os.environ.get("VIDRL_DEBUG", "") not in ("", "0")
+    args = build_parser().parse_args([a for a in argv if a != "--traceback"])
+    args.traceback = tracebacks
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
-    except ConfigError as e:
-        print(f"vidrl {args.command}: {e}", file=sys.stderr)
-        return 1
     except VidrlError as e:
-        print(f"vidrl {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        if tracebacks:
+            traceback.print_exc()
+        print(f"vidrl {args.command}: {'' if isinstance(e, ConfigError) else 'error: '}{e}", file=sys.stderr)
+        return 1 if isinstance(e, ConfigError) else 2
+    finally:
+        warnings.showwarning = _default_showwarning
 
 
 if __name__ == "__main__":

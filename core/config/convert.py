@@ -149,12 +149,24 @@ def build_dataclass(
                 kwargs[name] = _convert(hints[name], value[name], sub, errors, component)
         except _Invalid:
             bad = True
+    try:
+        # with bad fields left at their defaults, so that range checks are reported in the same pass
+        built = cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        if not _required_missing(fields, kwargs):
+            _fail(errors, path, f"invalid {cls.__name__}: {e}")
+        bad = True
     if bad:
         raise _Invalid
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        _fail(errors, path, f"invalid {cls.__name__}: {e}")
+    return built
+
+
+def _required_missing(fields: Mapping[str, dataclasses.Field], kwargs: Mapping[str, Any]) -> bool:
+    """Whether a field without a default is absent from ``kwargs`` (the class cannot be built)."""
+    return any(
+        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in kwargs
+        for n, f in fields.items()
+    )
 
 
 def _convert_components(

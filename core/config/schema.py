@@ -296,12 +296,14 @@ def _component_resolver(session: Session, errors: list[str]) -> ComponentHook:
         name = value.get("name")
         if name not in registry:
             what = "is missing" if name is None else f"unknown {kind} {name!r}"
-            errors.append(f"{path}.name: {what}; {choices_hint(str(name), registry)}")
+            errors.append(f"{path}.name: {what}; {choices_hint(str(name), registry)}{registry.note}")
             return MISSING
-        cls = registry.get(name)
+        cls, first = registry.get(name), len(errors)
         options = value.get("options")
         # options may name components of their own (a loop stage's inner stages, a judge)
         opts = convert(cls.Config, {} if options is None else options, f"{path}.options", errors, resolve)
+        owner = f" [{kind} {name!r} of plugin {registry.owner(name)!r}]"
+        errors[first:] = [e if e.endswith("]") else e + owner for e in errors[first:]]
         spec = convert(spec_cls, {**value, "options": opts}, path, errors)
         return MISSING if is_missing(opts) else spec
 

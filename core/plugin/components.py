@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
@@ -187,8 +187,8 @@ class Stage(Component, abc.ABC):
 
 class Judge(Component, abc.ABC):
     """Decides whether a response's reasoning supports its final answer (VerIPO's consistency
-    check; shared/ALGORITHMS.md §5). Judges a whole list at once, so a model-backed judge can
-    batch; loads its model lazily, on the first call."""
+    check; docs/algorithms.md, 'VerIPO — specification'). Judges a whole list at once, so a
+    model-backed judge can batch; loads its model lazily, on the first call."""
 
     @abc.abstractmethod
     def __call__(self, items: Sequence[JudgeItem]) -> list[Judgement]:
@@ -222,15 +222,50 @@ class RolloutBackend(abc.ABC):
         """Response token ids [B, T] for the (already repeated) prompt batch, padded with pad_id."""
 
 
+#: JSON-schema type of a tool argument → the Python types that satisfy it (bool is not a number)
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "number": (int, float),
+    "integer": (int,),
+    "string": (str,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def tool_schema_problem(cls: type) -> str | None:
+    """Why a ``Tool``'s ``description`` / ``parameters`` cannot be listed to a model and checked
+    against its calls, or None: ``parameters`` must be ``{"type": "object", "properties": {name:
+    {"type": one of JSON_TYPES, ...}}, "required": [names of properties]}``."""
+    schema, where = cls.parameters, f"{cls.__name__}.parameters"
+    if not isinstance(cls.description, str):
+        return f"{cls.__name__}.description must be a str, got {cls.description!r}"
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        return f'{where} must be a JSON schema of type "object", got {schema!r}'
+    props = schema.get("properties", {})
+    if not isinstance(props, Mapping):
+        return f"{where}['properties'] must map argument names to schemas, got {props!r}"
+    for key, prop in props.items():
+        kind = prop.get("type") if isinstance(prop, Mapping) else None
+        if kind not in JSON_TYPES:
+            return f"{where}: argument {key!r} needs a 'type', one of {', '.join(JSON_TYPES)}; got {prop!r}"
+    required = schema.get("required", [])
+    if not isinstance(required, (list, tuple)) or any(k not in props for k in required):
+        return f"{where}['required'] must list names among the properties {sorted(props)}, got {required!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class ComponentKind:
-    """A kind of component: its CLI name, its registration hook, and its base class."""
+    """A kind of component: its CLI name, its registration hook, its base class, and an optional
+    check of a class beyond the base's (why it cannot be registered, or None)."""
 
     name: str
     hook: str
     base: type[Component]
     description: str
     allowed_names: tuple[str, ...] | None = None  # None: any name
+    check: Callable[[type], str | None] | None = None
 
 
 KINDS: dict[str, ComponentKind] = {
@@ -242,7 +277,7 @@ KINDS: dict[str, ComponentKind] = {
         ComponentKind("loss", "register_policy_losses", PolicyLoss, "policy losses"),
         ComponentKind("reward", "register_rewards", Reward, "verifiers and reward functions"),
         ComponentKind("augmenter", "register_augmenters", Augmenter, "data augmenters"),
-        ComponentKind("tool", "register_tools", Tool, "tools the model can call"),
+        ComponentKind("tool", "register_tools", Tool, "tools the model can call", check=tool_schema_problem),
         ComponentKind("kernel", "register_kernels", Kernel, "accelerated primitives", PRIMITIVES),
         ComponentKind("stage", "register_stages", Stage, "training stages and loops"),
         ComponentKind("judge", "register_judges", Judge, "judges of reasoning/answer consistency"),
@@ -263,4 +298,4 @@ def check_component_class(kind: ComponentKind, cls: object) -> str | None:
         return f"{cls.__name__}.Config must be a frozen dataclass, got {cls.Config!r}"
     if isinstance(cls, abc.ABCMeta) and cls.__abstractmethods__:
         return f"{cls.__name__} leaves abstract methods unimplemented: {sorted(cls.__abstractmethods__)}"
-    return None
+    return kind.check(cls) if kind.check is not None else None

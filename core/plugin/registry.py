@@ -30,6 +30,8 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        #: appended to unknown-name errors (the session names plugins that failed to load here)
+        self.note = ""
 
     def register(self, name: str, obj: T, plugin: str) -> None:
         if not isinstance(name, str) or not name:
@@ -49,8 +51,15 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise RegistryError(
-                f"unknown {self.kind} {name!r}; {choices_hint(name, self._entries)}"
+                f"unknown {self.kind} {name!r}; {choices_hint(name, self._entries)}{self.note}"
             ) from None
+
+    def remove_plugin(self, plugin: str) -> list[str]:
+        """Drop every entry ``plugin`` registered (a plugin that failed half-way); returns their names."""
+        gone = [n for n, e in self._entries.items() if e.plugin == plugin]
+        for n in gone:
+            del self._entries[n]
+        return gone
 
     def get(self, name: str) -> T:
         return self.entry(name).obj

@@ -3,6 +3,13 @@
 Nothing here is a module global: every engine run, CLI command and test builds its own Session.
 Loading is explicit (``Session.load``), idempotent, and may be limited by enable/disable lists
 from the config and the environment (``VIDRL_PLUGINS``, ``VIDRL_DISABLE_PLUGINS``).
+
+A plugin that fails (its import raises, a registration hook raises, it implements an unknown hook
+or registers an invalid component) is set aside: its components are removed, it is listed in
+``Session.failed`` with the error and the original traceback, a ``PluginWarning`` says so, and
+every other plugin loads. Only a run that names one of its components stops, with an error that
+names the failed plugin. ``Session(strict=True)`` raises the first failure instead. A component
+name registered by two plugins stays a hard error (which one is meant is ambiguous).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ import contextvars
 import functools
 import importlib.metadata as md
 import os
+import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +50,11 @@ class PluginInfo:
     distribution: str | None = None
     version: str | None = None
     components: dict[str, list[str]] = field(default_factory=dict)
+    #: why it failed to load (None: it loaded) and the original exception's traceback
+    error: str | None = None
+    traceback: str | None = None
+    #: problems that did not stop it, e.g. a hook-named function without ``@vidrl.hookimpl``
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -56,7 +70,13 @@ class PluginInfo:
             "distribution": self.distribution,
             "version": self.version,
             "components": {k: list(v) for k, v in self.components.items() if v},
+            **({"error": self.error} if self.error else {}),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load and was set aside, or one of its functions is ignored."""
 
 
 def parse_name_list(value: str | None) -> tuple[str, ...] | None:
@@ -72,6 +92,7 @@ class Session:
     ``enable``: if given, only these plugins load (``VIDRL_PLUGINS`` overrides it when set).
     ``disable``: these never load (merged with ``VIDRL_DISABLE_PLUGINS``).
     ``entry_points``: the candidates; default: installed entry points of group ``vidrl``.
+    ``strict``: a plugin that fails raises ``PluginError`` instead of being set aside.
     """
 
     def __init__(
@@ -81,6 +102,7 @@ class Session:
         disable: Iterable[str] = (),
         environ: Mapping[str, str] | None = None,
         entry_points: Iterable[md.EntryPoint] | None = None,
+        strict: bool = False,
     ):
         environ = os.environ if environ is None else environ
         env_enable = parse_name_list(environ.get(ENV_ENABLE))
@@ -93,6 +115,9 @@ class Session:
         self.pm.add_hookspecs(hookspecs)
         self.registries: dict[str, Registry[type[Component]]] = {k: Registry(k) for k in KINDS}
         self.plugins: dict[str, PluginInfo] = {}
+        #: plugins set aside because they failed to load, by name (see the module docstring)
+        self.failed: dict[str, PluginInfo] = {}
+        self.strict = strict
         self._extra: list[tuple[PluginInfo, object]] = []
         self._loaded = False
 
@@ -108,7 +133,8 @@ class Session:
         self._extra.append((PluginInfo(name=name, module=getattr(obj, "__name__", repr(obj))), obj))
 
     def load(self) -> Session:
-        """Import the enabled plugins, then fire every registration hook. Idempotent."""
+        """Import the enabled plugins, then fire every registration hook, one plugin at a time
+        (in hook-call order) so that a failing plugin is set aside alone. Idempotent."""
         if self._loaded:
             return self
         candidates = self._candidates()
@@ -116,9 +142,10 @@ class Session:
         for name in sorted(candidates):  # sorted: the same order on every machine and rank
             info, loader = candidates[name]
             if self._wanted(name):
-                self._register(info, loader())
+                self._guarded(info, lambda info=info, loader=loader: self._register(info, loader()))
         for kind in KINDS.values():
-            getattr(self.pm.hook, kind.hook)(register=self._register_callback(kind.name))
+            self._fire_registration(kind.name)
+        self._note_failures()
         dispatch.install({e.name: e.obj() for e in self.registries["kernel"].entries()})
         self._loaded = True
         return self
@@ -174,15 +201,57 @@ class Session:
     def _wanted(self, name: str) -> bool:
         return (self.enable is None or name in self.enable) and name not in self.disable
 
+    def _fire_registration(self, kind_name: str) -> None:
+        """One registration hook, each loaded plugin's implementation in pluggy's call order (last
+        registered first, ``tryfirst``/``trylast`` honoured), each guarded on its own."""
+        register = self._register_callback(kind_name)
+        for impl in reversed(getattr(self.pm.hook, KINDS[kind_name].hook).get_hookimpls()):
+            info = self.plugins.get(impl.plugin_name)
+            if info is not None:  # None: set aside by an earlier hook
+                args = [register for _ in impl.argnames]  # the only argument is ``register``
+                self._guarded(info, lambda impl=impl, args=args: impl.function(*args))
+
+    def _guarded(self, info: PluginInfo, fn: Callable[[], object]) -> None:
+        """Run one plugin's loading step; a ``PluginError`` sets the plugin aside (or, strict, raises)."""
+        try:
+            fn()
+        except PluginError as e:
+            if self.strict:
+                raise
+            self._set_aside(info, e)
+
+    def _set_aside(self, info: PluginInfo, error: PluginError) -> None:
+        if self.pm.has_plugin(info.name):
+            self.pm.unregister(name=info.name)
+        for registry in self.registries.values():
+            registry.remove_plugin(info.name)
+        self.plugins.pop(info.name, None)
+        cause = error.__cause__ or error
+        info.error, info.components = str(error), {}
+        info.traceback = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        self.failed[info.name] = info
+        warnings.warn(f"{error}; {disable_hint(info.name)}", PluginWarning, stacklevel=4)
+
+    def _note_failures(self) -> None:
+        """Unknown-name errors of every kind name the plugins that failed (they may own the name)."""
+        if self.failed:
+            names = ", ".join(f"{n!r} ({i.error})" for n, i in sorted(self.failed.items()))
+            note = f"; plugin(s) that failed to load, which may provide it: {names}"
+            for registry in self.registries.values():
+                registry.note = note
+
     def _register(self, info: PluginInfo, obj: object) -> None:
+        hooks = [n for n in dir(hookspecs) if n.startswith(("register_", "on_"))]
+        for name in hooks:
+            if callable(getattr(obj, name, None)) and self.pm.parse_hookimpl_opts(obj, name) is None:
+                info.warnings.append(f"{name} is not decorated with @vidrl.hookimpl: it is ignored")
+                warnings.warn(f"plugin {info.label}: {info.warnings[-1]}", PluginWarning, stacklevel=5)
         try:
             self.pm.register(obj, name=info.name)
         except pluggy.PluginValidationError as e:
             raise PluginError(f"plugin {info.label} is invalid: {e}") from e
         for caller in self.pm.get_hookcallers(obj) or ():
             if caller.spec is None:
-                hooks = [n for n in dir(hookspecs) if n.startswith(("register_", "on_"))]
-                self.pm.unregister(obj)
                 hint = choices_hint(caller.name, hooks)
                 raise PluginError(f"plugin {info.label} implements unknown hook {caller.name!r}; {hint}")
             for impl in caller.get_hookimpls():
@@ -205,6 +274,11 @@ class Session:
             info.components[kind.name].append(cls.name)
 
         return register
+
+
+def disable_hint(name: str) -> str:
+    """How to turn a plugin off."""
+    return f"to run without it: VIDRL_DISABLE_PLUGINS={name} (or plugins: {{disable: [{name}]}} in a config)"
 
 
 def _import_entry_point(ep: md.EntryPoint, info: PluginInfo) -> object:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidrl.errors import choices_hint
-from vidrl.plugin.components import Tool, VideoBackend
+from vidrl.plugin.components import JSON_TYPES, Tool, VideoBackend
 from vidrl.types import Frames, Sample
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
@@ -25,15 +25,6 @@ OPEN, CLOSE = "<tool_call>", "</tool_call>"
 #: ``{"calls": n, "succeeded": k}`` (the format reward's tool bonus reads ``succeeded``)
 TOOL_RESULTS = "tool_results"
 _CALL = re.compile(re.escape(OPEN) + r"(.*?)" + re.escape(CLOSE), re.S)
-#: JSON schema type → the Python types that satisfy it (bool is not a number here)
-_TYPES: dict[str, tuple[type, ...]] = {
-    "number": (int, float),
-    "integer": (int,),
-    "string": (str,),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
 
 
 @dataclass(frozen=True)
@@ -113,11 +104,11 @@ def check_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> 
 
 
 def _fits(value: Any, want: str | None) -> bool:
-    if want is None or want not in _TYPES:
+    if want is None or want not in JSON_TYPES:
         return True
     if want == "boolean":
         return isinstance(value, bool)
-    return isinstance(value, _TYPES[want]) and not isinstance(value, bool)
+    return isinstance(value, JSON_TYPES[want]) and not isinstance(value, bool)
 
 
 def call_tool(tools: Mapping[str, Tool], call: ToolCall, context: ToolContext) -> Observation:

@@ -131,3 +131,43 @@ def test_bench_step_runs_the_phase_benchmark():
         "--out",
         str(root / "benchmarks" / "results" / "cpu"),
     ]
+
+
+BROKEN = "import vidrl\nimport no_such_module_xyz\n"
+
+
+def test_plugins_lists_a_failed_plugin_and_other_commands_still_run(fake_dist, tmp_path, capsys):
+    fake_dist("vidrl-broken", "1.0", {"broken": "broken_plugin"}, {"broken_plugin": BROKEN})
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "1 plugin(s) failed to load" in out and "broken  FAILED:" in out and "no_such_module_xyz" in out
+    assert "VIDRL_DISABLE_PLUGINS=broken" in out and "grpo_family" in out
+    assert main(["plugins", "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}
+    assert "no_such_module_xyz" in listed["broken"]["error"] and "error" not in listed["grpo_family"]
+    # a config that does not use it is valid, with one warning line naming it
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("advantage: grpo\n")
+    assert main(["validate", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("vidrl: warning: plugin 'broken'") and "VIDRL_DISABLE_PLUGINS=broken" in err
+    # one that names a component it might have provided names it as the likely cause
+    cfg.write_text("advantage: half\n")
+    assert main(["validate", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown advantage 'half'" in err and "failed to load, which may provide it: 'broken'" in err
+
+
+def test_traceback_flag_and_vidrl_debug_show_the_original_traceback(fake_dist, monkeypatch, capsys):
+    fake_dist("vidrl-broken", "1.0", {"broken": "broken_plugin"}, {"broken_plugin": BROKEN})
+    assert main(["plugins"]) == 0
+    assert "Traceback (most recent call last)" not in capsys.readouterr().out
+    assert main(["plugins", "--traceback"]) == 0
+    out = capsys.readouterr().out
+    assert "Traceback (most recent call last)" in out and "import no_such_module_xyz" in out
+    assert main(["list", "losses"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setenv("VIDRL_DEBUG", "1")
+    assert main(["list", "losses"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "unknown kind 'losses'" in err

@@ -71,6 +71,25 @@ def test_config_post_init_errors_are_collected():
     assert "advantage.options" in err and "eps must be >= 0, got -1.0" in err
 
 
+def test_component_option_errors_name_the_owning_plugin():
+    (err,) = _errors({"advantage": {"name": "grpo", "options": {"std": "sample"}}})
+    assert err.startswith("advantage.options.std: invalid value 'sample'")
+    assert err.endswith("[advantage 'grpo' of plugin 'grpo_family']")
+    # a loop stage's inner component is named by its own plugin, once
+    errs = _errors(
+        {"stages": [{"name": "veripo", "options": {"dpo": {"name": "dpo", "options": {"beta": "x"}}}}]}
+    )
+    assert any(e.endswith("[stage 'dpo' of plugin 'dpo']") for e in errs), errs
+    assert not any("] [" in e for e in errs), errs
+
+
+def test_range_checks_are_reported_with_type_errors_in_one_pass():
+    errs = _errors({"advantage": {"name": "grpo", "options": {"eps": -1.0, "std": 3}}})
+    assert len(errs) == 2, errs
+    assert errs[0].startswith("advantage.options.std: invalid value 3")
+    assert "eps must be >= 0, got -1.0" in errs[1]
+
+
 def test_eval_turn_budgets_are_checked_before_the_run():
     errs = _errors({"eval": {"max_new_tokens": 64, "max_total_tokens": 32}})
     assert any(

@@ -5,7 +5,7 @@ import importlib.metadata as md
 import pytest
 
 import vidrl
-from vidrl import PluginError, RegistryError, Session
+from vidrl import PluginError, PluginWarning, RegistryError, Session
 
 GOOD = """
 import dataclasses
@@ -27,6 +27,19 @@ def register_advantage_estimators(register):
 
 def _good(name: str = "half", marker: str = "") -> str:
     return GOOD.format(name=name, marker=marker)
+
+
+def _set_aside(plugin: str) -> str:
+    """Load a session in which ``plugin`` fails: it is set aside with a warning, every other plugin
+    loads, and a strict session raises the same error. Returns the error message."""
+    with pytest.warns(PluginWarning, match=f"VIDRL_DISABLE_PLUGINS={plugin}"):
+        s = Session().load()
+    assert plugin in s.failed and plugin not in s.plugins
+    assert "grpo" in s.registry("advantage")  # the others still load
+    with pytest.raises(PluginError) as strict:
+        Session(strict=True).load()
+    assert str(strict.value) == s.failed[plugin].error
+    return s.failed[plugin].error
 
 
 def test_builtin_plugins_load_through_entry_points():
@@ -74,19 +87,17 @@ def test_import_failure_names_plugin_and_distribution(fake_dist):
         {"broken": "broken_plugin"},
         {"broken_plugin": "import no_such_module_xyz\n"},
     )
-    with pytest.raises(PluginError) as e:
-        Session().load()
-    msg = str(e.value)
+    msg = _set_aside("broken")
     assert "'broken'" in msg and "vidrl-broken 1.2.3" in msg and "no_such_module_xyz" in msg
 
 
 def test_raising_hook_names_plugin_distribution_and_hook(fake_dist):
     src = "import vidrl\n@vidrl.hookimpl\ndef register_rewards(register):\n    raise RuntimeError('boom')\n"
     fake_dist("vidrl-boom", "0.1", {"boom": "boom_plugin"}, {"boom_plugin": src})
-    with pytest.raises(PluginError) as e:
-        Session().load()
-    msg = str(e.value)
+    msg = _set_aside("boom")
     assert "'boom'" in msg and "vidrl-boom 0.1" in msg and "register_rewards" in msg and "boom" in msg
+    with pytest.raises(PluginError) as e:
+        Session(strict=True).load()
     assert isinstance(e.value.__cause__, RuntimeError)
 
 
@@ -109,9 +120,8 @@ def test_event_hooks_receive_a_subset_of_arguments(fake_dist):
 def test_unknown_hook_name_is_an_error_with_suggestion(fake_dist):
     src = "import vidrl\n@vidrl.hookimpl\ndef register_reward(register):\n    pass\n"
     fake_dist("vidrl-typo", "0.1", {"typo": "typo_plugin"}, {"typo_plugin": src})
-    with pytest.raises(PluginError) as e:
-        Session().load()
-    assert "'register_reward'" in str(e.value) and "did you mean 'register_rewards'" in str(e.value)
+    msg = _set_aside("typo")
+    assert "'register_reward'" in msg and "did you mean 'register_rewards'" in msg
 
 
 def test_duplicate_component_names_both_plugins(fake_dist):
@@ -143,9 +153,8 @@ def test_duplicate_component_names_both_plugins(fake_dist):
 def test_invalid_component_classes_are_rejected(fake_dist, body, expected):
     src = f"import vidrl\n@vidrl.hookimpl\ndef register_advantage_estimators(register):\n    {body}\n"
     fake_dist("vidrl-bad", "0.1", {"bad": "bad_plugin"}, {"bad_plugin": src})
-    with pytest.raises(PluginError) as e:
-        Session().load()
-    assert "'bad'" in str(e.value) and expected in str(e.value)
+    msg = _set_aside("bad")
+    assert "'bad'" in msg and expected in msg
 
 
 def test_enable_and_disable_lists(fake_dist):
@@ -216,3 +225,75 @@ def test_unknown_kind_lists_kinds():
     with pytest.raises(RegistryError) as e:
         Session().load().registry("rewards")
     assert "did you mean 'reward'" in str(e.value)
+
+
+def test_a_failed_plugin_leaves_nothing_registered_and_is_named_where_its_component_is_asked_for(fake_dist):
+    src = (
+        _good(name="half")
+        + "\n@vidrl.hookimpl\ndef register_rewards(register):\n"
+        + "    raise RuntimeError('no GPU for my reward')\n"
+    )
+    fake_dist("vidrl-half", "0.3", {"half": "half_plugin"}, {"half_plugin": src})
+    with pytest.warns(PluginWarning):
+        s = Session().load()
+    # the estimator it registered before its reward hook raised is gone with it
+    assert "half" not in s.registry("advantage") and s.failed["half"].components == {}
+    assert "RuntimeError: no GPU for my reward" in s.failed["half"].traceback
+    assert "raise RuntimeError" in s.failed["half"].traceback  # the original frame, not the wrapper's
+    with pytest.raises(RegistryError) as e:
+        s.create("advantage", "half")
+    assert "failed to load" in str(e.value) and "'half'" in str(e.value) and "no GPU" in str(e.value)
+    assert s.create("advantage", "grpo").name == "grpo"  # runs that do not use it are not blocked
+
+
+def test_hook_named_functions_without_hookimpl_warn(fake_dist):
+    src = _good(name="half") + "\ndef register_rewards(register):\n    pass\n"
+    fake_dist("vidrl-half", "0.3", {"half": "half_plugin"}, {"half_plugin": src})
+    with pytest.warns(PluginWarning, match="register_rewards is not decorated with @vidrl.hookimpl"):
+        s = Session().load()
+    assert s.plugins["half"].warnings == [
+        "register_rewards is not decorated with @vidrl.hookimpl: it is ignored"
+    ]
+    assert "half" in s.registry("advantage")  # the decorated hook still counts
+
+
+TOOL = """
+import vidrl
+
+class Look(vidrl.Tool):
+    name = "look"
+    parameters = {parameters}
+
+    def __call__(self, arguments, context):
+        return vidrl.Observation(text="seen")
+
+@vidrl.hookimpl
+def register_tools(register):
+    register(Look)
+"""
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ("{'type': 'array'}", 'must be a JSON schema of type "object"'),
+        ("{'type': 'object', 'properties': {'t': {'description': 'time'}}}", "argument 't' needs a 'type'"),
+        ("{'type': 'object', 'properties': {'t': {'type': 'float'}}}", "argument 't' needs a 'type'"),
+        (
+            "{'type': 'object', 'properties': {'t': {'type': 'number'}}, 'required': ['s']}",
+            "['required'] must list",
+        ),
+    ],
+)
+def test_tool_schemas_are_validated_at_registration(fake_dist, parameters, expected):
+    fake_dist(
+        "vidrl-look", "0.1", {"look": "look_plugin"}, {"look_plugin": TOOL.format(parameters=parameters)}
+    )
+    msg = _set_aside("look")
+    assert "registered an invalid tool" in msg and expected in msg
+
+
+def test_a_valid_tool_schema_registers(fake_dist):
+    schema = "{'type': 'object', 'properties': {'t': {'type': 'number'}}, 'required': ['t']}"
+    fake_dist("vidrl-look", "0.1", {"look": "look_plugin"}, {"look_plugin": TOOL.format(parameters=schema)})
+    assert Session(strict=True).load().registry("tool").owner("look") == "look"

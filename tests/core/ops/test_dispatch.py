@@ -79,7 +79,7 @@ def test_kernel_must_be_named_after_a_primitive():
         def register_kernels(self, register):
             register(Odd)
 
-    s = vidrl.Session(disable=["kernels"])
+    s = vidrl.Session(disable=["kernels"], strict=True)
     s.add_plugin(P(), "odd")
     with pytest.raises(
         vidrl.PluginError, match="'softmax' is not one of token_logprobs, linear_token_logprobs"
