@@ -10,7 +10,7 @@ from vidrl.data.datasets import Dataset, load_dataset
 from vidrl.data.video import VideoError, burn_timestamps, decode_frames, plan_frames, read_video
 from vidrl.engine.context import RunContext, algorithm_missing
 from vidrl.engine.evaluation import grade
-from vidrl.engine.loop import StepLoop, TrainState
+from vidrl.engine.loop import StepLoop
 from vidrl.engine.optim import OptimConfig
 from vidrl.engine.report import JsonlLog
 from vidrl.engine.rollout import given_responses, sequence_logprobs
@@ -23,7 +23,7 @@ from vidrl.engine.step import (
     check_micro_batches,
     rl_step,
 )
-from vidrl.errors import ConfigError, PluginError, RegistryError, VidrlError
+from vidrl.errors import ComponentError, ConfigError, PluginError, RegistryError, VidrlError
 from vidrl.models.generate import HFGenerate
 from vidrl.models.policy import Policy
 from vidrl.models.tiny import tiny_causal_lm
@@ -48,10 +48,6 @@ from vidrl.plugin.hookspecs import hookimpl
 from vidrl.plugin.registry import Registry
 from vidrl.plugin.session import PluginInfo, PluginWarning, Session
 from vidrl.tools.calls import (
-    TOOL_RESULTS,
-    Observation,
-    ToolCall,
-    ToolContext,
     call_tool,
     check_arguments,
     parse_tool_call,
@@ -69,6 +65,7 @@ from vidrl.tools.multiturn import (
 from vidrl.types import (
     TASK_TYPES,
     Advantages,
+    Augmentation,
     Augmented,
     AugmentInput,
     Frames,
@@ -77,14 +74,26 @@ from vidrl.types import (
     Judgement,
     LossInputs,
     LossOutput,
+    Observation,
+    RolloutBatch,
     Sample,
     Sampling,
+    Scores,
+    ToolCall,
+    ToolContext,
+    ToolResults,
+    TrainState,
     VideoInfo,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ComponentError",
+    "Augmentation",
+    "RolloutBatch",
+    "Scores",
+    "ToolResults",
     "KINDS",
     "AugmentInput",
     "Augmented",
@@ -114,7 +123,6 @@ __all__ = [
     "JsonlLog",
     "grade",
     "Observation",
-    "TOOL_RESULTS",
     "ToolCall",
     "ToolContext",
     "call_tool",
@@ -172,3 +180,19 @@ __all__ = [
     "ops",
     "text",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Deprecated names, still served with a warning."""
+    if name == "TOOL_RESULTS":
+        import warnings
+
+        from vidrl.tools.calls import TOOL_RESULTS
+
+        warnings.warn(
+            "vidrl.TOOL_RESULTS is deprecated: read sample.extra(vidrl.ToolResults) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return TOOL_RESULTS
+    raise AttributeError(f"module 'vidrl' has no attribute {name!r}")

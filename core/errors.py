@@ -42,3 +42,8 @@ def choices_hint(value: str, valid: Iterable[str]) -> str:
     if close:
         hint += f" (did you mean {close[0]!r}?)"
     return hint
+
+
+class ComponentError(VidrlError):
+    """A component returned something outside its contract (wrong type, shape, range, or a
+    non-finite value); the message names the component, its plugin and what was expected."""

@@ -1,27 +1,41 @@
-"""Typed data passed between the engine and components. Shapes: B rollouts, T response tokens.
+"""The plugin-facing contract: every piece of data the engine hands a component or a hook, and
+every piece a component hands back, documented field by field (``docs/contract.md`` is the guided
+tour). Shapes: P prompts, G roll-outs each, B = P·G roll-outs, T response tokens, F frames.
 
-These are the engine-facing contracts; later capabilities extend them by adding fields with
-defaults, so components written against an older version keep working.
+Contracts grow by adding fields with defaults, so components written against an older version
+keep working. Per-sample extras that the engine or a plugin attaches to a ``Sample`` are typed
+values in its stash (``Sample.extra`` / ``Sample.with_extra``), never loose string keys.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
 TASK_TYPES = ("multiple_choice", "numeric", "temporal_grounding", "grounded_qa", "free_form")
+
+E = TypeVar("E")
+
+# -- samples ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Sample:
     """One prompt of a data set.
 
-    ``video`` is a path under the data set's root, or None for image or text-only samples;
-    ``span`` is the ground-truth (start, end) in seconds for grounding tasks; ``duration`` the
-    video's length in seconds when known.
+    ``id``: unique within the data set. ``question``: the prompt text. ``answer``: the reference
+    answer (an option letter, a number, "start-end" seconds, or text). ``task_type``: one of
+    ``TASK_TYPES``. ``video``: a path under the data set's root, or None. ``images``: image paths
+    (refused until images are fed to models). ``options``: the choices of a multiple-choice
+    question. ``span``: the ground-truth (start, end) in seconds of grounding tasks. ``duration``:
+    the video's length in seconds, when known. ``metadata``: the data-set row's other columns as
+    read (e.g. ``source``, ``response``, ``chosen``/``rejected``). ``extras``: the typed stash
+    (type → value) that the engine and plugins attach during a run; read it with ``extra``.
     """
 
     id: str
@@ -34,6 +48,7 @@ class Sample:
     span: tuple[float, float] | None = None
     duration: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    extras: Mapping[type, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_TYPES:
@@ -41,82 +56,42 @@ class Sample:
                 f"Sample {self.id!r}: unknown task_type {self.task_type!r}; valid: {', '.join(TASK_TYPES)}"
             )
 
+    def extra(self, kind: type[E]) -> E | None:
+        """The stashed value of type ``kind`` (e.g. ``sample.extra(vidrl.ToolResults)``), or None."""
+        return self.extras.get(kind)
 
-@dataclass(frozen=True)
-class Advantages:
-    """What an advantage estimator returns.
+    def with_extra(self, value: Any) -> Sample:
+        """A copy with ``value`` stashed under its type (replacing an earlier one of that type)."""
+        from dataclasses import replace
 
-    ``advantages``: [B] (one per rollout) or [B, T] (per token), float32.
-    ``zero_std``: [num_groups] bool, True where all rewards of the group are equal (those groups
-    get advantage 0 exactly). Groups are ordered by ascending group id.
-    ``group_weights``: [num_groups] float, the per-group multiplier applied (ones when none).
-    """
-
-    advantages: torch.Tensor
-    zero_std: torch.Tensor
-    group_weights: torch.Tensor
-
-    @property
-    def zero_std_frac(self) -> float:
-        """Share of groups whose rewards were all equal: the metric ``adv/zero_std_frac``."""
-        return float(self.zero_std.float().mean()) if self.zero_std.numel() else 0.0
+        return replace(self, extras={**self.extras, type(value): value})
 
 
 @dataclass(frozen=True)
-class LossInputs:
-    """Everything a policy loss sees for one micro-batch.
+class ToolResults:
+    """Stashed on each roll-out's sample of a tool roll-out (for rewards such as the format tool
+    bonus): ``calls`` made and how many ``succeeded``."""
 
-    ``logprobs``: [B, T] log π_θ of the response tokens (with grad). ``old_logprobs`` and
-    ``ref_logprobs``: [B, T] under the rollout policy and the reference, or None when the loss does
-    not declare the need. ``advantages``: [B] or [B, T]. ``mask``: [B, T], 1 on trained tokens and
-    0 on padding and tool observations. ``group_ids``: [B] long. ``step_tokens`` and
-    ``step_sequences``: the mask's token count and the sequence count of the *whole optimizer step*
-    (every micro-batch, every rank), computed before the micro-batch loop, so that gradient
-    accumulation and data parallelism do not change the loss (``vidrl.ops.aggregate``).
-    """
-
-    logprobs: torch.Tensor
-    advantages: torch.Tensor
-    mask: torch.Tensor
-    group_ids: torch.Tensor
-    step_tokens: float
-    step_sequences: float
-    old_logprobs: torch.Tensor | None = None
-    ref_logprobs: torch.Tensor | None = None
+    calls: int
+    succeeded: int
 
 
 @dataclass(frozen=True)
-class LossOutput:
-    """A scalar ``loss`` to backpropagate and float ``metrics`` to log (e.g. ``{"kl": 0.01}``)."""
+class Augmentation:
+    """Stashed on a sample an augmenter replaced: ``by`` (the augmenter's name) and ``record``
+    (plain values saying what was done, e.g. the hint or the noise level)."""
 
-    loss: torch.Tensor
-    metrics: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JudgeItem:
-    """One response put to a judge: the prompt's ``question``, the response's ``reasoning`` (its
-    thinking, possibly empty) and its final ``answer``."""
-
-    question: str
-    reasoning: str
-    answer: str
+    by: str
+    record: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Judgement:
-    """A judge's verdict on one ``JudgeItem``: ``consistent`` (the reasoning supports the
-    answer), the judge's raw ``output``, and whether that output could be ``parsed`` (an
-    unparseable output is a verdict of Inconsistent)."""
-
-    consistent: bool
-    output: str
-    parsed: bool
+# -- video ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a backend reads from a file's header: frame count, fps, duration (s), size (px)."""
+    """What a backend reads from a file's header: ``num_frames``, ``fps``, ``width`` and
+    ``height`` in pixels; ``duration`` (s) follows."""
 
     num_frames: int
     fps: float
@@ -131,7 +106,8 @@ class VideoInfo:
 @dataclass(frozen=True)
 class Frames:
     """Decoded frames. ``pixels``: [F, H, W, 3] uint8 RGB; ``times``: [F] float seconds (each
-    frame's presentation time, index / fps); ``indices``: [F] long frame indices in the file."""
+    frame's presentation time, index / fps); ``indices``: [F] long frame indices in the file;
+    ``info``: the file's ``VideoInfo``."""
 
     pixels: torch.Tensor
     times: torch.Tensor
@@ -147,9 +123,13 @@ class Frames:
         return (len(self.times) - 1) / span if span > 0 else self.info.fps
 
 
+# -- roll-outs --------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling options of a roll-out; ``temperature`` 0 decodes greedily."""
+    """Sampling options of a roll-out: ``temperature`` (0 decodes greedily), ``top_p`` and
+    ``max_new_tokens``."""
 
     temperature: float = 1.0
     top_p: float = 1.0
@@ -180,16 +160,142 @@ class Generation:
     clip_rows: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class Scores:
+    """The rewards of B roll-outs. ``total``: [B] float, Σ weight · score over the rewards that
+    apply to each sample. ``per_reward``: reward name → [B] float, NaN where the reward does not
+    apply to the sample (another task type's reward)."""
+
+    total: torch.Tensor
+    per_reward: dict[str, torch.Tensor]
+
+    def means(self) -> dict[str, float]:
+        """``reward/<name>``: mean over the samples each reward applies to (NaN-free)."""
+        out = {}
+        for name, s in self.per_reward.items():
+            ok = ~torch.isnan(s)
+            if ok.any():
+                out[f"reward/{name}"] = float(s[ok].mean())
+        return out
+
+
+@dataclass(frozen=True)
+class RolloutBatch:
+    """What ``on_rollouts_scored`` sees: the B roll-outs a step trains on (after augmentation),
+    scored, before advantages. ``texts`` [B]: the policy's responses (its own turns only, for
+    tool roll-outs). ``samples`` [B]: each roll-out's prompt (a prompt's sample repeated G times,
+    carrying its stash, e.g. ``ToolResults``). ``scores``: ``Scores`` of the B roll-outs.
+    ``group_ids`` [B] long: roll-outs of one prompt share an id (G consecutive rows).
+    ``group_size``: G. ``response_ids`` [B, T] and ``response_mask`` [B, T]: the tokens and the
+    policy's own tokens among them. ``truncated`` [B] bool: the response ended without an
+    end-of-turn token (cut off at the token budget)."""
+
+    texts: Sequence[str]
+    samples: Sequence[Sample]
+    scores: Scores
+    group_ids: torch.Tensor
+    group_size: int
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    truncated: torch.Tensor
+
+    def __getitem__(self, key: str) -> Any:
+        """Deprecated: the hook received a dict with keys texts, samples, scores, group_ids."""
+        warnings.warn(
+            f"batch[{key!r}] is deprecated: on_rollouts_scored receives a vidrl.RolloutBatch; "
+            f"use batch.{key}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(self, key)
+
+
+@dataclass
+class TrainState:
+    """Where training is, as hooks and stages see it (the engine updates it; read, do not write).
+    ``stage_index``: the stage's index in ``stages``; ``stage``: its name (``<name>/<phase>`` inside
+    a loop stage's phase); ``step``: steps done in the stage (in the current phase, for a loop
+    stage); ``global_step``: steps done in the whole run; ``run_dir``: the run directory;
+    ``rank`` and ``world_size``: this process among the data-parallel ones; ``phase``: the index of
+    the current phase of a loop stage (0 for a plain stage)."""
+
+    stage_index: int
+    stage: str
+    step: int
+    global_step: int
+    run_dir: Path
+    rank: int = 0
+    world_size: int = 1
+    phase: int = 0
+
+
+# -- component inputs and outputs -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Advantages:
+    """What an advantage estimator returns (the engine checks it).
+
+    ``advantages``: [B] (one per rollout) or [B, T] (per token), finite floats.
+    ``zero_std``: [num_groups] bool, True where all rewards of the group are equal (those groups
+    get advantage 0 exactly). Groups are ordered by ascending group id.
+    ``group_weights``: [num_groups] float, the per-group multiplier applied (ones when none).
+    """
+
+    advantages: torch.Tensor
+    zero_std: torch.Tensor
+    group_weights: torch.Tensor
+
+    @property
+    def zero_std_frac(self) -> float:
+        """Share of groups whose rewards were all equal: the metric ``adv/zero_std_frac``."""
+        return float(self.zero_std.float().mean()) if self.zero_std.numel() else 0.0
+
+
+@dataclass(frozen=True)
+class LossInputs:
+    """Everything a policy loss sees for one micro-batch of b roll-outs.
+
+    ``logprobs``: [b, T] log π_θ of the response tokens (with grad). ``advantages``: [b] or [b, T].
+    ``mask``: [b, T], 1 on trained tokens and 0 on padding and tool observations. ``group_ids``:
+    [b] long. ``step_tokens`` and ``step_sequences``: the mask's token count and the sequence
+    count of the *whole optimizer step* (every micro-batch, every rank), computed before the
+    micro-batch loop, so that gradient accumulation and data parallelism do not change the loss
+    (``vidrl.ops.aggregate``). ``old_logprobs``: [b, T] under the roll-out policy, only when the
+    loss declares ``Need.OLD_LOGPROBS`` (else None). ``ref_logprobs``: [b, T] under the reference
+    model, only when the loss declares ``Need.REFERENCE_MODEL`` (else None).
+    """
+
+    logprobs: torch.Tensor
+    advantages: torch.Tensor
+    mask: torch.Tensor
+    group_ids: torch.Tensor
+    step_tokens: float
+    step_sequences: float
+    old_logprobs: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """What a policy loss returns (the engine checks it): ``loss``, a finite scalar tensor to
+    backpropagate, and ``metrics``, floats to log (e.g. ``{"kl": 0.01}``), weighted by each
+    micro-batch's share of the step's rows."""
+
+    loss: torch.Tensor
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
 Regenerate = Callable[[Sequence[Sample], Sequence[Frames | None]], tuple[list[list[str]], list[list[float]]]]
 
 
 @dataclass(frozen=True)
 class AugmentInput:
-    """What an augmenter sees after the first roll-out: per prompt p, ``samples[p]``,
-    ``clips[p]`` (decoded frames or None), ``group_means[p]`` (mean total reward of its G
-    rollouts), ``texts[p]`` and ``rewards[p]`` (G each); ``regenerate(samples, clips)`` rolls
-    out G responses for other prompts with the current policy and returns their texts and total
-    rewards (e.g. ground-truth-conditioned prompts, for hints)."""
+    """What an augmenter sees after the first roll-out, per prompt p (P of them):
+    ``samples[p]``, ``clips[p]`` (decoded frames or None), ``group_means[p]`` (mean total reward
+    of its G roll-outs), ``texts[p]`` and ``rewards[p]`` (G each); ``regenerate(samples, clips)``
+    rolls out G responses for other prompts with the current policy and returns their texts and
+    total rewards (e.g. ground-truth-conditioned prompts, for hints)."""
 
     samples: list[Sample]
     clips: list[Frames | None]
@@ -201,8 +307,63 @@ class AugmentInput:
 
 @dataclass(frozen=True)
 class Augmented:
-    """A replacement prompt: the sample (recording what was done in ``metadata["augment"]``) and
-    its clip."""
+    """A replacement prompt an augmenter returns: the ``sample`` (the engine stashes an
+    ``Augmentation`` on it, if the augmenter did not) and its ``clip`` (frames or None)."""
 
     sample: Sample
     clip: Frames | None
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One response put to a judge: the prompt's ``question``, the response's ``reasoning`` (its
+    thinking, possibly empty) and its final ``answer``."""
+
+    question: str
+    reasoning: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A judge's verdict on one ``JudgeItem``: ``consistent`` (the reasoning supports the
+    answer), the judge's raw ``output``, and whether that output could be ``parsed`` (an
+    unparseable output is a verdict of Inconsistent)."""
+
+    consistent: bool
+    output: str
+    parsed: bool
+
+
+# -- tools ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A parsed call: the tool's ``name`` and its ``arguments`` (a JSON object)."""
+
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may look at: the prompt's ``sample``, its video's absolute ``video_path``
+    (None without one), the ``backend`` (a ``vidrl.VideoBackend``) that decodes it, and the
+    video's ``duration`` (s)."""
+
+    sample: Sample
+    video_path: str | None
+    backend: Any
+    duration: float | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A tool's result: ``text`` for the model, optional ``frames`` (a video input), ``ok``
+    (False: an error the model should see), and ``info`` for logs (plain values)."""
+
+    text: str
+    frames: Frames | None = None
+    ok: bool = True
+    info: Mapping[str, Any] = field(default_factory=dict)

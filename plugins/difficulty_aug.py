@@ -160,7 +160,7 @@ class DifficultyAug(vidrl.Augmenter):
             s = batch.samples[p]
             record = {"kind": "hint", "delta": deltas[p], "level": level, "hint": hint}
             question = s.question + c.hint_template.format(hint=hint)
-            hinted = replace(s, question=question, metadata={**s.metadata, "augment": record})
+            hinted = replace(s, question=question).with_extra(vidrl.Augmentation(self.name, record))
             out[p] = vidrl.Augmented(hinted, batch.clips[p])
             counts["hints"] += 1
         return out
@@ -174,7 +174,7 @@ class DifficultyAug(vidrl.Augmenter):
             amount = min(c.max_mask_fraction, c.mask_fraction * (delta + 1))
             clip = mask_frames(clip, amount)
         record = {"kind": c.easy, "delta": -delta, "amount": amount}
-        return vidrl.Augmented(replace(sample, metadata={**sample.metadata, "augment": record}), clip)
+        return vidrl.Augmented(sample.with_extra(vidrl.Augmentation(self.name, record)), clip)
 
     def observe(self, samples, group_means) -> None:
         self.buffer.push(list(group_means))

@@ -19,8 +19,8 @@ class Format(vidrl.Reward):
     <think>…</think>]* <answer>…</answer> with only white space between the blocks (the think
     blocks optional when ``think`` is off; tool blocks only when ``tool_calls`` is on), else 0.
     DeepVideo-R1 scores {0, 1}, VerIPO {0, 0.5}. VITAL's tool bonus: + ``tool_bonus`` per
-    successful tool execution, at most ``max_bonus_calls``, read from the roll-out's
-    ``metadata[vidrl.TOOL_RESULTS]["succeeded"]``, and only for a response whose format holds
+    successful tool execution, at most ``max_bonus_calls``, read from the roll-out's stashed
+    ``vidrl.ToolResults`` (``succeeded``), and only for a response whose format holds
     (calls inside a malformed response earn nothing)."""
 
     name = "format"
@@ -53,7 +53,8 @@ class Format(vidrl.Reward):
             if not self._pattern.fullmatch(r):
                 out.append(0.0)
                 continue
-            succeeded = int(s.metadata.get(vidrl.TOOL_RESULTS, {}).get("succeeded", 0))
+            results = s.extra(vidrl.ToolResults)
+            succeeded = 0 if results is None else results.succeeded
             out.append(c.score + c.tool_bonus * min(succeeded, c.max_bonus_calls))
         return out
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
+from vidrl.engine.checks import check_augmented
 from vidrl.engine.rollout import decode, repeat_batch, rollout
-from vidrl.engine.scoring import Scores, score
+from vidrl.engine.scoring import score
 from vidrl.plugin.components import Augmenter, Reward, RolloutBackend
-from vidrl.types import Augmented, AugmentInput, Frames, Generation, Sample, Sampling
+from vidrl.types import Augmentation, Augmented, AugmentInput, Frames, Generation, Sample, Sampling, Scores
 
 Prepare = Callable[[Sequence[Sample], Sequence[Frames | None]], Any]
 
@@ -87,6 +88,14 @@ def merge(
     return Rollouts(gen, [r.texts[j] for r, j in rows], samples, Scores(total, per))
 
 
+def _marked(augmented: Augmented, by: str) -> Augmented:
+    """``augmented`` with an ``Augmentation`` stashed on its sample, if its augmenter did not."""
+    s = augmented.sample
+    if s.extra(Augmentation) is not None:
+        return augmented
+    return Augmented(s.with_extra(Augmentation(by, dict(s.metadata.get("augment", {})))), augmented.clip)
+
+
 def augment_step(
     augmenters: Sequence[Augmenter],
     first: Rollouts,
@@ -113,7 +122,9 @@ def augment_step(
     inp = AugmentInput(samples, list(clips), groups.mean(1).tolist(), texts, groups.tolist(), regenerate)
     replacements: dict[int, Augmented] = {}
     for aug in augmenters:
-        replacements.update(aug(inp))
+        replacements.update(
+            {p: _marked(a, aug.name) for p, a in check_augmented(aug, aug(inp), len(samples)).items()}
+        )
         aug.observe(samples, inp.group_means)
     used = first
     if replacements:

@@ -27,14 +27,16 @@ from vidrl.data.video import select_backend
 from vidrl.engine import checkpoint as ckpt
 from vidrl.engine.evaluation import evaluate_split
 from vidrl.engine.feed import Clips, PromptFeed, SampleStream
-from vidrl.engine.loop import StepLoop, TrainState
+from vidrl.engine.loop import StepLoop
 from vidrl.engine.optim import OptimConfig, build_optimizer
 from vidrl.engine.report import JsonlLog, frame_strip
 from vidrl.engine.step import Algorithm, Collective
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.models.policy import Policy, freeze, load_model
+from vidrl.plugin.components import Component
 from vidrl.plugin.session import Session
 from vidrl.tools.multiturn import ToolRunner, strip_panels, tool_prompt
+from vidrl.types import TrainState
 
 
 class AccelerateCollective(Collective):
@@ -83,13 +85,10 @@ class RunContext:
         self.state = TrainState(p["stage_index"], "", p["step"], p["global_step"], self.run_dir,
                                 acc.process_index, acc.num_processes, p.get("phase", 0))  # fmt: skip
         self._policy: Policy | None = None
-        #: components whose ``state_dict`` goes into checkpoints (the current stage's augmenters)
+        #: components whose ``state_dict`` goes into checkpoints (see ``create``)
         self.stateful: dict[str, Any] = {}
         self._datasets: dict[str, Dataset] = {}
         self._tools: dict[str, Any] | None = None
-        #: called as ``observe(state, record)`` after every step that produced a ``StepRecord``
-        #: (a loop stage collects its RL phase's roll-outs this way)
-        self.observers: list[Any] = []
         self.video_backend = select_backend(session.registry("video_backend"), config.data.video_backend)
 
     # -- processes --------------------------------------------------------------------------
@@ -233,8 +232,17 @@ class RunContext:
     def tools(self) -> dict[str, Any]:
         """The run's ``tools`` by name (created once)."""
         if self._tools is None:
-            self._tools = {t.name: self.session.create("tool", t.name, t.options) for t in self.config.tools}
+            self._tools = {t.name: self.create("tool", t, f"tool/{t.name}") for t in self.config.tools}
         return self._tools
+
+    def create(self, kind: str, spec: Any, key: str) -> Any:
+        """Component ``spec`` (a ``ComponentSpec``) of ``kind``; a component with state of its own
+        (``Component.state_dict`` overridden) is saved in checkpoints under ``key`` and restored
+        on resume."""
+        comp = self.session.create(kind, spec.name, spec.options)
+        if type(comp).state_dict is not Component.state_dict:
+            self.stateful[key] = comp
+        return comp
 
     def tool_runner(self, split: str) -> ToolRunner | None:
         """Tool roll-outs and teacher forcing with the run's ``tools`` on ``split`` (None when
@@ -246,16 +254,19 @@ class RunContext:
 
     def algorithm(self) -> Algorithm:
         """The configured advantage estimator, policy loss and weighted rewards."""
-        c, create = self.config, self.session.create
+        c = self.config
         missing = algorithm_missing(c)
         if missing:
             raise ConfigError([f"{k}: required by stage {self.state.stage!r}" for k in missing])
-        rewards = [(r.name, r.weight, create("reward", r.name, r.options)) for r in c.rewards]
-        augmenters = [create("augmenter", a.name, a.options) for a in c.augmenters]
-        for i, aug in enumerate(augmenters):
-            self.stateful[f"augmenter/{i}/{aug.name}"] = aug
-        return Algorithm(create("advantage", c.advantage.name, c.advantage.options),
-                         create("loss", c.loss.name, c.loss.options), rewards, augmenters)  # fmt: skip
+        rewards = [
+            (r.name, r.weight, self.create("reward", r, f"reward/{i}/{r.name}"))
+            for i, r in enumerate(c.rewards)
+        ]
+        augmenters = [
+            self.create("augmenter", a, f"augmenter/{i}/{a.name}") for i, a in enumerate(c.augmenters)
+        ]
+        estimator = self.create("advantage", c.advantage, f"advantage/{c.advantage.name}")
+        return Algorithm(estimator, self.create("loss", c.loss, f"loss/{c.loss.name}"), rewards, augmenters)
 
     def loop(self, total: int, optimizer: Any, scheduler: Any, feed: PromptFeed | None) -> StepLoop:
         return StepLoop(self, total, optimizer, scheduler, feed)

@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vidrl.engine.context import RunContext
     from vidrl.engine.feed import PromptFeed
-
-
-@dataclass
-class TrainState:
-    """Where training is, as hooks see it: the stage (its index in ``stages`` and name), steps done
-    in the stage (in the current phase, for a loop stage), steps done in the whole run, the run
-    directory, this process's rank, and ``phase``: the index of the current phase of a loop stage
-    (``RunContext.run_phase``; 0 for a plain stage)."""
-
-    stage_index: int
-    stage: str
-    step: int
-    global_step: int
-    run_dir: Path
-    rank: int = 0
-    world_size: int = 1
-    phase: int = 0
 
 
 class StepLoop:
@@ -50,14 +32,11 @@ class StepLoop:
         self.bar.close()
 
     def end_step(self, metrics: dict[str, float], record: Any = None) -> None:
-        """After an optimizer step: hooks, the run's ``observers`` (with the step's ``record``),
-        ``metrics.jsonl``, samples, progress, checkpoint."""
+        """After an optimizer step: ``on_step_end``, ``metrics.jsonl``, samples (from the step's
+        ``record``), progress, checkpoint."""
         self.state.step += 1
         self.state.global_step += 1
         self.run.hook.on_step_end(state=self.state, metrics=metrics)
-        if record is not None:
-            for observe in self.run.observers:
-                observe(self.state, record)
         if self.feed is not None:
             metrics["data/skipped"] = float(self.feed.skipped)
         self.run.log_step(metrics, record)

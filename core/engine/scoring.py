@@ -8,35 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
 from vidrl.errors import VidrlError
 from vidrl.plugin.components import Reward
-from vidrl.types import Sample
+from vidrl.types import Sample, Scores
 
 
 class RewardError(VidrlError):
     """A reward function failed or returned a non-finite score; the message names both."""
-
-
-@dataclass(frozen=True)
-class Scores:
-    """``total``: [B] float, Σ weight · score over the rewards that apply to each sample.
-    ``per_reward``: name → [B] float, NaN where the reward does not apply to the sample."""
-
-    total: torch.Tensor
-    per_reward: dict[str, torch.Tensor]
-
-    def means(self) -> dict[str, float]:
-        """``reward/<name>``: mean over the samples each reward applies to (NaN-free)."""
-        out = {}
-        for name, s in self.per_reward.items():
-            ok = ~torch.isnan(s)
-            if ok.any():
-                out[f"reward/{name}"] = float(s[ok].mean())
-        return out
 
 
 def score(

@@ -16,12 +16,24 @@ from typing import Any
 import torch
 
 from vidrl.engine.augment import Prepare, Rollouts, augment_step, roll
+from vidrl.engine.checks import check_advantages, check_loss_output
 from vidrl.engine.evaluation import grade
 from vidrl.engine.rollout import decode, rollout, sequence_logprobs
-from vidrl.engine.scoring import Scores, score
+from vidrl.engine.scoring import score
 from vidrl.plugin.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward, RolloutBackend
 from vidrl.tools.calls import TOOL_RESULTS
-from vidrl.types import Advantages, Frames, Generation, LossInputs, LossOutput, Sample, Sampling
+from vidrl.types import (
+    Advantages,
+    Frames,
+    Generation,
+    LossInputs,
+    LossOutput,
+    RolloutBatch,
+    Sample,
+    Sampling,
+    Scores,
+    ToolResults,
+)
 
 
 @dataclass(frozen=True)
@@ -101,12 +113,12 @@ def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> tor
 @dataclass(frozen=True)
 class TrainBatch:
     """The tensors an update needs: the generation, advantages [B] or [B, T], old and reference
-    log-probs [B, T] (reference None when not needed), group ids [B], and the whole step's
+    log-probs [B, T] (each None when the loss does not declare its need), group ids [B], and the whole step's
     response-token and rollout counts over all ranks (the loss normalisers)."""
 
     gen: Generation
     advantages: torch.Tensor
-    old: torch.Tensor
+    old: torch.Tensor | None
     ref: torch.Tensor | None
     group_ids: torch.Tensor
     step_tokens: float
@@ -121,7 +133,7 @@ class TrainBatch:
             self.group_ids[rows],
             step_tokens=self.step_tokens,  # the whole step's counts: accumulation- and rank-invariant
             step_sequences=self.step_sequences,
-            old_logprobs=self.old[rows],
+            old_logprobs=None if self.old is None else self.old[rows],
             ref_logprobs=None if self.ref is None else self.ref[rows],
         )
 
@@ -155,7 +167,7 @@ def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptio
 
     def loss_fn(rows: slice) -> LossOutput:
         lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature)
-        return algo.loss(batch.loss_inputs(lp, rows))
+        return check_loss_output(algo.loss, algo.loss(batch.loss_inputs(lp, rows)))
 
     sums: dict[str, float] = {}
     b = len(batch.gen.response_ids)
@@ -207,13 +219,15 @@ Roller = Callable[[Any, Sequence[Sample], int, Sampling], tuple[Generation, list
 def tool_results(
     convs: Sequence[Any], samples: Sequence[Sample], g: int
 ) -> tuple[list[str], list[Sample], dict]:
-    """Texts [B] (the policy's turns), samples [B] carrying ``metadata[TOOL_RESULTS]``, and
+    """Texts [B] (the policy's turns), samples [B] carrying their ``ToolResults``, and
     ``tools/calls`` (mean calls per roll-out) and ``tools/success`` (share of calls that worked)."""
     reps, calls = [], [c.calls for c in convs]
     for i, c in enumerate(calls):
         s = samples[i // g]
-        result = {"calls": len(c), "succeeded": sum(x["ok"] for x in c)}
-        reps.append(dataclasses.replace(s, metadata={**s.metadata, TOOL_RESULTS: result}))
+        result = ToolResults(calls=len(c), succeeded=sum(x["ok"] for x in c))
+        # the metadata key only for plugins written before the typed stash (deprecated)
+        legacy = {**s.metadata, TOOL_RESULTS: {"calls": result.calls, "succeeded": result.succeeded}}
+        reps.append(dataclasses.replace(s, metadata=legacy).with_extra(result))
     made = sum(len(c) for c in calls)
     metrics = {"tools/calls": made / max(1, len(calls)),
                "tools/success": sum(x["ok"] for c in calls for x in c) / made if made else 0.0}  # fmt: skip
@@ -236,6 +250,15 @@ class Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
 
 
+def rollout_batch(used: Rollouts, group_ids: torch.Tensor, g: int, eos_id: int) -> RolloutBatch:
+    """The frozen view of a step's scored roll-outs that ``on_rollouts_scored`` receives."""
+    ids, mask = used.gen.response_ids, used.gen.response_mask
+    truncated = ~((ids == eos_id) & mask.bool()).any(1)
+    return RolloutBatch(
+        tuple(used.texts), tuple(used.samples), used.scores, group_ids, g, ids, mask, truncated
+    )
+
+
 def rl_step(
     learner: Learner,
     algo: Algorithm,
@@ -254,8 +277,8 @@ def rl_step(
     ``on_rollouts_scored``, advantages), augment (only with augmenters: they need the samples'
     ``clips`` and ``prepare(samples, clips)`` → prompt batch), logprob (old and reference) and
     update. With ``roller`` (multi-turn tool roll-outs, ``vidrl.tools.multiturn``), roll-outs come from
-    it, rewards read the policy's turns only and each roll-out's sample carries its calls under
-    ``metadata[vidrl.TOOL_RESULTS]``. Returns (metrics, record); metrics include ``time/<phase>``
+    it, rewards read the policy's turns only and each roll-out's sample carries its calls as
+    ``vidrl.ToolResults``. Returns (metrics, record); metrics include ``time/<phase>``
     and ``time/step``."""
     phases = phases or Phases()
     check_micro_batches(algo, opts)
@@ -289,14 +312,13 @@ def rl_step(
     group_ids = torch.arange(len(samples)).repeat_interleave(g)
     with phases("score"):
         if hook is not None:
-            scored = {"texts": texts, "samples": rep, "scores": scores, "group_ids": group_ids}
-            hook.on_rollouts_scored(batch=scored, state=state)
-        adv = algo.estimator(scores.total, group_ids)
-    micro, temp = opts.micro_batch_size, opts.sampling.temperature
+            hook.on_rollouts_scored(batch=rollout_batch(used, group_ids, g, learner.eos_id), state=state)
+        b, t = gen.response_ids.shape
+        adv = check_advantages(algo.estimator, algo.estimator(scores.total, group_ids), b, t, len(samples))
+    micro, temp, needs = opts.micro_batch_size, opts.sampling.temperature, algo.loss.needs()
     with phases("logprob"):
-        old = logprobs(learner.model, gen, micro, temp)
-        needs_ref = Need.REFERENCE_MODEL in algo.loss.needs()
-        ref = logprobs(learner.reference, gen, micro, temp) if needs_ref else None
+        old = logprobs(learner.model, gen, micro, temp) if Need.OLD_LOGPROBS in needs else None
+        ref = logprobs(learner.reference, gen, micro, temp) if Need.REFERENCE_MODEL in needs else None
     with phases("update"):
         tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(texts)))
         metrics = update(

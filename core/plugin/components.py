@@ -33,14 +33,26 @@ from vidrl.types import (
 
 
 class Need(str, Enum):
-    """What a component requires from the engine; checked once at set-up, never per step."""
+    """What a component requires from the engine; checked once at set-up, never per step.
+
+    ``REFERENCE_MODEL``: the reference policy's log-probs (``LossInputs.ref_logprobs``; the
+    reference model loads only when the loss needs it). ``OLD_LOGPROBS``: the roll-out policy's
+    log-probs (``LossInputs.old_logprobs``; their forward runs only when the loss needs them).
+    ``WHOLE_GROUPS``: every micro-batch holds whole groups (a loss that normalises per group).
+    ``GROUND_TRUTH_SPAN`` and ``VIDEO``: deprecated, never read by the engine (a component that
+    declares them gets a ``PluginWarning``); use ``Reward.task_types`` to score only the samples
+    that have what a reward reads.
+    """
 
     REFERENCE_MODEL = "reference_model"
     OLD_LOGPROBS = "old_logprobs"
+    WHOLE_GROUPS = "whole_groups"
     GROUND_TRUTH_SPAN = "ground_truth_span"
     VIDEO = "video"
-    #: a loss that normalises over a group needs every micro-batch to hold whole groups
-    WHOLE_GROUPS = "whole_groups"
+
+
+#: needs the engine never reads: declaring one warns (kept so that older plugins still import)
+DEPRECATED_NEEDS = frozenset({Need.GROUND_TRUTH_SPAN, Need.VIDEO})
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,16 @@ class Component:
     def needs(self) -> frozenset[Need]:
         """Needs under this instance's options (a KL loss with β = 0 needs no reference model)."""
         return self.requires
+
+    def state_dict(self) -> dict[str, Any]:
+        """State that must survive a restart (a replay buffer, a running statistic): tensors and
+        plain values. The engine saves it in every checkpoint of a run that created the component
+        (an ``rl`` stage's estimator, loss, rewards and augmenters; the run's tools) and hands it
+        back to ``load_state_dict`` on resume. Default: nothing to save."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -115,14 +137,14 @@ class Reward(Component, abc.ABC):
 class Augmenter(Component, abc.ABC):
     """Rewrites prompts after a step's first roll-out (hints, frame noise, ...); the rewritten
     prompts are rolled out again and the step trains on the batch actually used (``vidrl.engine.augment``).
-
-    State that must survive a restart (a replay buffer) goes in ``state_dict`` / ``load_state_dict``:
-    the engine saves it in every checkpoint."""
+    A replay buffer survives restarts through ``state_dict`` / ``load_state_dict`` (every
+    component's protocol, see ``Component.state_dict``)."""
 
     @abc.abstractmethod
     def __call__(self, batch: AugmentInput) -> dict[int, Augmented]:
         """Replacements by prompt index (0 ≤ p < P); prompts left out stay as they are. A
-        replacement's sample should record what was done in ``metadata["augment"]``."""
+        replacement's sample may record what was done as a stashed ``vidrl.Augmentation`` (the engine
+        stashes one naming the augmenter when it does not). The engine checks the indices."""
 
     def observe(self, samples: Sequence[Sample], group_means: Sequence[float]) -> None:
         """After the step's first roll-out: each original prompt's group-mean reward."""
@@ -130,13 +152,6 @@ class Augmenter(Component, abc.ABC):
     def metrics(self) -> dict[str, float]:
         """Counters for the step just done (logged as given; prefix keys with the name)."""
         return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        """Tensors and plain values to checkpoint."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned."""
 
 
 class Tool(Component, abc.ABC):
@@ -284,6 +299,15 @@ KINDS: dict[str, ComponentKind] = {
         ComponentKind("video_backend", "register_video_backends", VideoBackend, "video decoding backends"),
     )
 }
+
+
+def label(component: Component | type[Component]) -> str:
+    """``advantage 'grpo' (plugin 'grpo_family')``, for errors about a component."""
+    cls = component if isinstance(component, type) else type(component)
+    kind = next((k.name for k in KINDS.values() if issubclass(cls, k.base)), "component")
+    plugin = cls.__dict__.get("__vidrl_plugin__")  # set at registration; not inherited
+    owner = f"plugin {plugin!r}" if plugin else "not registered"
+    return f"{kind} {getattr(cls, 'name', cls.__name__)!r} ({owner})"
 
 
 def check_component_class(kind: ComponentKind, cls: object) -> str | None:

@@ -14,13 +14,14 @@ name registered by two plugins stays a hard error (which one is meant is ambiguo
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib.metadata as md
 import os
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ import pluggy
 from vidrl.errors import PluginError, RegistryError, choices_hint
 from vidrl.ops import dispatch
 from vidrl.plugin import hookspecs
-from vidrl.plugin.components import KINDS, Component, NoOptions, check_component_class
+from vidrl.plugin.components import DEPRECATED_NEEDS, KINDS, Component, NoOptions, check_component_class
 from vidrl.plugin.registry import Registry
 
 ENTRY_POINT_GROUP = "vidrl"
@@ -149,6 +150,27 @@ class Session:
         dispatch.install({e.name: e.obj() for e in self.registries["kernel"].entries()})
         self._loaded = True
         return self
+
+    @contextlib.contextmanager
+    def subscribed(self, listener: object, name: str) -> Iterator[None]:
+        """Within the block, ``listener``'s ``@vidrl.hookimpl`` methods receive the event hooks
+        like a plugin's (e.g. a loop stage recording its RL phase's ``on_rollouts_scored``). Only
+        event hooks: a registration hook in a listener is an error, as is an unknown hook."""
+        if not self._loaded:
+            raise PluginError(f"subscribed({name!r}) before load(): load the session first")
+        info = PluginInfo(name=name, module=type(listener).__module__)
+        self._register(info, listener)
+        registering = [
+            c.name for c in self.pm.get_hookcallers(listener) or () if c.name.startswith("register_")
+        ]
+        try:
+            if registering:
+                raise PluginError(f"listener {name!r} implements registration hook(s) {registering}; "
+                                  "listeners receive event hooks only")  # fmt: skip
+            yield
+        finally:
+            self.pm.unregister(listener)
+            self.plugins.pop(name, None)
 
     def registry(self, kind: str) -> Registry[type[Component]]:
         """The registry of a kind (see ``vidrl.plugin.components.KINDS``)."""
@@ -271,6 +293,13 @@ class Session:
             if problem:
                 raise PluginError(f"plugin {info.label} registered an invalid {kind.name}: {problem}")
             self.registries[kind.name].register(cls.name, cls, plugin=info.name)
+            cls.__vidrl_plugin__ = info.name  # type: ignore[attr-defined]  # for errors about it
+            stale = sorted(n.value for n in DEPRECATED_NEEDS & set(getattr(cls, "requires", ())))
+            if stale:
+                info.warnings.append(
+                    f"{kind.name} {cls.name!r} declares deprecated needs {stale}: never read"
+                )
+                warnings.warn(f"plugin {info.label}: {info.warnings[-1]}", PluginWarning, stacklevel=2)
             info.components[kind.name].append(cls.name)
 
         return register

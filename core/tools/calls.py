@@ -13,53 +13,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from vidrl.errors import choices_hint
-from vidrl.plugin.components import JSON_TYPES, Tool, VideoBackend
-from vidrl.types import Frames, Sample
+from vidrl.plugin.components import JSON_TYPES, Tool
+from vidrl.types import Observation, ToolCall, ToolContext
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
-#: ``Sample.metadata`` key under which a tool-augmented roll-out records its calls for rewards:
-#: ``{"calls": n, "succeeded": k}`` (the format reward's tool bonus reads ``succeeded``)
+#: deprecated (use ``sample.extra(vidrl.ToolResults)``): the ``Sample.metadata`` key under which a
+#: tool roll-out also records ``{"calls": n, "succeeded": k}``, until the key is removed
 TOOL_RESULTS = "tool_results"
 _CALL = re.compile(re.escape(OPEN) + r"(.*?)" + re.escape(CLOSE), re.S)
-
-
-@dataclass(frozen=True)
-class ToolContext:
-    """What a tool may look at: the prompt's ``sample``, its video's absolute ``video_path``
-    (None without one), the ``backend`` that decodes it, and the video's ``duration`` (s)."""
-
-    sample: Sample
-    video_path: str | None
-    backend: VideoBackend | None
-    duration: float | None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """A tool's result: ``text`` for the model, optional ``frames`` (a video input), ``ok``
-    (False: an error the model should see), and ``info`` for logs (plain values)."""
-
-    text: str
-    frames: Frames | None = None
-    ok: bool = True
-    info: Mapping[str, Any] = field(default_factory=dict)
 
 
 def tool_error(message: str, **info: Any) -> Observation:
     """An ``ok=False`` observation: "Error: <message>" for the model, the message in ``info``."""
     return Observation(f"Error: {message}", ok=False, info={"error": message, **info})
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A parsed call: the tool's ``name`` and its ``arguments`` (a JSON object)."""
-
-    name: str
-    arguments: Mapping[str, Any]
 
 
 def parse_tool_call(text: str, max_chars: int = 2048) -> ToolCall | Observation:

@@ -25,8 +25,8 @@ import torch
 from vidrl.config import VisionBudget
 from vidrl.models.inputs import Geometry, fit_clip, run_processor
 from vidrl.plugin.components import RolloutBackend, Tool
-from vidrl.tools.calls import CLOSE, Observation, ToolContext, call_tool, parse_tool_call
-from vidrl.types import Frames, Generation, Sample, Sampling
+from vidrl.tools.calls import CLOSE, call_tool, parse_tool_call
+from vidrl.types import Frames, Generation, Observation, Sample, Sampling, ToolContext
 
 CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 

@@ -114,12 +114,8 @@ class VerIPO(vidrl.Stage):
         out.mkdir(parents=True, exist_ok=True)
         rollouts = vidrl.JsonlLog(out / f"rollouts-{context.state.rank}.jsonl")
         rollouts.truncate(context.state.global_step)  # resumed: drop what came after the checkpoint
-        observe = functools.partial(record_rollouts, rollouts, context.policy().eos_id)
-        context.observers.append(observe)
-        try:
+        with context.session.subscribed(RolloutRecorder(rollouts), name="veripo-rollouts"):
             stage.run(context)
-        finally:
-            context.observers.remove(observe)
 
     def verify(self, context: vidrl.RunContext, k: int, pool: str, judge: vidrl.Judge | None) -> None:
         """Check the roll-outs, write verdicts and pairs, choose the next pool, log the metrics."""
@@ -192,20 +188,25 @@ class VerIPO(vidrl.Stage):
         return type(stage)(dataclasses.replace(stage.config, split=split))
 
 
-def record_rollouts(log: Any, eos_id: int, state: vidrl.TrainState, record: Any) -> None:
-    """Append a step's roll-outs (texts, token counts, cut-off flags, rewards) to ``log``;
-    roll-outs of augmented prompts are left out (their prompt is not the data set's)."""
-    ids, mask = record.generation.response_ids, record.generation.response_mask
-    group_size = len(record.texts) // len(record.advantages.zero_std)  # G consecutive roll-outs per prompt
-    for i, (text, sample) in enumerate(zip(record.texts, record.samples, strict=True)):
-        if "augment" in sample.metadata:
-            continue
-        group = f"{state.global_step}:{state.rank}:{i // group_size}"
-        log.write({
-            "step": state.global_step, "prompt": sample.id, "group": group,
-            "text": text, "tokens": int(mask[i].sum()), "truncated": not bool((ids[i] == eos_id).any()),
-            "reward": float(record.scores.total[i]),
-        })  # fmt: skip
+class RolloutRecorder:
+    """An event-hook listener (subscribed for the GRPO phase): appends each step's roll-outs
+    (texts, token counts, cut-off flags, rewards) to ``log``; roll-outs of augmented prompts are
+    left out (their prompt is not the data set's)."""
+
+    def __init__(self, log: vidrl.JsonlLog):
+        self.log = log
+
+    @vidrl.hookimpl
+    def on_rollouts_scored(self, batch: vidrl.RolloutBatch, state: vidrl.TrainState) -> None:
+        step = state.global_step + 1  # the step being taken, as it is counted once done
+        for i, (text, sample) in enumerate(zip(batch.texts, batch.samples, strict=True)):
+            if sample.extra(vidrl.Augmentation) is not None:
+                continue
+            self.log.write({
+                "step": step, "prompt": sample.id, "group": f"{step}:{state.rank}:{i // batch.group_size}",
+                "text": text, "tokens": int(batch.response_mask[i].sum()),
+                "truncated": bool(batch.truncated[i]), "reward": float(batch.scores.total[i]),
+            })  # fmt: skip
 
 
 def with_progress(judge: vidrl.Judge, context: vidrl.RunContext, chunk: int = 64) -> Any:

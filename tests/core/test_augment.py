@@ -6,8 +6,7 @@ import torch
 
 from vidrl import Sample
 from vidrl.engine.augment import Rollouts, merge, zero_std_share
-from vidrl.engine.scoring import Scores
-from vidrl.types import Generation
+from vidrl.types import Generation, Scores
 
 
 def _rollouts(tag, width, samples, g=2):

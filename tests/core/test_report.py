@@ -4,9 +4,9 @@ import torch
 from PIL import Image
 
 from vidrl.engine.report import frame_strip
-from vidrl.tools.calls import Observation, tool_error
+from vidrl.tools.calls import tool_error
 from vidrl.tools.multiturn import Conversation, call_label, strip_panels
-from vidrl.types import Frames, VideoInfo
+from vidrl.types import Frames, Observation, VideoInfo
 
 
 def solid(colours: list[tuple[int, int, int]], times: list[float], h: int = 20, w: int = 30) -> Frames:

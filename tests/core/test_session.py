@@ -297,3 +297,15 @@ def test_a_valid_tool_schema_registers(fake_dist):
     schema = "{'type': 'object', 'properties': {'t': {'type': 'number'}}, 'required': ['t']}"
     fake_dist("vidrl-look", "0.1", {"look": "look_plugin"}, {"look_plugin": TOOL.format(parameters=schema)})
     assert Session(strict=True).load().registry("tool").owner("look") == "look"
+
+
+def test_declaring_a_deprecated_need_warns(fake_dist):
+    src = _good(name="half").replace(
+        '    name = "half"\n', '    name = "half"\n    requires = frozenset({vidrl.Need.VIDEO})\n'
+    )
+    fake_dist("vidrl-half", "0.3", {"half": "half_plugin"}, {"half_plugin": src})
+    with pytest.warns(
+        PluginWarning, match=r"advantage 'half' declares deprecated needs \['video'\]: never read"
+    ):
+        s = Session().load()
+    assert "half" in s.registry("advantage")  # a warning, not a failure

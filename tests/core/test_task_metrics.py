@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from vidrl import Advantages, Sample
-from vidrl.engine.scoring import Scores
 from vidrl.engine.step import task_metrics
+from vidrl.types import Scores
 
 MC = Sample("m", "q", "A", "multiple_choice", options=("a", "b"))
 TG = Sample("t", "q", "1-3", "temporal_grounding", span=(1.0, 3.0))

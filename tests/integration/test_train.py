@@ -19,12 +19,24 @@ pytestmark = pytest.mark.slow
 
 
 class Length(vidrl.Reward):
-    """Response length / 10: varies inside every group, so every RL step really updates."""
+    """Response length / 10: varies inside every group, so every RL step really updates. Counts the
+    responses it scored: state of its own, which checkpoints carry (``Component.state_dict``)."""
 
     name = "length"
 
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.scored = 0
+
     def __call__(self, responses, samples):
+        self.scored += len(responses)
         return [len(r) / 10 for r in responses]
+
+    def state_dict(self):
+        return {"scored": self.scored}
+
+    def load_state_dict(self, state):
+        self.scored = state["scored"]
 
 
 class LengthPlugin:
@@ -137,6 +149,12 @@ def test_resume_after_a_crash_continues_exactly(tiny_model_dir, tmp_path, monkey
     ra, rb = (_lines(d / "metrics.jsonl") for d in (straight, crashed))
     assert [r["step"] for r in rb if "eval" not in r] == [1, 2, 3, 4, 5, 6]  # step 5 not logged twice
     assert [r.get("reward/mean") for r in ra] == [r.get("reward/mean") for r in rb]
+    # a component's own state is checkpointed and restored: 4 RL steps × 6 roll-outs in both runs
+    ends = [
+        torch.load(d / "checkpoints" / "stage-1-rl" / "state.pt", weights_only=True)
+        for d in (straight, crashed)
+    ]
+    assert [s["components"]["reward/3/length"] for s in ends] == [{"scored": 24}] * 2
 
 
 def test_a_new_run_refuses_a_used_directory(tiny_model_dir, tmp_path):

@@ -100,10 +100,12 @@ def test_no_buffer_no_augmentation_then_delta_decides():
     torch.manual_seed(0)
     out = aug(_input([0.0, 0.45, 1.2], [[0, 0], [0, 0.9], [1.2, 1.2]], regenerate=regenerate))
     assert sorted(out) == [0, 2]  # prompt 1: |Δ| = 0.05 < dead band and not degenerate
-    assert out[0].sample.metadata["augment"] == {"kind": "hint", "delta": 0.5, "level": 1, "hint": "One."}
+    done = out[0].sample.extra(vidrl.Augmentation)
+    record = {"kind": "hint", "delta": 0.5, "level": 1, "hint": "One."}
+    assert done == vidrl.Augmentation("difficulty_aug", record)
     assert out[0].sample.question.endswith("\nHint: One.")
-    assert out[2].sample.metadata["augment"]["kind"] == "noise"
-    assert out[2].sample.metadata["augment"]["amount"] == pytest.approx(0.05 * 1.7)
+    assert out[2].sample.extra(vidrl.Augmentation).record["kind"] == "noise"
+    assert out[2].sample.extra(vidrl.Augmentation).record["amount"] == pytest.approx(0.05 * 1.7)
     m = aug.metrics()
     assert (
         m["difficulty_aug/hints"] == 1

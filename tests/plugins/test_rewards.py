@@ -1,6 +1,5 @@
 """The shared rewards on tricky strings, and their composition by task type."""
 
-import dataclasses
 import math
 
 import pytest
@@ -65,8 +64,7 @@ def test_format_options(session):
 )
 def test_format_tool_bonus(session, succeeded, well_formed, expected):
     text = "<think>x</think><tool_call>{}</tool_call><think>y</think><answer>B</answer>"
-    meta = {} if succeeded is None else {vidrl.TOOL_RESULTS: {"calls": 5, "succeeded": succeeded}}
-    sample = dataclasses.replace(MC, metadata=meta)
+    sample = MC if succeeded is None else MC.with_extra(vidrl.ToolResults(calls=5, succeeded=succeeded))
     reward = _r(session, "format", tool_calls=True, tool_bonus=0.5)
     assert reward([text if well_formed else "x" + text], [sample]) == [expected]
     assert _r(session, "format", tool_calls=True)([text], [sample]) == [1.0]  # tool_bonus 0: no bonus
