@@ -14,6 +14,7 @@ from vidrl.engine.loop import StepLoop
 from vidrl.engine.optim import OptimConfig
 from vidrl.engine.report import JsonlLog
 from vidrl.engine.rollout import given_responses, sequence_logprobs
+from vidrl.engine.stage_context import StageContext
 from vidrl.engine.step import (
     Algorithm,
     Collective,
@@ -89,6 +90,7 @@ from vidrl.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "StageContext",
     "ComponentError",
     "Augmentation",
     "RolloutBatch",

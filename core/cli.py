@@ -83,9 +83,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,
         "max_samples": args.max_samples,
-        "max_turns": args.max_turns,
     }
-    raw = {"model": {"path": args.model}, "data": data, "eval": evals, "tools": args.tools}
+    # with tools, --max-new-tokens bounds each turn
+    turns = {"max_turns": args.max_turns, "max_turn_tokens": args.max_new_tokens,
+             "max_total_tokens": max(args.max_total_tokens, args.max_new_tokens)}  # fmt: skip
+    raw = {"model": {"path": args.model}, "data": data, "eval": evals, "tools": args.tools, "turns": turns}
     config, session = load_config(raw)
     with tempfile.TemporaryDirectory() as tmp:
         result, answers = score_split(RunContext(config, session, tmp))
@@ -271,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer with greedy tool roll-outs using these tools (e.g. get_video_clip_frame)",
     )
     e.add_argument("--max-turns", type=int, default=2, help="tool calls per answer (with --tools)")
+    e.add_argument(
+        "--max-total-tokens",
+        type=int,
+        default=4096,
+        help="tokens of a whole tool answer, observations included",
+    )
     e.add_argument("--answers", metavar="FILE", help="write every answer (and its tool calls) as JSONL")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=cmd_eval)

@@ -291,11 +291,12 @@ Regenerate = Callable[[Sequence[Sample], Sequence[Frames | None]], tuple[list[li
 
 @dataclass(frozen=True)
 class AugmentInput:
-    """What an augmenter sees after the first roll-out, per prompt p (P of them):
-    ``samples[p]``, ``clips[p]`` (decoded frames or None), ``group_means[p]`` (mean total reward
-    of its G roll-outs), ``texts[p]`` and ``rewards[p]`` (G each); ``regenerate(samples, clips)``
-    rolls out G responses for other prompts with the current policy and returns their texts and
-    total rewards (e.g. ground-truth-conditioned prompts, for hints)."""
+    """What an augmenter sees after the first roll-out of P prompts, each list indexed by prompt
+    p: ``samples`` [P]; ``clips`` [P] (decoded frames or None); ``group_means`` [P] (mean total
+    reward of each prompt's G roll-outs); ``texts`` [P][G] and ``rewards`` [P][G] (the roll-outs
+    and their total rewards); ``regenerate`` (samples, clips) → (texts [n][G], rewards [n][G]):
+    rolls out G responses for other prompts with the current policy (e.g. ground-truth-conditioned
+    prompts, for hints)."""
 
     samples: list[Sample]
     clips: list[Frames | None]

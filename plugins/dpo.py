@@ -72,7 +72,7 @@ class DPO(vidrl.Stage):
                     f"need steps, batch_size, micro_batch_size >= 1, beta > 0, nll_weight >= 0; got {self}"
                 )
 
-    def run(self, context: vidrl.RunContext) -> None:
+    def run(self, context: vidrl.StageContext) -> None:
         c, policy = self.config, context.policy()
         ref = context.reference()
         feed = context.feed(c.split, c.batch_size)

@@ -44,7 +44,7 @@ class SFT(vidrl.Stage):
         response = sample.metadata.get("response")
         return response if isinstance(response, str) else self.config.template.format(answer=sample.answer)
 
-    def run(self, context: vidrl.RunContext) -> None:
+    def run(self, context: vidrl.StageContext) -> None:
         c, policy = self.config, context.policy()
         feed = context.feed("train", c.batch_size)
         opt, sched = context.optimizer(c.optim, c.steps)
@@ -72,8 +72,9 @@ class SFT(vidrl.Stage):
 
 class RL(vidrl.Stage):
     """``steps`` RL steps of ``prompts_per_step`` prompts (per process) × ``group_size`` sampled
-    responses, with the run's ``advantage``, ``loss`` and ``rewards``. The reference model (the
-    policy at this stage's start) loads only when the loss needs it."""
+    responses, with the run's ``advantage``, ``loss`` and ``rewards`` (and, when the run lists
+    ``tools``, multi-turn tool roll-outs within the run's ``turns`` budgets). The reference model
+    (the policy at this stage's start) loads only when the loss needs it."""
 
     name = "rl"
 
@@ -88,27 +89,29 @@ class RL(vidrl.Stage):
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-5)
         #: the data split its prompts come from ("train", or one a loop stage added)
         split: str = "train"
-        #: multi-turn tool roll-outs, when the run lists ``tools``: calls per roll-out, tokens per
-        #: turn and for the whole response (observations included)
-        max_turns: int = 2
-        max_turn_tokens: int = 1024
-        max_total_tokens: int = 7168
 
         def __post_init__(self) -> None:
             self._check_counts(
                 prompts_per_step=self.prompts_per_step, group_size=self.group_size,
                 num_iterations=self.num_iterations, max_new_tokens=self.max_new_tokens,
             )  # fmt: skip
-            vidrl.TurnLimits(
-                self.max_turns, self.max_turn_tokens, self.max_total_tokens
-            )  # raises on bad ones
             if self.temperature <= 0:
                 raise ValueError(f"temperature must be > 0 (log-probs divide by it), got {self.temperature}")
 
-    def check(self, config: vidrl.RunConfig) -> list[str]:
-        return [f"{key}: required by the rl stage" for key in vidrl.algorithm_missing(config)]
+    def check(self, config: vidrl.RunConfig, session: vidrl.Session | None = None) -> list[str]:
+        out = [f"{key}: required by the rl stage" for key in vidrl.algorithm_missing(config)]
+        if config.augmenters and config.tools:
+            out.append("augmenters and tools cannot be combined yet (augmenters rewrite prompts that tool "
+                       "roll-outs would also need to re-run): drop one of them")  # fmt: skip
+        c = self.config
+        if session is not None and config.loss is not None:
+            loss = session.create("loss", config.loss.name, config.loss.options)
+            if vidrl.Need.WHOLE_GROUPS in loss.needs() and c.micro_batch_size % c.group_size:
+                out.append(f"micro_batch_size ({c.micro_batch_size}) must be a multiple of group_size "
+                           f"({c.group_size}): loss {loss.name!r} normalises over each group")  # fmt: skip
+        return out
 
-    def run(self, context: vidrl.RunContext) -> None:
+    def run(self, context: vidrl.StageContext) -> None:
         c, policy, algo = self.config, context.policy(), context.algorithm()
         sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
         opts = vidrl.StepOptions(
@@ -120,8 +123,9 @@ class RL(vidrl.Stage):
         backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
         learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
         tools = context.tool_runner(c.split)
-        limits = vidrl.TurnLimits(c.max_turns, c.max_turn_tokens, c.max_total_tokens)
-        roller = None if tools is None else functools.partial(tools.rollout, limits=limits)
+        roller = (
+            None if tools is None else functools.partial(tools.rollout, limits=context.config.turns.limits)
+        )
         feed = context.feed(c.split, c.prompts_per_step)
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:

@@ -55,3 +55,25 @@ def test_no_file_cites_a_path_outside_the_repository():
         if outside.search(line)
     ]
     assert not bad, bad
+
+
+def test_every_contract_field_is_documented():
+    """Each dataclass of vidrl.types names every one of its fields (``field``) in its docstring, and
+    docs/contract.md has a section for it."""
+    import dataclasses
+
+    from vidrl import types
+
+    page = (ROOT / "docs" / "contract.md").read_text()
+    classes = [
+        c for c in vars(types).values() if dataclasses.is_dataclass(c) and c.__module__ == types.__name__
+    ]
+    assert len(classes) >= 15
+    undocumented = [
+        f"{c.__name__}.{f.name}"
+        for c in classes
+        for f in dataclasses.fields(c)
+        if f"``{f.name}``" not in c.__doc__
+    ]
+    assert not undocumented, undocumented
+    assert not [c.__name__ for c in classes if f"### {c.__name__}" not in page]

@@ -12,11 +12,14 @@ from vidrl.config.schema import (
     RewardSpec,
     RunConfig,
     SynthConfig,
+    TurnLimits,
+    TurnsConfig,
     VisionBudget,
     apply_overrides,
     load_config,
     parse_yaml,
     read_yaml,
+    stage_problems,
     to_plain,
 )
 
@@ -31,10 +34,13 @@ __all__ = [
     "RewardSpec",
     "RunConfig",
     "SynthConfig",
+    "TurnLimits",
+    "TurnsConfig",
     "VisionBudget",
     "apply_overrides",
     "load_config",
     "parse_yaml",
     "read_yaml",
+    "stage_problems",
     "to_plain",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,20 +146,16 @@ class CheckpointConfig:
 class LogConfig:
     """``samples_every``: steps between saved roll-out samples (0: never), ``num_samples`` per save;
     ``trackers``: accelerate trackers (tensorboard, wandb, ...); ``progress``: a progress bar;
-    tool roll-outs: ``frame_strips`` PNGs (prompt frames and the frames each call returned)
-    every ``frame_strips_every`` steps (0: never)."""
+    ``plot``: ``curves.png`` at the end."""
 
     samples_every: int = 1
     num_samples: int = 4
     trackers: tuple[str, ...] = ()
     progress: bool = True
     plot: bool = True
-    frame_strips_every: int = 10
-    frame_strips: int = 2
 
     def __post_init__(self) -> None:
-        bad = {k: v for k in ("samples_every", "num_samples", "frame_strips_every", "frame_strips")
-               if (v := getattr(self, k)) < 0}  # fmt: skip
+        bad = {k: v for k in ("samples_every", "num_samples") if (v := getattr(self, k)) < 0}
         if bad:
             raise ValueError(f"log counts must be >= 0, got {bad}")
 
@@ -166,9 +163,9 @@ class LogConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     """Held-out evaluation (greedy decoding) on ``data.eval``: before the stages, between stages
-    (``between_stages``) and after them. With the run's ``tools``, answers are greedy tool
-    roll-outs: up to ``max_turns`` calls, ``max_new_tokens`` per turn, ``max_total_tokens`` in
-    all."""
+    (``between_stages``) and after them, in batches of ``batch_size``, ``max_new_tokens`` per
+    answer, on the first ``max_samples`` rows (None: all). With the run's ``tools``, answers are
+    greedy tool roll-outs within the run's ``turns`` budgets."""
 
     before: bool = True
     between_stages: bool = True
@@ -176,15 +173,46 @@ class EvalConfig:
     batch_size: int = 8
     max_new_tokens: int = 32
     max_samples: int | None = None
-    max_turns: int = 2
-    max_total_tokens: int = 4096
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_turns < 0:
-            raise ValueError(f"need batch_size >= 1, max_new_tokens >= 1, max_turns >= 0; got {self}")
-        if self.max_total_tokens < self.max_new_tokens:
-            total, turn = self.max_total_tokens, self.max_new_tokens
-            raise ValueError(f"max_total_tokens ({total}) must be >= max_new_tokens ({turn})")
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError(f"need batch_size >= 1 and max_new_tokens >= 1; got {self}")
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    """Budgets of a multi-turn tool roll-out: ``max_turns`` tool calls per roll-out;
+    ``max_turn_tokens`` generated per turn; ``max_total_tokens`` for the whole response
+    (observations included)."""
+
+    max_turns: int = 2
+    max_turn_tokens: int = 1024
+    max_total_tokens: int = 7168
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 0 or self.max_turn_tokens < 1 or self.max_total_tokens < self.max_turn_tokens:
+            raise ValueError(f"need max_turns >= 0, 1 <= max_turn_tokens <= max_total_tokens: {self}")
+
+
+@dataclass(frozen=True)
+class TurnsConfig(TurnLimits):
+    """Everything about tool use besides the ``tools`` list, in one place: the ``TurnLimits``
+    budgets (``max_turns``, ``max_turn_tokens``, ``max_total_tokens``) of every tool roll-out —
+    RL stages and held-out evaluation alike — and the frame strips of the tool log:
+    ``frame_strips`` PNGs (the prompt's frames and each call's) on RL step 1 and every
+    ``frame_strips_every`` steps (0: never)."""
+
+    frame_strips: int = 2
+    frame_strips_every: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.frame_strips < 0 or self.frame_strips_every < 0:
+            raise ValueError(f"frame strip counts must be >= 0; got {self}")
+
+    @property
+    def limits(self) -> TurnLimits:
+        return TurnLimits(self.max_turns, self.max_turn_tokens, self.max_total_tokens)
 
 
 def _kind(kind: str) -> Any:
@@ -210,6 +238,7 @@ class RunConfig:
     rewards: tuple[RewardSpec, ...] = _kind("reward")
     augmenters: tuple[ComponentSpec, ...] = _kind("augmenter")
     tools: tuple[ComponentSpec, ...] = _kind("tool")
+    turns: TurnsConfig = TurnsConfig()
 
 
 # -- YAML -------------------------------------------------------------------------------------
@@ -338,10 +367,53 @@ def load_config(
     for obj, name in extra_plugins:
         session.add_plugin(obj, name)
     session.load()
+    raw = _moved_keys(raw, errors)
     config = convert(RunConfig, raw, "", errors, component=_component_resolver(session, errors))
+    if not errors:
+        errors += stage_problems(config, session)
     if errors:
         raise ConfigError(errors)
     return config, session
+
+
+def stage_problems(config: RunConfig, session: Session) -> list[str]:
+    """What each stage's ``check`` finds wrong with the whole config (``stages.<i> (<name>): ...``):
+    every combination the engine would refuse, found before anything loads."""
+    out = []
+    for i, spec in enumerate(config.stages):
+        stage = session.create("stage", spec.name, spec.options)
+        # a stage written before ``check`` took the session gets the config alone
+        takes_session = len(inspect.signature(stage.check).parameters) >= 2
+        found = stage.check(config, session) if takes_session else stage.check(config)
+        out += [f"stages.{i} ({spec.name}): {e}" for e in found]
+    return out
+
+
+#: (section, key) → where it lives now; tool use is configured in ``turns`` alone
+MOVED = {
+    **{("eval", k): f"turns.{k}" for k in ("max_turns", "max_total_tokens")},
+    **{("log", k): f"turns.{k}" for k in ("frame_strips", "frame_strips_every")},
+    **{("stage", k): f"turns.{k}" for k in ("max_turns", "max_turn_tokens", "max_total_tokens")},
+}
+
+
+def _moved_keys(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    """``raw`` without the keys that moved, each reported with its new place."""
+    raw = copy.deepcopy(raw)
+    places = [(raw.get("eval"), "eval", "eval"), (raw.get("log"), "log", "log")]
+    stages = raw.get("stages") if isinstance(raw.get("stages"), list) else []
+    places += [
+        (s.get("options"), "stage", f"stages[{i}].options")
+        for i, s in enumerate(stages)
+        if isinstance(s, dict)
+    ]
+    for node, section, path in places:
+        if not isinstance(node, dict):
+            continue
+        for key in [k for k in node if (section, k) in MOVED]:
+            errors.append(f"{path}.{key}: moved to {MOVED[section, key]} (one budget for all tool roll-outs)")
+            del node[key]
+    return raw
 
 
 def to_plain(value: Any) -> Any:

@@ -29,13 +29,14 @@ from vidrl.engine.evaluation import evaluate_split
 from vidrl.engine.feed import Clips, PromptFeed, SampleStream
 from vidrl.engine.loop import StepLoop
 from vidrl.engine.optim import OptimConfig, build_optimizer
-from vidrl.engine.report import JsonlLog, frame_strip
+from vidrl.engine.report import JsonlLog
 from vidrl.engine.step import Algorithm, Collective
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.models.policy import Policy, freeze, load_model
 from vidrl.plugin.components import Component
 from vidrl.plugin.session import Session
-from vidrl.tools.multiturn import ToolRunner, strip_panels, tool_prompt
+from vidrl.tools.multiturn import ToolRunner, tool_prompt
+from vidrl.tools.report import ToolLog
 from vidrl.types import TrainState
 
 
@@ -68,11 +69,11 @@ class RunContext:
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
         self.is_main = acc.is_main_process
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.metrics, self.samples, self.tool_calls = (
+        self.metrics, self.samples = (
             JsonlLog(self.run_dir / "metrics.jsonl"),
             JsonlLog(self.run_dir / "samples.jsonl"),
-            JsonlLog(self.run_dir / "tools.jsonl"),
         )
+        self.tool_log = ToolLog(JsonlLog(self.run_dir / "tools.jsonl"), self.run_dir, config.turns)
         self.resume_path = ckpt.latest(self.ckpt_dir) if resume else None
         if resume and self.resume_path is None:
             raise ckpt.CheckpointError(f"nothing to resume: {self.ckpt_dir} holds no complete checkpoint")
@@ -297,26 +298,7 @@ class RunContext:
                     "advantage": record.advantages.advantages[i].tolist(),
                 })  # fmt: skip
         if record is not None and record.conversations is not None:
-            self.log_tools(record)
-
-    def log_tools(self, record: Any) -> None:
-        """A tool step's ``tools.jsonl`` lines (every roll-out: its calls with arguments, outcome,
-        frames returned) and, on step 1 and every ``log.frame_strips_every`` steps, frame strips
-        of the first ``log.frame_strips`` roll-outs that called a tool (``tool-frames/``)."""
-        s, log = self.state, self.config.log
-        for i, (smp, conv) in enumerate(zip(record.samples, record.conversations, strict=True)):
-            self.tool_calls.write({"step": s.global_step, "sample": smp.id, "row": i,
-                                   "reward": float(record.scores.total[i]), "calls": conv.calls})  # fmt: skip
-        every = log.frame_strips_every
-        if not every or (s.step != 1 and s.step % every):
-            return
-        g = len(record.samples) // len(record.clips)
-        for i in [i for i, c in enumerate(record.conversations) if c.calls][: log.frame_strips]:
-            smp = record.samples[i]
-            title = (f"step {s.global_step} | {smp.id} | {smp.question} | answer: {smp.answer} | "
-                     f"reward {float(record.scores.total[i]):.2f}")  # fmt: skip
-            out = self.run_dir / "tool-frames" / f"step-{s.global_step:07d}-row-{i:03d}.png"
-            frame_strip(strip_panels(record.conversations[i], record.clips[i // g]), title, out)
+            self.tool_log.write(s, record)
 
     def save_checkpoint(self, name: str, blob: dict[str, Any], keep: int | None) -> Path:
         s = self.state

@@ -19,7 +19,7 @@ from vidrl.engine.feed import Clips
 from vidrl.engine.rollout import decode, rollout
 from vidrl.models.generate import HFGenerate
 from vidrl.models.inputs import prepare_batch
-from vidrl.tools.multiturn import TurnLimits
+from vidrl.tools.report import tool_metrics
 from vidrl.types import Sample, Sampling
 
 if TYPE_CHECKING:
@@ -126,12 +126,12 @@ def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[An
 
 def tool_responder(ctx: RunContext, calls: list[list[dict]], split: str = "eval") -> Any:
     """``respond(samples, batch)`` for ``evaluate``: greedy tool roll-outs with the run's tools
-    within ``eval``'s turn budgets, each answer's calls appended to ``calls``; None without tools."""
-    runner, e = ctx.tool_runner(split), ctx.config.eval
+    within the run's ``turns`` budgets, each answer's calls appended to ``calls``; None without tools."""
+    runner = ctx.tool_runner(split)
     if runner is None:
         return None
-    limits = TurnLimits(e.max_turns, e.max_new_tokens, e.max_total_tokens)
-    greedy = Sampling(temperature=0.0, max_new_tokens=e.max_new_tokens)
+    limits = ctx.config.turns.limits
+    greedy = Sampling(temperature=0.0, max_new_tokens=limits.max_turn_tokens)
 
     def respond(samples: Any, batch: Any) -> list[str]:
         _, convs = runner.rollout(batch, samples, 1, greedy, limits)
@@ -157,9 +157,7 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
     result = evaluate(p.base, p.tokenizer, eval_batches(ctx, split), p.eos_id, ctx.config.eval.max_new_tokens,
                       on_batch=keep, respond=respond)  # fmt: skip
     if respond is not None:
-        made = [x for conv_calls in calls for x in conv_calls]
-        result["tools/calls"] = len(made) / max(1, len(calls))
-        result["tools/success"] = sum(x["ok"] for x in made) / len(made) if made else 0.0
+        result.update(tool_metrics(calls))
     return result, answers
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vidrl.config import RunConfig
+from vidrl.config import RunConfig, stage_problems
 from vidrl.engine.context import RunContext, write_config
 from vidrl.engine.evaluation import evaluate_split, has_eval
 from vidrl.engine.report import plot
@@ -21,7 +21,7 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
     stages = [session.create("stage", s.name, s.options) for s in config.stages]
     if not stages:
         raise ConfigError(["stages: a run needs at least one stage (e.g. sft, rl)"])
-    errors = [f"stages.{i} ({s.name}): {e}" for i, s in enumerate(stages) for e in s.check(config)]
+    errors = stage_problems(config, session)
     if errors:
         raise ConfigError(errors)
     run_dir = Path(run_dir)
@@ -38,7 +38,7 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
         write_config(config, run_dir / "config.yaml")
         ctx.metrics.truncate(ctx.state.global_step)
         ctx.samples.truncate(ctx.state.global_step)
-        ctx.tool_calls.truncate(ctx.state.global_step)
+        ctx.tool_log.log.truncate(ctx.state.global_step)
     ctx.barrier()
     before = evaluate_split(ctx, "before") if config.eval.before and ctx.resume_path is None else None
     for i, (spec, stage) in enumerate(zip(config.stages, stages, strict=True)):

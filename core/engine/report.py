@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,53 +101,3 @@ def _smooth(values: list[float], k: int = 5) -> list[float]:
         sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1])
         for i in range(len(values))
     ]
-
-
-def frame_strip(panels: Sequence[tuple[str, Any]], title: str, out: Path, height: int = 96,
-                max_frames: int = 16) -> Path:  # fmt: skip
-    """``out``: a PNG with ``title`` (wrapped, at most 3 lines) and one row per panel: its label,
-    then its frames (a ``vidrl.Frames``, [F, H, W, 3] uint8; at most ``max_frames``, spread
-    uniformly) scaled to ``height`` pixels, each captioned with its time. A panel without frames
-    is its label alone."""
-    from PIL import Image, ImageDraw
-
-    rows = [(label, _strip_images(frames, height, max_frames)) for label, frames in panels]
-    line, gap = 14, 4
-    width = max([640] + [sum(im.width + gap for im, _ in imgs) + gap for _, imgs in rows])
-    chars = width // 6
-    heading = textwrap.wrap(title, chars)[:3] or [""]
-    total = line * len(heading) + gap + sum(line + (height + line if imgs else 0) + gap for _, imgs in rows)
-    canvas = Image.new("RGB", (width, total), "white")
-    draw = ImageDraw.Draw(canvas)
-    for k, text in enumerate(heading):
-        draw.text((gap, 1 + k * line), text, fill="black")
-    y = line * len(heading) + gap
-    for label, imgs in rows:
-        draw.text((gap, y), label[:chars], fill="black")
-        y += line
-        x = gap
-        for im, t in imgs:
-            canvas.paste(im, (x, y))
-            draw.text((x, y + height + 1), f"{t:.2f}s", fill="dimgray")
-            x += im.width + gap
-        y += (height + line if imgs else 0) + gap
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    return out
-
-
-def _strip_images(frames: Any, height: int, max_frames: int) -> list[tuple[Any, float]]:
-    """(PIL image scaled to ``height``, time) for up to ``max_frames`` frames spread uniformly."""
-    from PIL import Image
-
-    if frames is None or len(frames.times) == 0:
-        return []
-    n = len(frames.times)
-    picks = sorted({round(i * (n - 1) / max(1, min(n, max_frames) - 1)) for i in range(min(n, max_frames))})
-    out = []
-    for j in picks:
-        im = Image.fromarray(frames.pixels[j].cpu().numpy())
-        out.append(
-            (im.resize((max(1, round(im.width * height / im.height)), height)), float(frames.times[j]))
-        )
-    return out

@@ -6,7 +6,6 @@ and times them. Shapes: P prompts, G responses each, B = P·G, T response tokens
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from vidrl.engine.evaluation import grade
 from vidrl.engine.rollout import decode, rollout, sequence_logprobs
 from vidrl.engine.scoring import score
 from vidrl.plugin.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward, RolloutBackend
-from vidrl.tools.calls import TOOL_RESULTS
+from vidrl.tools.report import tool_results
 from vidrl.types import (
     Advantages,
     Frames,
@@ -32,7 +31,6 @@ from vidrl.types import (
     Sample,
     Sampling,
     Scores,
-    ToolResults,
 )
 
 
@@ -214,24 +212,6 @@ def check_micro_batches(algo: Algorithm, opts: StepOptions) -> None:
 
 #: ``roller(prompt_batch, samples, g, sampling)`` → (generation, conversations): multi-turn roll-outs
 Roller = Callable[[Any, Sequence[Sample], int, Sampling], tuple[Generation, list[Any]]]
-
-
-def tool_results(
-    convs: Sequence[Any], samples: Sequence[Sample], g: int
-) -> tuple[list[str], list[Sample], dict]:
-    """Texts [B] (the policy's turns), samples [B] carrying their ``ToolResults``, and
-    ``tools/calls`` (mean calls per roll-out) and ``tools/success`` (share of calls that worked)."""
-    reps, calls = [], [c.calls for c in convs]
-    for i, c in enumerate(calls):
-        s = samples[i // g]
-        result = ToolResults(calls=len(c), succeeded=sum(x["ok"] for x in c))
-        # the metadata key only for plugins written before the typed stash (deprecated)
-        legacy = {**s.metadata, TOOL_RESULTS: {"calls": result.calls, "succeeded": result.succeeded}}
-        reps.append(dataclasses.replace(s, metadata=legacy).with_extra(result))
-    made = sum(len(c) for c in calls)
-    metrics = {"tools/calls": made / max(1, len(calls)),
-               "tools/success": sum(x["ok"] for c in calls for x in c) / made if made else 0.0}  # fmt: skip
-    return [c.text for c in convs], reps, metrics
 
 
 class Phases:

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -30,6 +30,9 @@ from vidrl.types import (
     Sampling,
     VideoInfo,
 )
+
+if TYPE_CHECKING:
+    from vidrl.engine.stage_context import StageContext
 
 
 class Need(str, Enum):
@@ -187,17 +190,20 @@ class Kernel(Component, abc.ABC):
 class Stage(Component, abc.ABC):
     """A phase of a run (SFT, RL, DPO) or a loop of phases; a run config is a list of stages.
 
-    ``run`` gets a ``vidrl.RunContext`` (model, data, components, ``loop`` for resumable steps
-    with logging and checkpoints). ``check`` sees the whole ``RunConfig`` before anything loads
-    and returns what is missing for this stage (e.g. an RL stage needs rewards)."""
+    ``run`` gets a ``vidrl.StageContext`` (model, data, components, ``loop`` for resumable steps
+    with logging and checkpoints; every member documented there). ``check`` sees the whole
+    ``RunConfig`` before anything loads and returns what is missing for this stage (e.g. an RL
+    stage needs rewards)."""
 
-    def check(self, config: Any) -> list[str]:
-        """Problems with ``config`` for this stage, each naming the config key; [] when none."""
+    def check(self, config: Any, session: Any = None) -> list[str]:
+        """Problems with the whole ``RunConfig`` for this stage, each naming the config key; []
+        when none. ``session`` (the loaded ``vidrl.Session``) lets a check look at the components
+        the config names (e.g. a loss's needs). Run by ``vidrl validate`` and before training."""
         return []
 
     @abc.abstractmethod
-    def run(self, context: Any) -> None:
-        """Run the stage to completion (resuming where ``context`` says it stopped)."""
+    def run(self, context: StageContext) -> None:
+        """Run the stage to completion (resuming where ``context.state`` says it stopped)."""
 
 
 class Judge(Component, abc.ABC):

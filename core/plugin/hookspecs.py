@@ -16,9 +16,12 @@ implementation is re-raised as ``vidrl.PluginError`` naming the plugin and its d
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from vidrl.types import RolloutBatch, TrainState
 
 PROJECT = "vidrl"
 
@@ -77,28 +80,32 @@ def register_video_backends(register: Register) -> None:
 
 
 @hookspec
-def on_rollouts_scored(batch: Any, state: Any) -> None:
-    """Fires after the rewards of a rollout batch are computed and before advantages are.
+def on_rollouts_scored(batch: RolloutBatch, state: TrainState) -> None:
+    """Fires in every process after the rewards of a step's roll-outs are computed (after the
+    augment phase: the roll-outs the step trains on) and before advantages are.
 
-    ``batch`` holds the rollouts with their rewards; ``state`` the training state. Replay buffers
-    and difficulty trackers update here. Return value ignored.
+    ``batch`` is a frozen ``vidrl.RolloutBatch`` (texts, samples, scores, group ids, response
+    tokens, cut-off flags); ``state`` the ``vidrl.TrainState`` (``global_step`` counts the steps
+    done before this one). Replay buffers, difficulty trackers and recorders update here (a loop
+    stage subscribes a listener for one phase with ``Session.subscribed``). Return value ignored.
     """
 
 
 @hookspec
-def on_step_end(state: Any, metrics: dict[str, float]) -> None:
+def on_step_end(state: TrainState, metrics: dict[str, float]) -> None:
     """Fires after each optimizer step, before logging. ``metrics`` may be extended in place with
     new keys (an existing key must not be overwritten). Return value ignored."""
 
 
 @hookspec
-def on_checkpoint_save(state: Any) -> dict[str, Any] | None:
+def on_checkpoint_save(state: TrainState) -> dict[str, Any] | None:
     """Fires while a checkpoint is written. Return the plugin's state as a dict of tensors and
     plain Python values, under keys unique to the plugin (prefix them with its name), or None.
-    The engine merges the dicts; a key returned by two plugins is an error."""
+    The engine merges the dicts; a key returned by two plugins is an error. (A component's own
+    state goes through ``Component.state_dict`` instead.)"""
 
 
 @hookspec
-def on_checkpoint_load(state: Any, blob: dict[str, Any]) -> None:
+def on_checkpoint_load(state: TrainState, blob: dict[str, Any]) -> None:
     """Fires when a run resumes. ``blob`` is the merged dict every plugin returned from
     ``on_checkpoint_save``; each plugin restores its own keys. Return value ignored."""

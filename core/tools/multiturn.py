@@ -22,27 +22,13 @@ from typing import Any
 
 import torch
 
-from vidrl.config import VisionBudget
+from vidrl.config import TurnLimits, VisionBudget
 from vidrl.models.inputs import Geometry, fit_clip, run_processor
 from vidrl.plugin.components import RolloutBackend, Tool
 from vidrl.tools.calls import CLOSE, call_tool, parse_tool_call
-from vidrl.types import Frames, Generation, Observation, Sample, Sampling, ToolContext
+from vidrl.types import Generation, Observation, Sample, Sampling, ToolContext
 
 CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
-
-
-@dataclass(frozen=True)
-class TurnLimits:
-    """``max_turns`` tool calls per roll-out; ``max_turn_tokens`` generated per turn;
-    ``max_total_tokens`` for the whole response (observations included)."""
-
-    max_turns: int = 2
-    max_turn_tokens: int = 1024
-    max_total_tokens: int = 7168
-
-    def __post_init__(self) -> None:
-        if self.max_turns < 0 or self.max_turn_tokens < 1 or self.max_total_tokens < self.max_turn_tokens:
-            raise ValueError(f"need max_turns >= 0, 1 <= max_turn_tokens <= max_total_tokens: {self}")
 
 
 @dataclass
@@ -260,22 +246,6 @@ def given_conversations(
             if k < len(turns) - 1:
                 _append(conv, _observe(conv, turn, setup.tools, setup.contexts[i]), processor, setup, None)
     return _generation(batch, convs, 1, tok.pad_token_id), convs
-
-
-def call_label(call: Mapping[str, Any]) -> str:
-    """One line for a logged call: ``name(arguments) -> ok | failed: <text>, <n> frames``."""
-    args = ", ".join(f"{k}={v}" for k, v in call["arguments"].items())
-    outcome = "ok" if call["ok"] else f"failed: {call['text']}"
-    return f"{call['name']}({args}) -> {outcome}, {call['frames']} frames"
-
-
-def strip_panels(conv: Conversation, clip: Frames | None) -> list[tuple[str, Frames | None]]:
-    """The panels of a roll-out's frame strip (``vidrl.engine.report.frame_strip``): the prompt's
-    frames, then each call with the frames its tool returned."""
-    panels: list[tuple[str, Frames | None]] = [] if clip is None else [("prompt frames", clip)]
-    for k, (call, obs) in enumerate(zip(conv.calls, conv.observations, strict=True)):
-        panels.append((f"call {k + 1}: {call_label(call)}", obs.frames))
-    return panels
 
 
 def tool_prompt(tools: Mapping[str, Tool], system: str | None = None) -> str:

@@ -88,7 +88,7 @@ class VerIPO(vidrl.Stage):
             f"{key}: required by the veripo stage's GRPO phases" for key in vidrl.algorithm_missing(config)
         ]
 
-    def run(self, context: vidrl.RunContext) -> None:
+    def run(self, context: vidrl.StageContext) -> None:
         c = self.config
         judge = None if c.judge is None else context.session.create("judge", c.judge.name, c.judge.options)
         if judge is None:
@@ -108,7 +108,7 @@ class VerIPO(vidrl.Stage):
 
     # -- phases -----------------------------------------------------------------------------
 
-    def grpo(self, context: vidrl.RunContext, stage: vidrl.Stage, k: int) -> None:
+    def grpo(self, context: vidrl.StageContext, stage: vidrl.Stage, k: int) -> None:
         """Run the inner RL stage, appending every roll-out to ``rollouts-<rank>.jsonl``."""
         out = self.directory(context, k)
         out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ class VerIPO(vidrl.Stage):
         with context.session.subscribed(RolloutRecorder(rollouts), name="veripo-rollouts"):
             stage.run(context)
 
-    def verify(self, context: vidrl.RunContext, k: int, pool: str, judge: vidrl.Judge | None) -> None:
+    def verify(self, context: vidrl.StageContext, k: int, pool: str, judge: vidrl.Judge | None) -> None:
         """Check the roll-outs, write verdicts and pairs, choose the next pool, log the metrics."""
         c, out = self.config, self.directory(context, k)
         rows = [r for f in sorted(out.glob("rollouts-*.jsonl")) for r in vidrl.JsonlLog(f).read()]
@@ -148,7 +148,7 @@ class VerIPO(vidrl.Stage):
                         "veripo/prompts/dropped": float(len(dropped))})  # fmt: skip
         context.log_step(metrics)
 
-    def preference(self, context: vidrl.RunContext, k: int) -> None:
+    def preference(self, context: vidrl.StageContext, k: int) -> None:
         """Run the inner DPO stage on the iteration's pairs (none: skipped, with a warning)."""
         path = self.directory(context, k) / "pairs.jsonl"
         if not path.read_text().strip():
@@ -162,10 +162,10 @@ class VerIPO(vidrl.Stage):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def directory(self, context: vidrl.RunContext, k: int) -> Path:
+    def directory(self, context: vidrl.StageContext, k: int) -> Path:
         return context.run_dir / "veripo" / f"stage-{context.state.stage_index}" / f"iter-{k}"
 
-    def pool(self, context: vidrl.RunContext, k: int) -> str:
+    def pool(self, context: vidrl.StageContext, k: int) -> str:
         """The data split of iteration ``k`` 's GRPO prompts: all of ``train``, then what the
         previous iteration kept."""
         if k == 0:
@@ -178,7 +178,7 @@ class VerIPO(vidrl.Stage):
         context.add_dataset(f"veripo-{k}-prompts", subset)
         return f"veripo-{k}-prompts"
 
-    def inner(self, context: vidrl.RunContext, spec: vidrl.ComponentSpec, split: str) -> vidrl.Stage:
+    def inner(self, context: vidrl.StageContext, spec: vidrl.ComponentSpec, split: str) -> vidrl.Stage:
         """The inner stage of ``spec``, reading ``split``."""
         stage = context.session.create("stage", spec.name, spec.options)
         if not any(f.name == "split" for f in dataclasses.fields(stage.config)):
@@ -209,7 +209,7 @@ class RolloutRecorder:
             })  # fmt: skip
 
 
-def with_progress(judge: vidrl.Judge, context: vidrl.RunContext, chunk: int = 64) -> Any:
+def with_progress(judge: vidrl.Judge, context: vidrl.StageContext, chunk: int = 64) -> Any:
     """``judge`` called in chunks under a progress bar."""
 
     def call(items: list[vidrl.JudgeItem]) -> list[vidrl.Judgement]:

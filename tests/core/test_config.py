@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+import vidrl
 from vidrl import ComponentSpec, ConfigError, RewardSpec, RunConfig, load_config
 from vidrl.config import apply_overrides, parse_yaml, read_yaml, to_plain
 
@@ -90,12 +91,54 @@ def test_range_checks_are_reported_with_type_errors_in_one_pass():
     assert "eps must be >= 0, got -1.0" in errs[1]
 
 
-def test_eval_turn_budgets_are_checked_before_the_run():
-    errs = _errors({"eval": {"max_new_tokens": 64, "max_total_tokens": 32}})
-    assert any(
-        e.startswith("eval") and "max_total_tokens (32) must be >= max_new_tokens (64)" in e for e in errs
+def test_turn_budgets_are_one_section_checked_before_the_run():
+    errs = _errors({"turns": {"max_turn_tokens": 64, "max_total_tokens": 32}})
+    assert (
+        errs[0].startswith("turns: invalid TurnsConfig") and "max_turn_tokens <= max_total_tokens" in errs[0]
     )
-    assert any("max_turns >= 0" in e for e in _errors({"eval": {"max_turns": -1}}))
+    assert "frame strip counts must be >= 0" in _errors({"turns": {"frame_strips": -1}})[0]
+    cfg, _ = load_config({"turns": {"max_turns": 1}})
+    assert cfg.turns.limits == vidrl.TurnLimits(1, 1024, 7168)
+
+
+def test_keys_that_moved_to_turns_say_where_they_went():
+    errs = _errors(
+        {
+            "eval": {"max_turns": 1, "max_total_tokens": 300},
+            "log": {"frame_strips": 1},
+            "stages": [{"name": "rl", "options": {"max_turn_tokens": 64}}],
+        }
+    )
+    why = "(one budget for all tool roll-outs)"
+    assert errs == [
+        f"eval.max_turns: moved to turns.max_turns {why}",
+        f"eval.max_total_tokens: moved to turns.max_total_tokens {why}",
+        f"log.frame_strips: moved to turns.frame_strips {why}",
+        f"stages[0].options.max_turn_tokens: moved to turns.max_turn_tokens {why}",
+    ]
+
+
+def test_validation_catches_what_the_engine_would_refuse():
+    rl = {"name": "rl", "options": {"group_size": 4, "micro_batch_size": 6}}
+    errs = _errors(
+        {
+            "stages": [rl],
+            "advantage": "grpo",
+            "loss": "reg_grpo",
+            "rewards": ["format"],
+            "augmenters": ["difficulty_aug"],
+            "tools": ["get_video_clip_frame"],
+        }
+    )
+    assert errs[0].startswith("stages.0 (rl): augmenters and tools cannot be combined yet")
+    assert errs[1] == (
+        "stages.0 (rl): micro_batch_size (6) must be a multiple of group_size (4): "
+        "loss 'reg_grpo' normalises over each group"
+    )
+    assert len(errs) == 2
+    assert _errors({"stages": ["rl"]}) == [
+        f"stages.0 (rl): {k}: required by the rl stage" for k in ("advantage", "loss", "rewards")
+    ]
 
 
 def test_float_fields_accept_ints_but_not_bools():

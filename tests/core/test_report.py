@@ -3,9 +3,9 @@
 import torch
 from PIL import Image
 
-from vidrl.engine.report import frame_strip
 from vidrl.tools.calls import tool_error
-from vidrl.tools.multiturn import Conversation, call_label, strip_panels
+from vidrl.tools.multiturn import Conversation
+from vidrl.tools.report import call_label, frame_strip, strip_panels
 from vidrl.types import Frames, Observation, VideoInfo
 
 

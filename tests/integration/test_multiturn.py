@@ -186,14 +186,15 @@ def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
              "options": {"steps": 60, "batch_size": 2, "micro_batch_size": 2, "optim": {"lr": 3e-3}}},
             {"name": "rl",
              "options": {"steps": 2, "prompts_per_step": 2, "group_size": 2, "micro_batch_size": 4,
-                         "temperature": 0.1, "max_turns": 1, "max_turn_tokens": 96, "max_total_tokens": 400}},
+                         "temperature": 0.1}},
         ],
         "advantage": "grpo",
         "loss": "ppo_clip",
         "rewards": [{"name": "format", "options": {"tool_calls": True, "tool_bonus": 0.5}},
                     "multiple_choice"],
         "log": {"progress": False, "plot": False},
-        "eval": {"before": False, "between_stages": False, "max_new_tokens": 96, "max_turns": 1},
+        "eval": {"before": False, "between_stages": False, "max_new_tokens": 96},
+        "turns": {"max_turns": 1, "max_turn_tokens": 96, "max_total_tokens": 400},
     }  # fmt: skip
     after = train(*vidrl.load_config(raw), tmp_path / "run")["after"]
     assert after["tools/calls"] == 1.0 and after["tools/success"] == 1.0, after  # held-out answers use tools
@@ -217,4 +218,7 @@ def test_an_rl_stage_with_tools_calls_them_and_trains(tiny_model_dir, tmp_path):
             0 <= t <= 2 for t in call["info"]["times"]
         )
     strips = sorted(p.name for p in (tmp_path / "run" / "tool-frames").iterdir())
-    assert strips == ["step-0000061-row-000.png", "step-0000061-row-001.png"]  # rl step 1, log.frame_strips 2
+    assert strips == [
+        "step-0000061-row-000.png",
+        "step-0000061-row-001.png",
+    ]  # rl step 1; frame_strips: 2
