@@ -132,6 +132,43 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _conformance(session: Session, kind: str, name: str) -> tuple[str, bool]:
+    """(one line on component ``name`` of ``kind``, whether it failed)."""
+    from vidrl.testing import SUITES, check_component
+
+    cls = session.registry(kind).get(name)
+    required = [f.name for f in dataclasses.fields(cls.Config) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]  # fmt: skip
+    if kind not in SUITES:
+        return "registered (no conformance suite for this kind)", False
+    if required:
+        return f"skipped: needs options {required} (run vidrl.testing.check_component with them)", False
+    if not cls.available():
+        return f"skipped: {cls.unavailable_reason()}", False
+    try:
+        check_component(session, kind, name)
+    except (AssertionError, VidrlError) as e:
+        return f"FAIL: {e}", True
+    return "ok", False
+
+
+def cmd_check_plugin(args: argparse.Namespace) -> int:
+    session = Session().load()
+    if args.name in session.failed:
+        info = session.failed[args.name]
+        raise VidrlError(f"plugin {args.name!r} failed to load: {info.error}")
+    if args.name not in session.plugins:
+        raise VidrlError(f"no plugin {args.name!r}; {choices_hint(args.name, session.plugins)}")
+    failed = 0
+    for kind, names in session.plugins[args.name].components.items():
+        for name in names:
+            line, bad = _conformance(session, kind, name)
+            failed += bad
+            print(f"  {kind} {name}: {line}")
+    print(f"{args.name}: {'all components conform' if not failed else f'{failed} component(s) fail'}")
+    return 1 if failed else 0
+
+
 def _options_summary(config_cls: type) -> str:
     parts = []
     for f in dataclasses.fields(config_cls):
@@ -253,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in DIR (default: output_dir) from its newest checkpoint",
     )  # fmt: skip
     t.set_defaults(func=cmd_train)
+
+    cp = sub.add_parser(
+        "check-plugin", help="run vidrl.testing's conformance suites over an installed plugin's components"
+    )
+    cp.add_argument("name", help="the plugin's entry-point name (see vidrl plugins)")
+    cp.set_defaults(func=cmd_check_plugin)
 
     e = sub.add_parser(
         "eval", help="accuracy / mIoU of a model directory on a data set (greedy, tools optional)"

@@ -60,6 +60,8 @@ class RegGRPO(vidrl.PolicyLoss):
         ref = {vidrl.Need.REFERENCE_MODEL} if self.config.beta > 0 else set()
         return frozenset({vidrl.Need.OLD_LOGPROBS, vidrl.Need.WHOLE_GROUPS, *ref})
 
+    token_advantages = False  # ρ is a sequence-level quantity
+
     def __call__(self, inputs: vidrl.LossInputs) -> vidrl.LossOutput:
         c = self.config
         if inputs.advantages.dim() != 1:

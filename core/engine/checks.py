@@ -45,6 +45,15 @@ def check_advantages(estimator: Component, out: Any, b: int, t: int, num_groups:
     return out
 
 
+def check_pairing(estimator: Component, loss: Component, adv: Advantages) -> None:
+    """A per-token advantage [B, T] reaches only a loss that takes one."""
+    if adv.advantages.dim() == 2 and not getattr(loss, "token_advantages", True):
+        raise ComponentError(
+            f"{label(estimator)} returned per-token advantages [B, T], but {label(loss)} takes one "
+            "advantage per roll-out [B]: pair it with a sequence-level estimator"
+        )
+
+
 def check_loss_output(loss: Component, out: Any) -> LossOutput:
     """A policy loss's output for one micro-batch."""
     if not isinstance(out, LossOutput):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from vidrl.engine.augment import Prepare, Rollouts, augment_step, roll
-from vidrl.engine.checks import check_advantages, check_loss_output
+from vidrl.engine.checks import check_advantages, check_loss_output, check_pairing
 from vidrl.engine.evaluation import grade
 from vidrl.engine.rollout import decode, rollout, sequence_logprobs
 from vidrl.engine.scoring import score
@@ -295,6 +295,7 @@ def rl_step(
             hook.on_rollouts_scored(batch=rollout_batch(used, group_ids, g, learner.eos_id), state=state)
         b, t = gen.response_ids.shape
         adv = check_advantages(algo.estimator, algo.estimator(scores.total, group_ids), b, t, len(samples))
+        check_pairing(algo.estimator, algo.loss, adv)
     micro, temp, needs = opts.micro_batch_size, opts.sampling.temperature, algo.loss.needs()
     with phases("logprob"):
         old = logprobs(learner.model, gen, micro, temp) if Need.OLD_LOGPROBS in needs else None

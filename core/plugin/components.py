@@ -115,7 +115,11 @@ class AdvantageEstimator(Component, abc.ABC):
 
 
 class PolicyLoss(Component, abc.ABC):
-    """The objective minimised for one micro-batch."""
+    """The objective minimised for one micro-batch. ``token_advantages``: whether it takes
+    per-token advantages [B, T] as well as per-roll-out ones [B] (the engine refuses the pair of
+    a per-token estimator and a loss that does not, naming both)."""
+
+    token_advantages: ClassVar[bool] = True
 
     @abc.abstractmethod
     def __call__(self, inputs: LossInputs) -> LossOutput:

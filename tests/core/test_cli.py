@@ -11,7 +11,7 @@ import torch
 from vidrl.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["train", "eval", "plugins", "list", "validate", "data", "bench"]
+COMMANDS = ["train", "eval", "plugins", "check-plugin", "list", "validate", "data", "bench"]
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS), ["data", "synth"], ["data", "check"]])
@@ -171,3 +171,37 @@ def test_traceback_flag_and_vidrl_debug_show_the_original_traceback(fake_dist, m
     assert main(["list", "losses"]) == 2
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "unknown kind 'losses'" in err
+
+
+SHORT = """
+import vidrl
+
+class Short(vidrl.Reward):
+    name = "short"
+
+    def __call__(self, responses, samples):
+        return [1.0] * (len(responses) - 1)
+
+class Fine(vidrl.Reward):
+    name = "fine"
+
+    def __call__(self, responses, samples):
+        return [float(len(r) > 3) for r in responses]
+
+@vidrl.hookimpl
+def register_rewards(register):
+    register(Short)
+    register(Fine)
+"""
+
+
+def test_check_plugin_runs_the_conformance_suites(fake_dist, capsys):
+    fake_dist("vidrl-short", "0.1", {"short": "short_plugin"}, {"short_plugin": SHORT})
+    assert main(["check-plugin", "short"]) == 1
+    out = capsys.readouterr().out
+    assert "reward short: FAIL: reward 'short' (plugin 'short'): returned 3 scores for 4 responses" in out
+    assert "reward fine: ok" in out and "short: 1 component(s) fail" in out
+    assert main(["check-plugin", "grpo_family"]) == 0
+    assert "grpo_family: all components conform" in capsys.readouterr().out
+    assert main(["check-plugin", "shrt"]) == 2
+    assert "did you mean 'short'" in capsys.readouterr().err

@@ -183,3 +183,14 @@ def test_the_typed_stash():
     assert t.with_extra(vidrl.ToolResults(3, 3)).extra(vidrl.ToolResults).calls == 3  # replaced, by type
     with pytest.warns(DeprecationWarning, match="sample.extra"):
         assert vidrl.TOOL_RESULTS == "tool_results"
+
+
+def test_a_per_token_estimator_meets_a_sequence_level_loss_with_a_clear_error(session):
+    from vidrl.engine.checks import check_pairing
+
+    per_token = vidrl.Advantages(torch.zeros(4, 3), torch.zeros(2, dtype=torch.bool), torch.ones(2))
+    grpo, reg = session.create("advantage", "grpo"), session.create("loss", "reg_grpo")
+    with pytest.raises(vidrl.ComponentError, match=r"takes one advantage per roll-out \[B\]"):
+        check_pairing(grpo, reg, per_token)
+    check_pairing(grpo, session.create("loss", "ppo_clip"), per_token)  # ppo_clip takes [B, T]
+    check_pairing(grpo, reg, vidrl.Advantages(torch.zeros(4), per_token.zero_std, per_token.group_weights))

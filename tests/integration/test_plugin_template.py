@@ -59,7 +59,12 @@ def test_listed_by_vidrl_plugins(site):
     assert plugins["template"]["version"] == "0.1.0"
     assert plugins["template"]["components"] == {
         "advantage": ["median_baseline"],
+        "loss": ["reinforce"],
         "reward": ["concise"],
+        "augmenter": ["think_harder"],
+        "tool": ["video_length"],
+        "stage": ["checkpoint_eval"],
+        "judge": ["shows_work"],
     }
     assert "grpo_family" in plugins
 
@@ -95,4 +100,10 @@ def test_in_process_numbers_through_the_config(site, monkeypatch):
 def test_template_own_tests_pass(site):
     out = _run(site, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(TEMPLATE / "tests"))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "3 passed" in out.stdout
+    assert "15 passed" in out.stdout
+
+
+def test_check_plugin_passes_on_the_template(site):
+    out = _run(site, "-m", "vidrl.cli", "check-plugin", "template")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "template: all components conform" in out.stdout and out.stdout.count(": ok") == 7

@@ -1,0 +1,200 @@
+"""Conformance suites: what every component of a kind must do, checked on fresh inputs (odd
+group sizes, padded rows, degenerate groups, garbage text, bad tool arguments). A plugin's tests
+run them over its components (``check_component(session, kind, name)``); vidrl runs them over
+every built-in one; ``vidrl check-plugin NAME`` runs them over an installed plugin.
+
+Each check raises ``AssertionError`` saying which rule failed and on what; it needs no pytest.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from vidrl.engine.checks import check_advantages, check_augmented, check_loss_output
+from vidrl.plugin.components import (
+    KINDS,
+    AdvantageEstimator,
+    Augmenter,
+    Component,
+    Judge,
+    Need,
+    PolicyLoss,
+    Reward,
+    Stage,
+    Tool,
+    label,
+    tool_schema_problem,
+)
+from vidrl.plugin.session import Session
+from vidrl.testing import builders
+from vidrl.tools.calls import call_tool
+from vidrl.types import TASK_TYPES, JudgeItem, Judgement, Observation, ToolCall
+
+
+def _check(ok: bool, component: Component, rule: str) -> None:
+    if not ok:
+        raise AssertionError(f"{label(component)}: {rule}")
+
+
+def check_advantage_estimator(est: AdvantageEstimator) -> None:
+    """Shapes and finiteness on odd group sizes; a group of equal rewards gets 0 exactly and is
+    flagged; an all-equal batch and singleton groups give no NaN."""
+    ids = builders.group_ids((3, 1, 4, 2))
+    rewards = torch.randn(len(ids), generator=torch.Generator().manual_seed(1))
+    rewards[4:8] = 0.7  # group 2: all equal
+    out = check_advantages(est, est(rewards, ids), len(ids), 1, 4)
+    _check(
+        bool((out.advantages[4:8] == 0).all()),
+        est,
+        "a group whose rewards are all equal must get advantage 0",
+    )
+    _check(
+        bool(out.zero_std[2]) and not bool(out.zero_std[0]),
+        est,
+        "zero_std must flag exactly the equal groups",
+    )
+    same = est(torch.ones(6), builders.group_ids((3, 3)))
+    check_advantages(est, same, 6, 1, 2)
+    _check(bool((same.advantages == 0).all()), est, "an all-equal batch must give advantage 0 everywhere")
+
+
+def _inputs_for(loss: PolicyLoss, **kw: Any) -> Any:
+    needs = loss.needs()
+    sizes = (3, 3) if Need.WHOLE_GROUPS in needs else (3, 2)
+    return builders.loss_inputs(
+        sizes, old=Need.OLD_LOGPROBS in needs, ref=Need.REFERENCE_MODEL in needs, **kw
+    )
+
+
+def check_policy_loss(loss: PolicyLoss) -> None:
+    """A finite scalar with a finite gradient on [B] and [B, T] advantages; no NaN when every token
+    is masked; float metrics. Inputs hold only what the loss declares it needs."""
+    for per_token in (False, True) if loss.token_advantages else (False,):
+        inputs = _inputs_for(loss, per_token=per_token)
+        out = check_loss_output(loss, loss(inputs))
+        (grad,) = torch.autograd.grad(out.loss, inputs.logprobs)
+        _check(bool(torch.isfinite(grad).all()), loss, f"non-finite gradient (per_token={per_token})")
+        _check(float(grad[inputs.mask == 0].abs().sum()) == 0, loss, "padding tokens must get no gradient")
+    masked = _inputs_for(loss, masked=True)
+    value = loss(masked)
+    _check(
+        torch.isfinite(value.loss.detach()).all().item(),
+        loss,
+        "an all-masked micro-batch must give a finite loss",
+    )
+
+
+def check_reward(reward: Reward) -> None:
+    """One finite float per response, on every task type it scores, for good, empty and garbage
+    responses (model output is untrusted)."""
+    tasks = sorted(reward.task_types) if reward.task_types is not None else list(TASK_TYPES)
+    responses = ["<think>two</think><answer>B</answer>", "", "<answer>", "}{ \x00 <tool_call>nan</tool_call>"]
+    for task in tasks:
+        samples = [builders.sample(task, i) for i in range(len(responses))]
+        values = list(reward(responses, samples))
+        _check(
+            len(values) == len(responses),
+            reward,
+            f"returned {len(values)} scores for {len(responses)} responses",
+        )
+        bad = [v for v in values if not (isinstance(v, (int, float)) and math.isfinite(v))]
+        _check(not bad, reward, f"non-finite or non-numeric scores {bad} on {task}")
+
+
+def check_augmenter(aug: Augmenter) -> None:
+    """Valid replacements (indices in range, ``vidrl.Augmented``) on two successive batches,
+    float metrics, and a ``state_dict`` that round-trips into a fresh instance."""
+    for seed in (0, 1):
+        inp = builders.augment_input(seed=seed)
+        check_augmented(aug, aug(inp), len(inp.samples))
+        aug.observe(inp.samples, inp.group_means)
+        bad = {k: v for k, v in aug.metrics().items() if not isinstance(v, (int, float))}
+        _check(not bad, aug, f"metrics must be floats, got {bad}")
+    state = aug.state_dict()
+    other = type(aug)(aug.config)
+    other.load_state_dict(copy.deepcopy(state))
+    _check(_same(other.state_dict(), state), aug, "load_state_dict(state_dict()) must restore the same state")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return torch.is_tensor(a) and torch.is_tensor(b) and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def check_tool(tool: Tool) -> None:
+    """A valid schema; arguments that break it, and a context without a video, give an error
+    observation (``ok=False``), never an exception."""
+    problem = tool_schema_problem(type(tool))
+    _check(problem is None, tool, f"invalid schema: {problem}")
+    tools, context = {tool.name: tool}, builders.tool_context()
+    props = dict(tool.parameters.get("properties", {}))
+    wrong = {k: ("x" if p.get("type") != "string" else 1) for k, p in props.items()}
+    for arguments in (wrong, {"no_such_argument": 1}, {k: 0.5 for k in props}):
+        out = call_tool(tools, ToolCall(tool.name, arguments), context)
+        _check(
+            isinstance(out, Observation),
+            tool,
+            f"returned {type(out).__name__} for {arguments}; expected an Observation",
+        )
+    out = call_tool(tools, ToolCall(tool.name, wrong), context)
+    _check(not out.ok or not props, tool, f"accepted arguments of the wrong type {wrong}")
+
+
+def check_judge(judge: Judge) -> None:
+    """One ``Judgement`` per item, in order, also for an empty list."""
+    items = [
+        JudgeItem("How many?", "I count two.", "2"),
+        JudgeItem("Which?", "", ""),
+        JudgeItem("q", "x" * 500, "y"),
+    ]
+    out = judge(items)
+    _check(
+        len(out) == len(items) and all(isinstance(j, Judgement) for j in out), judge, "one Judgement per item"
+    )
+    _check(list(judge([])) == [], judge, "an empty list must give an empty list")
+
+
+def check_stage(stage: Stage) -> None:
+    """``check`` of an empty config returns a list of strings (it runs before anything loads)."""
+    from vidrl.config import RunConfig
+
+    found = stage.check(RunConfig())
+    _check(
+        isinstance(found, list) and all(isinstance(e, str) for e in found),
+        stage,
+        "check must return a list of str",
+    )
+
+
+#: kind → its conformance suite (kinds without one are checked at registration only)
+SUITES: dict[str, Callable[[Any], None]] = {
+    "advantage": check_advantage_estimator,
+    "loss": check_policy_loss,
+    "reward": check_reward,
+    "augmenter": check_augmenter,
+    "tool": check_tool,
+    "judge": check_judge,
+    "stage": check_stage,
+}
+
+
+def check_component(session: Session, kind: str, name: str, config: Any = None) -> None:
+    """Run ``kind``'s conformance suite on component ``name`` created with ``config`` (default
+    options when None; a component with required options needs them). A component that cannot
+    run here (``unavailable_reason``) is skipped."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+    cls = session.registry(kind).get(name)
+    if kind in SUITES and cls.available():
+        torch.manual_seed(0)
+        SUITES[kind](session.create(kind, name, config))
