@@ -5,7 +5,7 @@ This module is the public API. Plugins (built-in ones included) import only from
 """
 
 from vidrl import ops, text
-from vidrl.config import ComponentSpec, PluginsConfig, RewardSpec, RunConfig, load_config
+from vidrl.config import ComponentSpec, PluginsConfig, RewardSpec, RunConfig, check_stage, load_config
 from vidrl.data.datasets import Dataset, load_dataset
 from vidrl.data.video import VideoError, burn_timestamps, decode_frames, plan_frames, read_video
 from vidrl.engine.context import RunContext, algorithm_missing
@@ -90,6 +90,7 @@ from vidrl.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "check_stage",
     "StageContext",
     "ComponentError",
     "Augmentation",

@@ -165,7 +165,8 @@ class EvalConfig:
     """Held-out evaluation (greedy decoding) on ``data.eval``: before the stages, between stages
     (``between_stages``) and after them, in batches of ``batch_size``, ``max_new_tokens`` per
     answer, on the first ``max_samples`` rows (None: all). With the run's ``tools``, answers are
-    greedy tool roll-outs within the run's ``turns`` budgets."""
+    greedy tool roll-outs within the run's ``turns`` budgets (``max_new_tokens`` is then unused:
+    ``turns.max_turn_tokens`` bounds each turn)."""
 
     before: bool = True
     between_stages: bool = True
@@ -381,12 +382,16 @@ def stage_problems(config: RunConfig, session: Session) -> list[str]:
     every combination the engine would refuse, found before anything loads."""
     out = []
     for i, spec in enumerate(config.stages):
-        stage = session.create("stage", spec.name, spec.options)
-        # a stage written before ``check`` took the session gets the config alone
-        takes_session = len(inspect.signature(stage.check).parameters) >= 2
-        found = stage.check(config, session) if takes_session else stage.check(config)
+        found = check_stage(session.create("stage", spec.name, spec.options), config, session)
         out += [f"stages.{i} ({spec.name}): {e}" for e in found]
     return out
+
+
+def check_stage(stage: Any, config: RunConfig, session: Session) -> list[str]:
+    """``stage.check(config, session)`` (a loop stage calls it on its inner stages); a stage
+    written before ``check`` took the session gets the config alone."""
+    takes_session = len(inspect.signature(stage.check).parameters) >= 2
+    return list(stage.check(config, session) if takes_session else stage.check(config))
 
 
 #: (section, key) → where it lives now; tool use is configured in ``turns`` alone

@@ -11,7 +11,6 @@ process's.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import random
 import shutil
 from pathlib import Path
@@ -29,14 +28,13 @@ from vidrl.engine.evaluation import evaluate_split
 from vidrl.engine.feed import Clips, PromptFeed, SampleStream
 from vidrl.engine.loop import StepLoop
 from vidrl.engine.optim import OptimConfig, build_optimizer
-from vidrl.engine.report import JsonlLog
+from vidrl.engine.report import RunLog, check_trackers, flat_config
 from vidrl.engine.step import Algorithm, Collective
-from vidrl.errors import ConfigError, choices_hint
+from vidrl.errors import ConfigError
 from vidrl.models.policy import Policy, freeze, load_model
 from vidrl.plugin.components import Component
 from vidrl.plugin.session import Session
 from vidrl.tools.multiturn import ToolRunner, tool_prompt
-from vidrl.tools.report import ToolLog
 from vidrl.types import TrainState
 
 
@@ -69,11 +67,7 @@ class RunContext:
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
         self.is_main = acc.is_main_process
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.metrics, self.samples = (
-            JsonlLog(self.run_dir / "metrics.jsonl"),
-            JsonlLog(self.run_dir / "samples.jsonl"),
-        )
-        self.tool_log = ToolLog(JsonlLog(self.run_dir / "tools.jsonl"), self.run_dir, config.turns)
+        self.log = RunLog(self.run_dir, config.log, config.turns, acc if trackers else None)
         self.resume_path = ckpt.latest(self.ckpt_dir) if resume else None
         if resume and self.resume_path is None:
             raise ckpt.CheckpointError(f"nothing to resume: {self.ckpt_dir} holds no complete checkpoint")
@@ -281,24 +275,9 @@ class RunContext:
         return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=off, dynamic_ncols=True)
 
     def log_step(self, metrics: dict[str, float], record: Any = None) -> None:
-        s = self.state
-        if not self.is_main:
-            return
-        self.metrics.write({"step": s.global_step, "stage": s.stage, "stage_step": s.step, **metrics})
-        if self.config.log.trackers:
-            self.accelerator.log(metrics, step=s.global_step)
-        every, n = self.config.log.samples_every, self.config.log.num_samples
-        if record is not None and every and s.step % every == 0:
-            for i in range(min(n, len(record.texts))):
-                smp = record.samples[i]
-                self.samples.write({
-                    "step": s.global_step, "sample": smp.id, "question": smp.question, "answer": smp.answer,
-                    "response": record.texts[i], "reward": float(record.scores.total[i]),
-                    "rewards": {k: float(v[i]) for k, v in record.scores.per_reward.items()},
-                    "advantage": record.advantages.advantages[i].tolist(),
-                })  # fmt: skip
-        if record is not None and record.conversations is not None:
-            self.tool_log.write(s, record)
+        """Log a step (main process): ``metrics.jsonl``, trackers, samples, the tool log."""
+        if self.is_main:
+            self.log.step(self.state, metrics, record)
 
     def save_checkpoint(self, name: str, blob: dict[str, Any], keep: int | None) -> Path:
         s = self.state
@@ -382,39 +361,6 @@ class RunContext:
 def _phase_of(checkpoint_name: str) -> int:
     """``stage-2.5-dpo`` → 5."""
     return int(checkpoint_name.split("-")[1].split(".")[1])
-
-
-#: accelerate tracker name → the packages that provide it (any one)
-TRACKER_PACKAGES = {
-    "tensorboard": ("tensorboard", "tensorboardX"),
-    **{name: (name,) for name in ("wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive")},
-}
-
-
-def check_trackers(names: tuple[str, ...]) -> list[str]:
-    """``log.trackers`` as accelerate wants them; an unknown or uninstalled tracker is an error."""
-    errors = []
-    for name in names:
-        if name not in TRACKER_PACKAGES:
-            errors.append(f"log.trackers: unknown tracker {name!r}; {choices_hint(name, TRACKER_PACKAGES)}")
-        elif not any(importlib.util.find_spec(p) for p in TRACKER_PACKAGES[name]):
-            errors.append(
-                f"log.trackers: {name!r} needs the package {TRACKER_PACKAGES[name][0]!r} (pip install it)"
-            )
-    if errors:
-        raise ConfigError(errors)
-    return list(names)
-
-
-def flat_config(plain: Any, prefix: str = "") -> dict[str, Any]:
-    """A plain config flattened to dotted keys with scalar values (trackers' hyper-parameters)."""
-    if isinstance(plain, dict):
-        return {
-            k: v for key, value in plain.items() for k, v in flat_config(value, f"{prefix}{key}.").items()
-        }
-    if isinstance(plain, list):
-        return {k: v for i, value in enumerate(plain) for k, v in flat_config(value, f"{prefix}{i}.").items()}
-    return {prefix.rstrip("."): plain if isinstance(plain, (int, float, bool, str)) else str(plain)}
 
 
 def algorithm_missing(config: RunConfig) -> list[str]:

@@ -170,7 +170,7 @@ def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
         ctx.barrier()
         return None
     result, answers = score_split(ctx)
-    ctx.metrics.write(
+    ctx.log.metrics.write(
         {"step": ctx.state.global_step, "eval": label, **{f"eval/{k}": v for k, v in result.items()}}
     )
     (ctx.run_dir / f"eval-{label}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -36,9 +36,7 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
         ctx.dataset("eval")
     if ctx.is_main:
         write_config(config, run_dir / "config.yaml")
-        ctx.metrics.truncate(ctx.state.global_step)
-        ctx.samples.truncate(ctx.state.global_step)
-        ctx.tool_log.log.truncate(ctx.state.global_step)
+        ctx.log.truncate(ctx.state.global_step)
     ctx.barrier()
     before = evaluate_split(ctx, "before") if config.eval.before and ctx.resume_path is None else None
     for i, (spec, stage) in enumerate(zip(config.stages, stages, strict=True)):
@@ -59,7 +57,7 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
     )
     after = evaluate_split(ctx, "after") if config.eval.after else None
     if ctx.is_main and config.log.plot:
-        plot(ctx.metrics, run_dir / "curves.png")
+        plot(ctx.log.metrics, run_dir / "curves.png")
     if config.log.trackers:
         ctx.accelerator.end_training()
     return {"run_dir": str(run_dir), "before": before, "after": after, "is_main": ctx.is_main}

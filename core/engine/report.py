@@ -4,11 +4,15 @@ its checkpoint, so a crash never leaves a step logged twice."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from vidrl.errors import ConfigError, choices_hint
+from vidrl.tools.report import ToolLog
 
 
 class JsonlLog:
@@ -101,3 +105,71 @@ def _smooth(values: list[float], k: int = 5) -> list[float]:
         sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1])
         for i in range(len(values))
     ]
+
+
+class RunLog:
+    """A run's logs, written by the main process: ``metrics.jsonl`` (and the trackers, through
+    ``accelerator`` when given), ``samples.jsonl`` (the first ``log.num_samples`` roll-outs every
+    ``log.samples_every`` steps) and the tool log (``vidrl.tools.report.ToolLog``)."""
+
+    def __init__(self, run_dir: Path, log: Any, turns: Any, accelerator: Any = None):
+        self.config, self.accelerator = log, accelerator
+        self.metrics, self.samples = JsonlLog(run_dir / "metrics.jsonl"), JsonlLog(run_dir / "samples.jsonl")
+        self.tools = ToolLog(JsonlLog(run_dir / "tools.jsonl"), run_dir, turns)
+
+    def truncate(self, step: int) -> None:
+        """Drop what was logged after ``step`` (a resumed run redoes those steps)."""
+        for log in (self.metrics, self.samples, self.tools.log):
+            log.truncate(step)
+
+    def step(self, s: Any, metrics: dict[str, float], record: Any = None) -> None:
+        """One step at ``TrainState`` ``s``: its metrics, and from its ``StepRecord`` (if any) samples
+        and tool lines."""
+        self.metrics.write({"step": s.global_step, "stage": s.stage, "stage_step": s.step, **metrics})
+        if self.accelerator is not None:
+            self.accelerator.log(metrics, step=s.global_step)
+        every, n = self.config.samples_every, self.config.num_samples
+        if record is not None and every and s.step % every == 0:
+            for i in range(min(n, len(record.texts))):
+                smp = record.samples[i]
+                self.samples.write({
+                    "step": s.global_step, "sample": smp.id, "question": smp.question, "answer": smp.answer,
+                    "response": record.texts[i], "reward": float(record.scores.total[i]),
+                    "rewards": {k: float(v[i]) for k, v in record.scores.per_reward.items()},
+                    "advantage": record.advantages.advantages[i].tolist(),
+                })  # fmt: skip
+        if record is not None and record.conversations is not None:
+            self.tools.write(s, record)
+
+
+#: accelerate tracker name → the packages that provide it (any one)
+TRACKER_PACKAGES = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    **{name: (name,) for name in ("wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive")},
+}
+
+
+def check_trackers(names: tuple[str, ...]) -> list[str]:
+    """``log.trackers`` as accelerate wants them; an unknown or uninstalled tracker is an error."""
+    errors = []
+    for name in names:
+        if name not in TRACKER_PACKAGES:
+            errors.append(f"log.trackers: unknown tracker {name!r}; {choices_hint(name, TRACKER_PACKAGES)}")
+        elif not any(importlib.util.find_spec(p) for p in TRACKER_PACKAGES[name]):
+            errors.append(
+                f"log.trackers: {name!r} needs the package {TRACKER_PACKAGES[name][0]!r} (pip install it)"
+            )
+    if errors:
+        raise ConfigError(errors)
+    return list(names)
+
+
+def flat_config(plain: Any, prefix: str = "") -> dict[str, Any]:
+    """A plain config flattened to dotted keys with scalar values (trackers' hyper-parameters)."""
+    if isinstance(plain, dict):
+        return {
+            k: v for key, value in plain.items() for k, v in flat_config(value, f"{prefix}{key}.").items()
+        }
+    if isinstance(plain, list):
+        return {k: v for i, value in enumerate(plain) for k, v in flat_config(value, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): plain if isinstance(plain, (int, float, bool, str)) else str(plain)}

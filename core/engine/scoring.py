@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 import torch
 
-from vidrl.errors import VidrlError
-from vidrl.plugin.components import Reward
+from vidrl.errors import ComponentError
+from vidrl.plugin.components import Reward, owner
 from vidrl.types import Sample, Scores
 
 
-class RewardError(VidrlError):
-    """A reward function failed or returned a non-finite score; the message names both."""
+class RewardError(ComponentError):
+    """A reward function failed or returned a non-finite score; the message names the reward, its
+    plugin and the sample."""
 
 
 def score(
@@ -42,14 +43,15 @@ def score(
 
 
 def _call(name: str, reward: Reward, responses: list[str], samples: list[Sample]) -> list[float]:
+    who = f"reward {name!r} ({owner(reward)})"
     try:
         values = [float(v) for v in reward(responses, samples)]
     except Exception as e:
         ids = ", ".join(s.id for s in samples[:5])
-        raise RewardError(f"reward {name!r} raised on samples [{ids}...]: {type(e).__name__}: {e}") from e
+        raise RewardError(f"{who} raised on samples [{ids}...]: {type(e).__name__}: {e}") from e
     if len(values) != len(samples):
-        raise RewardError(f"reward {name!r} returned {len(values)} scores for {len(samples)} responses")
+        raise RewardError(f"{who} returned {len(values)} scores for {len(samples)} responses")
     for v, s in zip(values, samples, strict=True):
         if not math.isfinite(v):
-            raise RewardError(f"reward {name!r} returned {v} for sample {s.id!r}")
+            raise RewardError(f"{who} returned {v} for sample {s.id!r}")
     return values

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 
 class Need(str, Enum):
-    """What a component requires from the engine; checked once at set-up, never per step.
+    """What a component requires from the engine, declared by the class (``requires``) or, under
+    its options, by the instance (``needs()``); never sniffed from data.
 
     ``REFERENCE_MODEL``: the reference policy's log-probs (``LossInputs.ref_logprobs``; the
     reference model loads only when the loss needs it). ``OLD_LOGPROBS``: the roll-out policy's
@@ -315,9 +316,14 @@ def label(component: Component | type[Component]) -> str:
     """``advantage 'grpo' (plugin 'grpo_family')``, for errors about a component."""
     cls = component if isinstance(component, type) else type(component)
     kind = next((k.name for k in KINDS.values() if issubclass(cls, k.base)), "component")
+    return f"{kind} {getattr(cls, 'name', cls.__name__)!r} ({owner(cls)})"
+
+
+def owner(component: Component | type[Component]) -> str:
+    """``plugin 'grpo_family'``: who registered the component's class (``not registered``: nobody)."""
+    cls = component if isinstance(component, type) else type(component)
     plugin = cls.__dict__.get("__vidrl_plugin__")  # set at registration; not inherited
-    owner = f"plugin {plugin!r}" if plugin else "not registered"
-    return f"{kind} {getattr(cls, 'name', cls.__name__)!r} ({owner})"
+    return f"plugin {plugin!r}" if plugin else "not registered"
 
 
 def check_component_class(kind: ComponentKind, cls: object) -> str | None:

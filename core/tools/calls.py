@@ -90,9 +90,12 @@ def call_tool(tools: Mapping[str, Tool], call: ToolCall, context: ToolContext) -
     if problem:
         return tool_error(f"{call.name}: {problem}")
     try:
-        return tool(call.arguments, context)
+        out = tool(call.arguments, context)
     except Exception as e:  # a tool's own bug must not stop the run; the model sees the error
         return tool_error(f"{call.name} failed: {type(e).__name__}: {e}")
+    if not isinstance(out, Observation):  # the same: the tool's bug, shown to the model and logged
+        return tool_error(f"{call.name} returned {type(out).__name__}, not a vidrl.Observation")
+    return out
 
 
 def tool_schemas(tools: Mapping[str, Tool]) -> str:

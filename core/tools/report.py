@@ -75,7 +75,7 @@ def call_label(call: Mapping[str, Any]) -> str:
 
 
 def strip_panels(conv: Conversation, clip: Frames | None) -> list[tuple[str, Frames | None]]:
-    """The panels of a roll-out's frame strip (``vidrl.engine.report.frame_strip``): the prompt's
+    """The panels of a roll-out's frame strip (``frame_strip``): the prompt's
     frames, then each call with the frames its tool returned."""
     panels: list[tuple[str, Frames | None]] = [] if clip is None else [("prompt frames", clip)]
     for k, (call, obs) in enumerate(zip(conv.calls, conv.observations, strict=True)):

@@ -83,10 +83,18 @@ class VerIPO(vidrl.Stage):
             if self.iterations < 1 or not 0 <= self.prune_share <= 1:
                 raise ValueError(f"need iterations >= 1 and prune_share in [0, 1]; got {self}")
 
-    def check(self, config: vidrl.RunConfig) -> list[str]:
-        return [
-            f"{key}: required by the veripo stage's GRPO phases" for key in vidrl.algorithm_missing(config)
-        ]
+    def check(self, config: vidrl.RunConfig, session: vidrl.Session | None = None) -> list[str]:
+        if session is None:
+            return [
+                f"{key}: required by the veripo stage's GRPO phases"
+                for key in vidrl.algorithm_missing(config)
+            ]
+        out = []
+        for role in ("grpo", "dpo"):  # what the inner stages would refuse, before anything loads
+            spec = getattr(self.config, role)
+            inner = session.create("stage", spec.name, spec.options)
+            out += [f"{role} ({spec.name}): {e}" for e in vidrl.check_stage(inner, config, session)]
+        return out
 
     def run(self, context: vidrl.StageContext) -> None:
         c = self.config

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vidrl.engine.context import check_trackers, flat_config
+from vidrl.engine.report import check_trackers, flat_config
 from vidrl.errors import ConfigError
 from vidrl.models.policy import freeze
 

@@ -96,3 +96,14 @@ def test_tool_schemas_are_qwen_function_json():
     (line,) = tool_schemas({"echo": Echo()}).splitlines()
     assert json.loads(line) == {"type": "function", "function": {"name": "echo", "description": "",
                                                                  "parameters": SCHEMA}}  # fmt: skip
+
+
+def test_a_tool_that_returns_something_else_is_an_error_observation():
+    class Sloppy(vidrl.Tool):
+        name = "sloppy"
+
+        def __call__(self, arguments, context):
+            return "done"
+
+    out = call_tool({"sloppy": Sloppy()}, ToolCall("sloppy", {}), None)
+    assert not out.ok and out.text == "Error: sloppy returned str, not a vidrl.Observation"

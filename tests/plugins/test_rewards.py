@@ -168,13 +168,17 @@ class Broken(vidrl.Reward):
 
 
 def test_failing_rewards_name_themselves_and_the_sample():
-    with pytest.raises(RewardError, match=r"reward 'b' returned nan for sample 'num'"):
+    with pytest.raises(RewardError, match=r"reward 'b' \(not registered\) returned nan for sample 'num'"):
         score([("b", 1.0, Broken())], ["ok", "nan"], [MC, NUM])
-    with pytest.raises(RewardError, match=r"reward 'b' raised on samples \[mc, num.*ZeroDivisionError"):
+    with pytest.raises(
+        RewardError, match=r"reward 'b' \(not registered\) raised on samples \[mc, num.*ZeroDivisionError"
+    ):
         score([("b", 1.0, Broken())], ["ok", "boom"], [MC, NUM])
 
 
 def test_grounding_rewards_need_a_span(session):
     no_span = Sample(id="x", question="q", answer="1-2", task_type="temporal_grounding")
-    with pytest.raises(RewardError, match="sample 'x' has no ground-truth span"):
+    with pytest.raises(
+        RewardError, match=r"reward 'iou' \(plugin 'rewards'\) raised.*sample 'x' has no ground-truth span"
+    ):
         score([("iou", 1.0, _r(session, "temporal_iou"))], [_a("1-2")], [no_span])
