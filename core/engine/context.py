@@ -179,7 +179,7 @@ class RunContext:
                 path = self._synthesize(split)
             if path is None:
                 raise ConfigError([f"data.{split}: no {split} data set is configured"])
-            self._datasets[split] = load_dataset(path, d.root, d.on_bad_row)
+            self._datasets[split] = refuse_images(load_dataset(path, d.root, d.on_bad_row), f"data.{split}")
         return self._datasets[split]
 
     def _synthesize(self, split: str) -> Path:
@@ -361,6 +361,17 @@ class RunContext:
 def _phase_of(checkpoint_name: str) -> int:
     """``stage-2.5-dpo`` → 5."""
     return int(checkpoint_name.split("-")[1].split(".")[1])
+
+
+def refuse_images(ds: Dataset, key: str) -> Dataset:
+    """``ds``, unless rows carry images: models are not fed images yet, and such a row would train
+    as a text-only prompt without a word said. The error names the first rows."""
+    rows = [origin for s, origin in zip(ds.samples, ds.origins, strict=True) if s.images]
+    if rows:
+        first = ", ".join(rows[:3])
+        raise ConfigError([f"{key}: {len(rows)} row(s) carry images ({first}), which vidrl does not feed to "
+                           "models yet; drop their 'images' (or the rows) to train on the rest"])  # fmt: skip
+    return ds
 
 
 def algorithm_missing(config: RunConfig) -> list[str]:

@@ -84,7 +84,7 @@ class Algorithm:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """What a step produced, for logging and for observers: texts [B], samples [B] (each prompt's
+    """What a step produced, for the run's logs: texts [B], samples [B] (each prompt's
     sample repeated G times), scores, advantages and the generation itself; for tool roll-outs
     also each row's ``vidrl.tools.multiturn.Conversation`` [B] (calls and observations) and the
     prompts' clips [P]."""
@@ -264,31 +264,15 @@ def rl_step(
     check_micro_batches(algo, opts)
     if roller is not None and algo.augmenters:
         raise ValueError("augmenters and tool roll-outs cannot be combined yet: drop one of them")
-    g, sampling = opts.group_size, opts.sampling
-    tool_metrics: dict[str, float] = {}
-    convs = None
+    g = opts.group_size
     with phases("rollout"):
-        if roller is None:
-            gen = rollout(learner.backend, prompt_batch, g, sampling, learner.eos_id)
-            texts = decode(tokenizer, gen)
-            rep = [s for s in samples for _ in range(g)]
-        else:
-            gen, convs = roller(prompt_batch, samples, g, sampling)
-            texts, rep, tool_metrics = tool_results(convs, samples, g)
+        gen, texts, rep, convs, extra = _roll_out(learner, tokenizer, prompt_batch, samples, opts, roller)
     with phases("score"):
         used = Rollouts(gen, texts, rep, score(algo.rewards, texts, rep))
-    aug_metrics: dict[str, float] = {}
     if algo.augmenters:
-        if clips is None or prepare is None:
-            raise ValueError("augmenters need the step's clips and a prepare(samples, clips) function")
-
-        def roll_prompts(batch: Any, ss: Sequence[Sample]) -> Rollouts:
-            return roll(learner.backend, tokenizer, algo.rewards, batch, ss, g, sampling, learner.eos_id)
-
         with phases("augment"):
-            used, aug_metrics = augment_step(algo.augmenters, used, clips, prepare, roll_prompts, g,
-                                             tokenizer.pad_token_id)  # fmt: skip
-    gen, texts, rep, scores = used.gen, used.texts, used.samples, used.scores
+            used, extra = _augment(learner, algo, tokenizer, used, clips, prepare, opts)
+    gen, scores = used.gen, used.scores
     group_ids = torch.arange(len(samples)).repeat_interleave(g)
     with phases("score"):
         if hook is not None:
@@ -301,22 +285,58 @@ def rl_step(
         old = logprobs(learner.model, gen, micro, temp) if Need.OLD_LOGPROBS in needs else None
         ref = logprobs(learner.reference, gen, micro, temp) if Need.REFERENCE_MODEL in needs else None
     with phases("update"):
-        tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(texts)))
-        metrics = update(
-            learner, algo, TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs), opts
-        )
-    metrics.update(scores.means())
-    metrics.update(aug_metrics)
-    metrics.update(tool_metrics)
-    metrics.update(task_metrics(rep, texts, scores, adv, opts.group_size))
-    metrics.update(
-        {
-            "reward/mean": float(scores.total.mean()),
-            "adv/zero_std_frac": adv.zero_std_frac,
-            "response_length/mean": float(gen.response_mask.sum(1).float().mean()),
-            "lr": learner.optimizer.param_groups[0]["lr"],
-            **{f"time/{k}": v for k, v in phases.seconds.items()},
-            "time/step": sum(phases.seconds.values()),
-        }
+        tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(used.texts)))
+        batch = TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs)
+        metrics = update(learner, algo, batch, opts)
+    metrics.update({**extra, **_summary(learner, used, adv, g), **_times(phases)})
+    record = StepRecord(
+        used.texts, used.samples, scores, adv, gen, convs, clips if convs is not None else None
     )
-    return metrics, StepRecord(texts, rep, scores, adv, gen, convs, clips if convs is not None else None)
+    return metrics, record
+
+
+def _roll_out(
+    learner: Learner, tokenizer: Any, batch: dict[str, Any], samples: Sequence[Sample], opts: StepOptions,
+    roller: Roller | None,
+) -> tuple[Generation, list[str], list[Sample], list[Any] | None, dict[str, float]]:  # fmt: skip
+    """The step's roll-out of G per prompt: (generation, texts [B], samples [B], the tool
+    conversations [B] or None, tool metrics)."""
+    g, sampling = opts.group_size, opts.sampling
+    if roller is None:
+        gen = rollout(learner.backend, batch, g, sampling, learner.eos_id)
+        return gen, decode(tokenizer, gen), [s for s in samples for _ in range(g)], None, {}
+    gen, convs = roller(batch, samples, g, sampling)
+    texts, rep, metrics = tool_results(convs, samples, g)
+    return gen, texts, rep, convs, metrics
+
+
+def _augment(
+    learner: Learner, algo: Algorithm, tokenizer: Any, first: Rollouts, clips: Sequence[Frames | None] | None,
+    prepare: Prepare | None, opts: StepOptions,
+) -> tuple[Rollouts, dict[str, float]]:  # fmt: skip
+    """The augment phase: the roll-outs to train on, and the augmenters' metrics."""
+    if clips is None or prepare is None:
+        raise ValueError("augmenters need the step's clips and a prepare(samples, clips) function")
+    g, sampling = opts.group_size, opts.sampling
+
+    def roll_prompts(batch: Any, ss: Sequence[Sample]) -> Rollouts:
+        return roll(learner.backend, tokenizer, algo.rewards, batch, ss, g, sampling, learner.eos_id)
+
+    return augment_step(algo.augmenters, first, clips, prepare, roll_prompts, g, tokenizer.pad_token_id)
+
+
+def _summary(learner: Learner, used: Rollouts, adv: Advantages, g: int) -> dict[str, float]:
+    """The step's reward, advantage, length and learning-rate metrics, overall and per task."""
+    scores = used.scores
+    return {
+        **scores.means(),
+        **task_metrics(used.samples, used.texts, scores, adv, g),
+        "reward/mean": float(scores.total.mean()),
+        "adv/zero_std_frac": adv.zero_std_frac,
+        "response_length/mean": float(used.gen.response_mask.sum(1).float().mean()),
+        "lr": learner.optimizer.param_groups[0]["lr"],
+    }
+
+
+def _times(phases: Phases) -> dict[str, float]:
+    return {**{f"time/{k}": v for k, v in phases.seconds.items()}, "time/step": sum(phases.seconds.values())}

@@ -2,7 +2,7 @@
 the verified pairs, the next GRPO pruning easy prompts (VerIPO, arXiv:2505.19000; docs/algorithms.md,
 'VerIPO — specification').
 
-Phases (``RunContext.run_phase``; 3 per iteration): ``grpo<k>`` runs the inner RL stage on the
+Phases (``StageContext.run_phase``; 3 per iteration): ``grpo<k>`` runs the inner RL stage on the
 iteration's prompt pool and records every roll-out; ``verify<k>`` (main process) checks them,
 builds the pairs and the next pool; ``dpo<k>`` runs the inner DPO stage on the pairs, against
 the policy at the end of ``grpo<k>``. GRPO and DPO phases end in checkpoints (resumable in the
