@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -123,3 +124,66 @@ def load_state(path: Path) -> dict[str, Any]:
         return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types on a damaged file; all mean the same here
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+
+
+class Processes(Protocol):
+    """The data-parallel processes as checkpointing sees them."""
+
+    is_main: bool
+
+    def on_main(self, fn: Callable[[], Any]) -> Any: ...
+
+    def barrier(self) -> None: ...
+
+
+class RunCheckpoints:
+    """A run's ``checkpoints/``: the checkpoint being resumed (``resume_path``, its state read once),
+    saving one (policy, the caller's ``blob``, progress, plugin and component state, every rank's
+    generators) and the paths of stage and phase ends (the models later stages start from)."""
+
+    def __init__(self, run_dir: Path, resume: bool, procs: Processes):
+        self.dir, self.procs = Path(run_dir) / "checkpoints", procs
+        self.resume_path = latest(self.dir) if resume else None
+        if resume and self.resume_path is None:
+            raise CheckpointError(f"nothing to resume: {self.dir} holds no complete checkpoint")
+        self.resume_blob = load_state(self.resume_path) if self.resume_path else None
+
+    def progress(self) -> dict[str, int]:
+        """Where the resumed checkpoint stopped (stage_index, step, global_step, phase), or the start."""
+        p = self.resume_blob["progress"] if self.resume_blob else {}
+        return {k: int(p.get(k, 0)) for k in ("stage_index", "step", "global_step", "phase")}
+
+    def save(self, name: str, blob: dict[str, Any], keep: int | None, state: Any, plugins: dict[str, Any],
+             components: dict[str, Any], policy: Any) -> Path:  # fmt: skip
+        """Checkpoint ``name``: ``blob`` (optimizer, schedule, data position) with the progress of
+        ``state``, the ``plugins``' and ``components``' state, the policy (main process) and this
+        rank's generators; committed atomically, keeping the newest ``keep`` step checkpoints."""
+        progress = {k: getattr(state, k) for k in ("stage_index", "step", "global_step", "phase")}
+        full = {**blob, "progress": progress, "plugins": plugins, "components": components}
+        tmp, procs = staging(self.dir, name), self.procs
+        procs.on_main(lambda: (shutil.rmtree(tmp, ignore_errors=True), tmp.mkdir(parents=True)))
+        if procs.is_main:
+            write_main(tmp, policy.base, policy.processor, full)
+        write_rng(tmp, state.rank)
+        procs.barrier()
+        procs.on_main(lambda: commit(self.dir, name, keep))
+        return self.dir / name
+
+    def take_resumed(self) -> dict[str, Any] | None:
+        """The resumed checkpoint's state, once (the first loop restores from it; later ones start fresh)."""
+        blob, self.resume_blob = self.resume_blob, None
+        return blob
+
+    def stage_end(self, index: int, name: str) -> Path:
+        """The final model of stage ``index`` (named ``name``)."""
+        return self.dir / f"stage-{index}-{name}" / "model"
+
+    def phase_start(self, stage_index: int, phase: int) -> Path | None:
+        """The newest phase-end model of stage ``stage_index`` before ``phase`` (None: none yet)."""
+        done = [p for p in self.dir.glob(f"stage-{stage_index}.*") if _phase_of(p.name) < phase]
+        return max(done, key=lambda p: _phase_of(p.name)) / "model" if done else None
+
+
+def _phase_of(checkpoint_name: str) -> int:
+    """``stage-2.5-dpo`` → 5."""
+    return int(checkpoint_name.split("-")[1].split(".")[1])

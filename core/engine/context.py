@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from vidrl.config import RunConfig, to_plain
 from vidrl.data.datasets import Dataset, load_dataset
 from vidrl.data.video import select_backend
 from vidrl.engine import checkpoint as ckpt
+from vidrl.engine.checkpoint import RunCheckpoints
 from vidrl.engine.evaluation import evaluate_split
 from vidrl.engine.feed import Clips, PromptFeed, SampleStream
 from vidrl.engine.loop import StepLoop
@@ -66,19 +66,11 @@ class RunContext:
             acc.init_trackers("vidrl", config=flat_config(to_plain(config)))
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
         self.is_main = acc.is_main_process
-        self.ckpt_dir = self.run_dir / "checkpoints"
         self.log = RunLog(self.run_dir, config.log, config.turns, acc if trackers else None)
-        self.resume_path = ckpt.latest(self.ckpt_dir) if resume else None
-        if resume and self.resume_path is None:
-            raise ckpt.CheckpointError(f"nothing to resume: {self.ckpt_dir} holds no complete checkpoint")
-        self.resume_blob = ckpt.load_state(self.resume_path) if self.resume_path else None
-        p = (
-            self.resume_blob["progress"]
-            if self.resume_blob
-            else {"stage_index": 0, "step": 0, "global_step": 0}
-        )
+        self.checkpoints = RunCheckpoints(self.run_dir, resume, self)
+        p = self.checkpoints.progress()
         self.state = TrainState(p["stage_index"], "", p["step"], p["global_step"], self.run_dir,
-                                acc.process_index, acc.num_processes, p.get("phase", 0))  # fmt: skip
+                                acc.process_index, acc.num_processes, p["phase"])  # fmt: skip
         self._policy: Policy | None = None
         #: components whose ``state_dict`` goes into checkpoints (see ``create``)
         self.stateful: dict[str, Any] = {}
@@ -125,14 +117,15 @@ class RunContext:
         """The model a stage starts from: the base model, or the previous stage's final one."""
         if index == 0:
             return self.base_model_path()
-        return self.ckpt_dir / _stage_dir(index - 1, self.config.stages[index - 1].name) / "model"
+        return self.checkpoints.stage_end(index - 1, self.config.stages[index - 1].name)
 
     def policy(self) -> Policy:
         """The trained model, loaded once per run (from the checkpoint when resuming)."""
         if self._policy is None:
             from transformers import AutoProcessor
 
-            path = self.resume_path / "model" if self.resume_path else self.base_model_path()
+            resumed = self.checkpoints.resume_path
+            path = resumed / "model" if resumed else self.base_model_path()
             m = self.config.model
             base = load_model(path, m.dtype, m.attn_implementation)
             base.train()
@@ -147,10 +140,7 @@ class RunContext:
         """The model the current phase of a loop stage started from: the newest phase-end
         checkpoint of this stage before the current phase, else the stage's start."""
         s = self.state
-        done = [p for p in self.ckpt_dir.glob(f"stage-{s.stage_index}.*") if _phase_of(p.name) < s.phase]
-        if not done:
-            return self.stage_start_path(s.stage_index)
-        return max(done, key=lambda p: _phase_of(p.name)) / "model"
+        return self.checkpoints.phase_start(s.stage_index, s.phase) or self.stage_start_path(s.stage_index)
 
     def reference(self) -> Any:
         """A frozen copy of the policy as it was when the current stage (or, in a loop stage,
@@ -280,37 +270,23 @@ class RunContext:
             self.log.step(self.state, metrics, record)
 
     def save_checkpoint(self, name: str, blob: dict[str, Any], keep: int | None) -> Path:
-        s = self.state
-        parts = self.hook.on_checkpoint_save(state=s)
+        """Checkpoint ``name`` with ``blob`` and the plugins' (``on_checkpoint_save``) and the run's
+        components' (``stateful``) state."""
         plugins: dict[str, Any] = {}
-        for part in parts:
+        for part in self.hook.on_checkpoint_save(state=self.state):
             clash = set(plugins) & set(part or {})
             if clash:
                 raise ValueError(f"two plugins saved the same checkpoint keys {sorted(clash)}")
             plugins.update(part or {})
-        progress = {
-            "stage_index": s.stage_index,
-            "step": s.step,
-            "global_step": s.global_step,
-            "phase": s.phase,
-        }
         components = {key: comp.state_dict() for key, comp in self.stateful.items()}
-        state = {**blob, "progress": progress, "plugins": plugins, "components": components}
-        tmp = ckpt.staging(self.ckpt_dir, name)
-        self.on_main(lambda: (shutil.rmtree(tmp, ignore_errors=True), tmp.mkdir(parents=True)))
-        if self.is_main:
-            ckpt.write_main(tmp, self.policy().base, self.policy().processor, state)
-        ckpt.write_rng(tmp, s.rank)
-        self.barrier()
-        self.on_main(lambda: ckpt.commit(self.ckpt_dir, name, keep))
-        return self.ckpt_dir / name
+        return self.checkpoints.save(name, blob, keep, self.state, plugins, components, self.policy())
 
     def restore(self, loop: StepLoop) -> None:
         """Resume ``loop`` from the checkpoint being resumed (used once, by the first loop):
         plugin and component (``stateful``) state always; optimizer, schedule, data position and
         generators when the checkpoint is inside the stage, else the stage is seeded as a fresh
         one is."""
-        blob, self.resume_blob = self.resume_blob, None
+        blob = self.checkpoints.take_resumed()
         if blob is not None:
             self.hook.on_checkpoint_load(state=self.state, blob=blob["plugins"])
             for key, comp in self.stateful.items():
@@ -326,7 +302,7 @@ class RunContext:
         if loop.feed is not None:
             loop.feed.stream.load_state_dict(blob["feed"])
             loop.feed.skipped = int(blob["skipped"])
-        ckpt.set_rng_state(ckpt.read_rng(self.resume_path, self.state.rank))
+        ckpt.set_rng_state(ckpt.read_rng(self.checkpoints.resume_path, self.state.rank))
 
     # -- loop stages ------------------------------------------------------------------------
 
@@ -358,11 +334,6 @@ class RunContext:
         return evaluate_split(self, label)
 
 
-def _phase_of(checkpoint_name: str) -> int:
-    """``stage-2.5-dpo`` → 5."""
-    return int(checkpoint_name.split("-")[1].split(".")[1])
-
-
 def refuse_images(ds: Dataset, key: str) -> Dataset:
     """``ds``, unless rows carry images: models are not fed images yet, and such a row would train
     as a text-only prompt without a word said. The error names the first rows."""
@@ -379,10 +350,6 @@ def algorithm_missing(config: RunConfig) -> list[str]:
     return [k for k in ("advantage", "loss") if getattr(config, k) is None] + (
         [] if config.rewards else ["rewards"]
     )
-
-
-def _stage_dir(index: int, name: str) -> str:
-    return f"stage-{index}-{name}"
 
 
 def write_config(config: RunConfig, path: Path) -> None:

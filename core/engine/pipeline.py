@@ -38,7 +38,9 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
         write_config(config, run_dir / "config.yaml")
         ctx.log.truncate(ctx.state.global_step)
     ctx.barrier()
-    before = evaluate_split(ctx, "before") if config.eval.before and ctx.resume_path is None else None
+    before = (
+        evaluate_split(ctx, "before") if config.eval.before and ctx.checkpoints.resume_path is None else None
+    )
     for i, (spec, stage) in enumerate(zip(config.stages, stages, strict=True)):
         if i < ctx.state.stage_index:
             continue
