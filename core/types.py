@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -199,8 +199,13 @@ class RolloutBatch:
     response_mask: torch.Tensor
     truncated: torch.Tensor
 
+    #: the keys of the dict ``on_rollouts_scored`` received before this class (deprecated access)
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ("texts", "samples", "scores", "group_ids")
+
     def __getitem__(self, key: str) -> Any:
         """Deprecated: the hook received a dict with keys texts, samples, scores, group_ids."""
+        if key not in self.LEGACY_KEYS:
+            raise KeyError(key)
         warnings.warn(
             f"batch[{key!r}] is deprecated: on_rollouts_scored receives a vidrl.RolloutBatch; "
             f"use batch.{key}",
@@ -208,6 +213,17 @@ class RolloutBatch:
             stacklevel=2,
         )
         return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Deprecated, as ``batch[key]``."""
+        return self[key] if key in self.LEGACY_KEYS else default
+
+    def keys(self) -> tuple[str, ...]:
+        """Deprecated: the legacy dict's keys (so ``dict(batch)`` and ``**batch`` still work)."""
+        return self.LEGACY_KEYS
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.LEGACY_KEYS
 
 
 @dataclass

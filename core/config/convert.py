@@ -126,20 +126,36 @@ def build_dataclass(
         return value
     if not isinstance(value, Mapping):
         _fail(errors, path, f"expected a mapping for {cls.__name__}, got {_describe(value)}")
-    hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    bad = False
-    for key in value:
-        if key not in fields:
-            errors.append(f"{_join(path, str(key))}: unknown key; {choices_hint(str(key), fields)}")
-            bad = True
-    kwargs = {}
+    unknown = [str(k) for k in value if k not in fields]
+    errors += [f"{_join(path, k)}: unknown key; {choices_hint(k, fields)}" for k in unknown]
+    kwargs, invalid = _convert_fields(cls, fields, value, path, errors, component)
+    try:
+        # with invalid fields left at their defaults, so that range checks come in the same pass
+        built = cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        if not _required_missing(fields, kwargs):
+            with_defaults = f" (with the defaults of invalid {', '.join(invalid)})" if invalid else ""
+            _fail(errors, path, f"invalid {cls.__name__}{with_defaults}: {e}")
+        raise _Invalid from None
+    if unknown or invalid:
+        raise _Invalid
+    return built
+
+
+def _convert_fields(
+    cls: type, fields: Mapping[str, dataclasses.Field], value: Mapping[str, Any], path: str,
+    errors: list[str], component: ComponentHook | None,
+) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """(the fields that converted, the names of those that did not or are required and missing)."""
+    hints = typing.get_type_hints(cls)
+    kwargs, invalid = {}, []
     for name, f in fields.items():
         sub = _join(path, name)
         if name not in value:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 errors.append(f"{sub}: required field is missing")
-                bad = True
+                invalid.append(name)
             continue
         try:
             kind = f.metadata.get("kind")
@@ -148,17 +164,8 @@ def build_dataclass(
             else:
                 kwargs[name] = _convert(hints[name], value[name], sub, errors, component)
         except _Invalid:
-            bad = True
-    try:
-        # with bad fields left at their defaults, so that range checks are reported in the same pass
-        built = cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        if not _required_missing(fields, kwargs):
-            _fail(errors, path, f"invalid {cls.__name__}: {e}")
-        bad = True
-    if bad:
-        raise _Invalid
-    return built
+            invalid.append(name)
+    return kwargs, invalid
 
 
 def _required_missing(fields: Mapping[str, dataclasses.Field], kwargs: Mapping[str, Any]) -> bool:

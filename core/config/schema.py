@@ -368,7 +368,7 @@ def load_config(
     for obj, name in extra_plugins:
         session.add_plugin(obj, name)
     session.load()
-    raw = _moved_keys(raw, errors)
+    raw = _moved_keys(raw, errors, session)
     config = convert(RunConfig, raw, "", errors, component=_component_resolver(session, errors))
     if not errors:
         errors += stage_problems(config, session)
@@ -390,8 +390,11 @@ def stage_problems(config: RunConfig, session: Session) -> list[str]:
 def check_stage(stage: Any, config: RunConfig, session: Session) -> list[str]:
     """``stage.check(config, session)`` (a loop stage calls it on its inner stages); a stage
     written before ``check`` took the session gets the config alone."""
-    takes_session = len(inspect.signature(stage.check).parameters) >= 2
-    return list(stage.check(config, session) if takes_session else stage.check(config))
+    try:
+        inspect.signature(stage.check).bind(config, session)
+    except TypeError:
+        return stage.check(config)
+    return stage.check(config, session)
 
 
 #: (section, key) → where it lives now; tool use is configured in ``turns`` alone
@@ -402,20 +405,20 @@ MOVED = {
 }
 
 
-def _moved_keys(raw: dict[str, Any], errors: list[str]) -> dict[str, Any]:
-    """``raw`` without the keys that moved, each reported with its new place."""
+def _moved_keys(raw: dict[str, Any], errors: list[str], session: Session) -> dict[str, Any]:
+    """``raw`` without the keys that moved, each reported with its new place. A stage's option
+    counts only when the stage's own ``Config`` has no field of that name (a plugin's stage may)."""
     raw = copy.deepcopy(raw)
-    places = [(raw.get("eval"), "eval", "eval"), (raw.get("log"), "log", "log")]
+    places = [(raw.get("eval"), "eval", "eval", ()), (raw.get("log"), "log", "log", ())]
     stages = raw.get("stages") if isinstance(raw.get("stages"), list) else []
-    places += [
-        (s.get("options"), "stage", f"stages[{i}].options")
-        for i, s in enumerate(stages)
-        if isinstance(s, dict)
-    ]
-    for node, section, path in places:
+    for i, s in enumerate(stages):
+        if isinstance(s, dict) and s.get("name") in session.registry("stage"):
+            fields = {f.name for f in dataclasses.fields(session.registry("stage").get(s["name"]).Config)}
+            places.append((s.get("options"), "stage", f"stages[{i}].options", fields))
+    for node, section, path, own in places:
         if not isinstance(node, dict):
             continue
-        for key in [k for k in node if (section, k) in MOVED]:
+        for key in [k for k in node if (section, k) in MOVED and k not in own]:
             errors.append(f"{path}.{key}: moved to {MOVED[section, key]} (one budget for all tool roll-outs)")
             del node[key]
     return raw

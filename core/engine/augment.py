@@ -10,8 +10,8 @@ on how the prompts were padded, so the untouched prompts keep their first roll-o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -89,11 +89,16 @@ def merge(
 
 
 def _marked(augmented: Augmented, by: str) -> Augmented:
-    """``augmented`` with an ``Augmentation`` stashed on its sample, if its augmenter did not."""
+    """``augmented`` with an ``Augmentation`` stashed on its sample (if its augmenter did not stash
+    one: from its legacy ``metadata["augment"]``), and, for plugins written before the stash,
+    ``metadata["augment"]`` holding the record (deprecated)."""
     s = augmented.sample
-    if s.extra(Augmentation) is not None:
-        return augmented
-    return Augmented(s.with_extra(Augmentation(by, dict(s.metadata.get("augment", {})))), augmented.clip)
+    done = s.extra(Augmentation)
+    if done is None:
+        legacy = s.metadata.get("augment", {})
+        done = Augmentation(by, dict(legacy) if isinstance(legacy, Mapping) else {"value": legacy})
+    sample = replace(s, metadata={**s.metadata, "augment": dict(done.record)}).with_extra(done)
+    return Augmented(sample, augmented.clip)
 
 
 def augment_step(

@@ -283,15 +283,18 @@ class RunContext:
 
     def restore(self, loop: StepLoop) -> None:
         """Resume ``loop`` from the checkpoint being resumed (used once, by the first loop):
-        plugin and component (``stateful``) state always; optimizer, schedule, data position and
-        generators when the checkpoint is inside the stage, else the stage is seeded as a fresh
-        one is."""
+        plugin state always; component (``stateful``) state, optimizer, schedule, data position and
+        generators when the checkpoint is inside the stage (the run's tools' state always), else the
+        stage is seeded as a fresh one is."""
         blob = self.checkpoints.take_resumed()
         if blob is not None:
             self.hook.on_checkpoint_load(state=self.state, blob=blob["plugins"])
+            saved = blob.get("components", {})
             for key, comp in self.stateful.items():
-                if key in blob.get("components", {}):
-                    comp.load_state_dict(blob["components"][key])
+                # a stage's components start fresh with the stage, as in an uninterrupted run; the
+                # run's tools live as long as the run
+                if key in saved and (loop.start > 0 or key.startswith("tool/")):
+                    comp.load_state_dict(saved[key])
         if blob is None or loop.start == 0:
             phase = self.state.phase
             self.seed(self.state.stage_index, *([phase] if phase else []))

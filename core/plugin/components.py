@@ -70,6 +70,8 @@ class Component:
     name: ClassVar[str]
     Config: ClassVar[type] = NoOptions
     requires: ClassVar[frozenset[Need]] = frozenset()
+    #: the plugin that registered the class this instance was created from (set by ``Session.create``)
+    plugin: str | None = None
 
     def __init__(self, config: Any = None):
         if config is None:
@@ -256,13 +258,15 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "object": (dict,),
     "array": (list,),
+    "null": (type(None),),
 }
 
 
 def tool_schema_problem(cls: type) -> str | None:
     """Why a ``Tool``'s ``description`` / ``parameters`` cannot be listed to a model and checked
     against its calls, or None: ``parameters`` must be ``{"type": "object", "properties": {name:
-    {"type": one of JSON_TYPES, ...}}, "required": [names of properties]}``."""
+    {"type": one of JSON_TYPES or a list of them (absent: any value), ...}}, "required": [names of
+    properties]}``."""
     schema, where = cls.parameters, f"{cls.__name__}.parameters"
     if not isinstance(cls.description, str):
         return f"{cls.__name__}.description must be a str, got {cls.description!r}"
@@ -272,9 +276,13 @@ def tool_schema_problem(cls: type) -> str | None:
     if not isinstance(props, Mapping):
         return f"{where}['properties'] must map argument names to schemas, got {props!r}"
     for key, prop in props.items():
-        kind = prop.get("type") if isinstance(prop, Mapping) else None
-        if kind not in JSON_TYPES:
-            return f"{where}: argument {key!r} needs a 'type', one of {', '.join(JSON_TYPES)}; got {prop!r}"
+        if not isinstance(prop, Mapping):
+            return f"{where}: argument {key!r} must be a schema (a mapping), got {prop!r}"
+        kind = prop.get("type")
+        kinds = [] if kind is None else kind if isinstance(kind, list) else [kind]
+        if any(k not in JSON_TYPES for k in kinds) or kind == []:
+            valid = ", ".join(JSON_TYPES)
+            return f"{where}: argument {key!r} has 'type' {kind!r}; valid: {valid}, or a list of them"
     required = schema.get("required", [])
     if not isinstance(required, (list, tuple)) or any(k not in props for k in required):
         return f"{where}['required'] must list names among the properties {sorted(props)}, got {required!r}"
@@ -312,17 +320,16 @@ KINDS: dict[str, ComponentKind] = {
 }
 
 
-def label(component: Component | type[Component]) -> str:
+def label(component: Component) -> str:
     """``advantage 'grpo' (plugin 'grpo_family')``, for errors about a component."""
-    cls = component if isinstance(component, type) else type(component)
-    kind = next((k.name for k in KINDS.values() if issubclass(cls, k.base)), "component")
-    return f"{kind} {getattr(cls, 'name', cls.__name__)!r} ({owner(cls)})"
+    kind = next((k.name for k in KINDS.values() if isinstance(component, k.base)), "component")
+    return f"{kind} {getattr(component, 'name', type(component).__name__)!r} ({owner(component)})"
 
 
-def owner(component: Component | type[Component]) -> str:
-    """``plugin 'grpo_family'``: who registered the component's class (``not registered``: nobody)."""
-    cls = component if isinstance(component, type) else type(component)
-    plugin = cls.__dict__.get("__vidrl_plugin__")  # set at registration; not inherited
+def owner(component: Component) -> str:
+    """``plugin 'grpo_family'``: the plugin whose registration the session created ``component``
+    from (``Session.create`` records it on the instance); ``not registered`` when built directly."""
+    plugin = getattr(component, "plugin", None)
     return f"plugin {plugin!r}" if plugin else "not registered"
 
 

@@ -158,18 +158,20 @@ class Session:
         event hooks: a registration hook in a listener is an error, as is an unknown hook."""
         if not self._loaded:
             raise PluginError(f"subscribed({name!r}) before load(): load the session first")
+        if name in self.plugins or self.pm.has_plugin(name):
+            raise PluginError(f"subscribed({name!r}): that name is taken by a plugin or listener")
         info = PluginInfo(name=name, module=type(listener).__module__)
-        self._register(info, listener)
-        registering = [
-            c.name for c in self.pm.get_hookcallers(listener) or () if c.name.startswith("register_")
-        ]
         try:
+            self._register(info, listener)
+            callers = self.pm.get_hookcallers(listener) or ()
+            registering = [c.name for c in callers if c.name.startswith("register_")]
             if registering:
                 raise PluginError(f"listener {name!r} implements registration hook(s) {registering}; "
                                   "listeners receive event hooks only")  # fmt: skip
             yield
         finally:
-            self.pm.unregister(listener)
+            if self.pm.is_registered(listener):
+                self.pm.unregister(listener)
             self.plugins.pop(name, None)
 
     def registry(self, kind: str) -> Registry[type[Component]]:
@@ -181,7 +183,10 @@ class Session:
     def create(self, kind: str, name: str, config: Any = None) -> Component:
         """Instantiate component ``name`` of ``kind`` with its ``Config`` (default options if None
         or ``NoOptions``, what a ``ComponentSpec`` written without options holds)."""
-        return self.registry(kind).get(name)(None if isinstance(config, NoOptions) else config)
+        entry = self.registry(kind).entry(name)
+        component = entry.obj(None if isinstance(config, NoOptions) else config)
+        component.plugin = entry.plugin  # errors about it name its plugin (``vidrl.engine.checks``)
+        return component
 
     # -- loading internals -------------------------------------------------------------------
 
@@ -229,7 +234,8 @@ class Session:
         register = self._register_callback(kind_name)
         for impl in reversed(getattr(self.pm.hook, KINDS[kind_name].hook).get_hookimpls()):
             info = self.plugins.get(impl.plugin_name)
-            if info is not None:  # None: set aside by an earlier hook
+            wraps = impl.hookwrapper or getattr(impl, "wrapper", False)  # wrap nothing at registration
+            if info is not None and not wraps:  # None: set aside by an earlier hook
                 args = [register for _ in impl.argnames]  # the only argument is ``register``
                 self._guarded(info, lambda impl=impl, args=args: impl.function(*args))
 
@@ -293,7 +299,6 @@ class Session:
             if problem:
                 raise PluginError(f"plugin {info.label} registered an invalid {kind.name}: {problem}")
             self.registries[kind.name].register(cls.name, cls, plugin=info.name)
-            cls.__vidrl_plugin__ = info.name  # type: ignore[attr-defined]  # for errors about it
             stale = sorted(n.value for n in DEPRECATED_NEEDS & set(getattr(cls, "requires", ())))
             if stale:
                 info.warnings.append(

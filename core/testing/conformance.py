@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from vidrl.engine.checks import check_advantages, check_augmented, check_loss_output
@@ -32,8 +33,7 @@ from vidrl.plugin.components import (
 )
 from vidrl.plugin.session import Session
 from vidrl.testing import builders
-from vidrl.tools.calls import call_tool
-from vidrl.types import TASK_TYPES, JudgeItem, Judgement, Observation, ToolCall
+from vidrl.types import TASK_TYPES, JudgeItem, Judgement, Observation
 
 
 def _check(ok: bool, component: Component, rule: str) -> None:
@@ -41,7 +41,7 @@ def _check(ok: bool, component: Component, rule: str) -> None:
         raise AssertionError(f"{label(component)}: {rule}")
 
 
-def check_advantage_estimator(est: AdvantageEstimator) -> None:
+def check_advantage_estimator(est: AdvantageEstimator, session: Session | None = None) -> None:
     """Shapes and finiteness on odd group sizes; a group of equal rewards gets 0 exactly and is
     flagged; an all-equal batch and singleton groups give no NaN."""
     ids = builders.group_ids((3, 1, 4, 2))
@@ -71,7 +71,7 @@ def _inputs_for(loss: PolicyLoss, **kw: Any) -> Any:
     )
 
 
-def check_policy_loss(loss: PolicyLoss) -> None:
+def check_policy_loss(loss: PolicyLoss, session: Session | None = None) -> None:
     """A finite scalar with a finite gradient on [B] and [B, T] advantages; no NaN when every token
     is masked; float metrics. Inputs hold only what the loss declares it needs."""
     for per_token in (False, True) if loss.token_advantages else (False,):
@@ -89,8 +89,8 @@ def check_policy_loss(loss: PolicyLoss) -> None:
     )
 
 
-def check_reward(reward: Reward) -> None:
-    """One finite float per response, on every task type it scores, for good, empty and garbage
+def check_reward(reward: Reward, session: Session | None = None) -> None:
+    """One finite number per response, on every task type it scores, for good, empty and garbage
     responses (model output is untrusted)."""
     tasks = sorted(reward.task_types) if reward.task_types is not None else list(TASK_TYPES)
     responses = ["<think>two</think><answer>B</answer>", "", "<answer>", "}{ \x00 <tool_call>nan</tool_call>"]
@@ -102,11 +102,19 @@ def check_reward(reward: Reward) -> None:
             reward,
             f"returned {len(values)} scores for {len(responses)} responses",
         )
-        bad = [v for v in values if not (isinstance(v, (int, float)) and math.isfinite(v))]
+        bad = [v for v in values if not _finite_number(v)]
         _check(not bad, reward, f"non-finite or non-numeric scores {bad} on {task}")
 
 
-def check_augmenter(aug: Augmenter) -> None:
+def _finite_number(value: Any) -> bool:
+    """What the engine accepts as a score: anything ``float()`` takes, finite."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_augmenter(aug: Augmenter, session: Session | None = None) -> None:
     """Valid replacements (indices in range, ``vidrl.Augmented``) on two successive batches,
     float metrics, and a ``state_dict`` that round-trips into a fresh instance."""
     for seed in (0, 1):
@@ -122,35 +130,62 @@ def check_augmenter(aug: Augmenter) -> None:
 
 
 def _same(a: Any, b: Any) -> bool:
-    if torch.is_tensor(a) or torch.is_tensor(b):
-        return torch.is_tensor(a) and torch.is_tensor(b) and torch.equal(a, b)
+    """Deep equality of state dicts: tensors and arrays element by element (NaN equal to NaN)."""
+    arrays = (torch.Tensor, np.ndarray)
+    if isinstance(a, arrays) or isinstance(b, arrays):
+        if not (isinstance(a, arrays) and isinstance(b, arrays)):
+            return False
+        x, y = (v.detach().cpu() if torch.is_tensor(v) else torch.from_numpy(np.asarray(v)) for v in (a, b))
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        return torch.equal(x, y) or (
+            x.is_floating_point() and torch.allclose(x, y, rtol=0, atol=0, equal_nan=True)
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
     return a == b
 
 
-def check_tool(tool: Tool) -> None:
-    """A valid schema; arguments that break it, and a context without a video, give an error
-    observation (``ok=False``), never an exception."""
+#: a value of each JSON-schema type, as a model might send it: well-typed, not necessarily valid
+PLAUSIBLE = {
+    "number": 0.5,
+    "integer": 0,
+    "string": "",
+    "boolean": False,
+    "object": {},
+    "array": [],
+    "null": None,
+}
+
+
+def check_tool(tool: Tool, session: Session | None = None) -> None:
+    """A valid schema; called directly (as ``call_tool`` does once the arguments fit the schema)
+    with well-typed but arbitrary values, and with a context that has no video, it returns an
+    ``Observation`` and raises nothing (invalid values are an ``ok=False`` observation)."""
     problem = tool_schema_problem(type(tool))
     _check(problem is None, tool, f"invalid schema: {problem}")
-    tools, context = {tool.name: tool}, builders.tool_context()
     props = dict(tool.parameters.get("properties", {}))
-    wrong = {k: ("x" if p.get("type") != "string" else 1) for k, p in props.items()}
-    for arguments in (wrong, {"no_such_argument": 1}, {k: 0.5 for k in props}):
-        out = call_tool(tools, ToolCall(tool.name, arguments), context)
+    arguments = {}
+    for key, prop in props.items():
+        kind = prop.get("type", "string")
+        arguments[key] = PLAUSIBLE[kind[0] if isinstance(kind, list) else kind]
+    for context in (builders.tool_context(), builders.tool_context(duration=None)):
+        try:
+            out = tool(arguments, context)
+        except Exception as e:  # the contract: an error observation, never an exception
+            raise AssertionError(f"{label(tool)}: raised {type(e).__name__}: {e} on {arguments}") from e
         _check(
             isinstance(out, Observation),
             tool,
             f"returned {type(out).__name__} for {arguments}; expected an Observation",
         )
-    out = call_tool(tools, ToolCall(tool.name, wrong), context)
-    _check(not out.ok or not props, tool, f"accepted arguments of the wrong type {wrong}")
 
 
-def check_judge(judge: Judge) -> None:
+def check_judge(judge: Judge, session: Session | None = None) -> None:
     """One ``Judgement`` per item, in order, also for an empty list."""
     items = [
         JudgeItem("How many?", "I count two.", "2"),
@@ -164,16 +199,14 @@ def check_judge(judge: Judge) -> None:
     _check(list(judge([])) == [], judge, "an empty list must give an empty list")
 
 
-def check_stage(stage: Stage) -> None:
+def check_stage(stage: Stage, session: Session | None = None) -> None:
     """``check`` of an empty config returns a list of strings (it runs before anything loads)."""
     from vidrl.config import RunConfig
+    from vidrl.config import check_stage as run_check
 
-    found = stage.check(RunConfig())
-    _check(
-        isinstance(found, list) and all(isinstance(e, str) for e in found),
-        stage,
-        "check must return a list of str",
-    )
+    found = run_check(stage, RunConfig(), session or Session().load())
+    ok = isinstance(found, list) and all(isinstance(e, str) for e in found)
+    _check(ok, stage, f"check must return a list of str, got {found!r}")
 
 
 #: kind → its conformance suite (kinds without one are checked at registration only)
@@ -197,4 +230,4 @@ def check_component(session: Session, kind: str, name: str, config: Any = None) 
     cls = session.registry(kind).get(name)
     if kind in SUITES and cls.available():
         torch.manual_seed(0)
-        SUITES[kind](session.create(kind, name, config))
+        SUITES[kind](session.create(kind, name, config), session=session)

@@ -72,9 +72,12 @@ def check_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> 
     return None
 
 
-def _fits(value: Any, want: str | None) -> bool:
-    if want is None or want not in JSON_TYPES:
+def _fits(value: Any, want: str | list[str] | None) -> bool:
+    """Whether ``value`` has the schema type ``want`` (a list: any of them; None: any value)."""
+    if want is None:
         return True
+    if isinstance(want, list):
+        return any(_fits(value, w) for w in want)
     if want == "boolean":
         return isinstance(value, bool)
     return isinstance(value, JSON_TYPES[want]) and not isinstance(value, bool)

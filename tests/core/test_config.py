@@ -223,3 +223,33 @@ def test_example_configs_are_valid(path):
 def test_embedded_demo_config_is_valid():
     cfg, _ = load_config(ROOT / "core" / "demo.yaml")
     assert cfg.advantage.name == "grpo"
+
+
+def test_a_stage_that_has_a_moved_key_of_its_own_keeps_it():
+    from dataclasses import dataclass
+
+    class Turny(vidrl.Stage):
+        name = "turny"
+
+        @dataclass(frozen=True)
+        class Config:
+            max_turns: int = 1
+
+        def run(self, context):
+            pass
+
+    class P:
+        @vidrl.hookimpl
+        def register_stages(self, register):
+            register(Turny)
+
+    cfg, _ = load_config(
+        {"stages": [{"name": "turny", "options": {"max_turns": 3}}]}, extra_plugins=[(P(), "p")]
+    )
+    assert cfg.stages[0].options.max_turns == 3
+
+
+def test_a_range_check_run_with_defaults_says_so():
+    errs = _errors({"data": {"min_frames": "three", "max_frames": 1}})
+    assert errs[0].startswith("data.min_frames: expected int")
+    assert "invalid DataConfig (with the defaults of invalid min_frames)" in errs[1]

@@ -194,3 +194,48 @@ def test_a_per_token_estimator_meets_a_sequence_level_loss_with_a_clear_error(se
         check_pairing(grpo, reg, per_token)
     check_pairing(grpo, session.create("loss", "ppo_clip"), per_token)  # ppo_clip takes [B, T]
     check_pairing(grpo, reg, vidrl.Advantages(torch.zeros(4), per_token.zero_std, per_token.group_weights))
+
+
+def test_a_listener_that_fails_to_subscribe_leaves_nothing_behind(session):
+    class Typo:
+        @vidrl.hookimpl
+        def on_rollout_scored(self, batch, state):  # not a hook
+            pass
+
+    for _ in range(2):  # the second try must fail the same way, not with "already registered"
+        with pytest.raises(vidrl.PluginError, match="unknown hook 'on_rollout_scored'"):
+            with session.subscribed(Typo(), name="typo"):
+                pass
+    with pytest.raises(vidrl.PluginError, match="that name is taken"):
+        with session.subscribed(Typo(), name="mine"):
+            pass
+    assert "mine" in session.plugins and session.pm.has_plugin("mine")  # the real plugin is untouched
+
+
+def test_the_owner_is_per_session_not_per_class():
+    class A:
+        @vidrl.hookimpl
+        def register_advantage_estimators(self, register):
+            register(WrongShape)
+
+    one, two = vt_session(A(), "alpha"), vt_session(A(), "beta")
+    assert vidrl.engine.checks.label(one.create("advantage", "wrong_shape")).endswith("(plugin 'alpha')")
+    assert vidrl.engine.checks.label(two.create("advantage", "wrong_shape")).endswith("(plugin 'beta')")
+    assert vidrl.engine.checks.label(WrongShape()).endswith("(not registered)")
+
+
+def vt_session(plugin, name):
+    s = vidrl.Session(enable=[name])
+    s.add_plugin(plugin, name)
+    return s.load()
+
+
+def test_legacy_augment_metadata_becomes_the_stash_and_stays_readable():
+    from vidrl.engine.augment import _marked
+
+    old = vidrl.Augmented(vidrl.Sample("s", "q", "a", metadata={"augment": "hint"}), None)
+    marked = _marked(old, "old_style")
+    assert marked.sample.extra(vidrl.Augmentation) == vidrl.Augmentation("old_style", {"value": "hint"})
+    assert marked.sample.metadata["augment"] == {"value": "hint"}  # deprecated key, still written
+    new = vidrl.Augmented(vidrl.Sample("s", "q", "a").with_extra(vidrl.Augmentation("x", {"k": 1})), None)
+    assert _marked(new, "x").sample.metadata["augment"] == {"k": 1}

@@ -277,8 +277,12 @@ def register_tools(register):
     ("parameters", "expected"),
     [
         ("{'type': 'array'}", 'must be a JSON schema of type "object"'),
-        ("{'type': 'object', 'properties': {'t': {'description': 'time'}}}", "argument 't' needs a 'type'"),
-        ("{'type': 'object', 'properties': {'t': {'type': 'float'}}}", "argument 't' needs a 'type'"),
+        ("{'type': 'object', 'properties': {'t': 'number'}}", "argument 't' must be a schema"),
+        ("{'type': 'object', 'properties': {'t': {'type': 'float'}}}", "argument 't' has 'type' 'float'"),
+        (
+            "{'type': 'object', 'properties': {'t': {'type': ['number', 'time']}}}",
+            "has 'type' ['number', 'time']",
+        ),
         (
             "{'type': 'object', 'properties': {'t': {'type': 'number'}}, 'required': ['s']}",
             "['required'] must list",
@@ -293,8 +297,14 @@ def test_tool_schemas_are_validated_at_registration(fake_dist, parameters, expec
     assert "registered an invalid tool" in msg and expected in msg
 
 
-def test_a_valid_tool_schema_registers(fake_dist):
-    schema = "{'type': 'object', 'properties': {'t': {'type': 'number'}}, 'required': ['t']}"
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "{'type': 'object', 'properties': {'t': {'type': 'number'}}, 'required': ['t']}",
+        "{'type': 'object', 'properties': {'t': {'description': 'any'}, 'u': {'type': ['string', 'null']}}}",
+    ],
+)
+def test_a_valid_tool_schema_registers(fake_dist, schema):
     fake_dist("vidrl-look", "0.1", {"look": "look_plugin"}, {"look_plugin": TOOL.format(parameters=schema)})
     assert Session(strict=True).load().registry("tool").owner("look") == "look"
 

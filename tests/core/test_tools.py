@@ -107,3 +107,10 @@ def test_a_tool_that_returns_something_else_is_an_error_observation():
 
     out = call_tool({"sloppy": Sloppy()}, ToolCall("sloppy", {}), None)
     assert not out.ok and out.text == "Error: sloppy returned str, not a vidrl.Observation"
+
+
+def test_arguments_of_a_union_type_or_no_type():
+    schema = {"type": "object", "properties": {"u": {"type": ["string", "null"]}, "any": {}}}
+    assert check_arguments(schema, {"u": None, "any": [1]}) is None
+    assert check_arguments(schema, {"u": "x", "any": "y"}) is None
+    assert "argument 'u' must be a ['string', 'null']" in check_arguments(schema, {"u": 1})

@@ -105,6 +105,24 @@ class SilentJudge(vidrl.Judge):
         return [vidrl.Judgement(True, "", True) for _ in items[:-1]]
 
 
+class RaisingTool(vidrl.Tool):
+    name = "raising"
+    parameters = {"type": "object", "properties": {"t": {"type": "number"}}, "required": ["t"]}
+
+    def __call__(self, arguments, context):
+        return vidrl.Observation(f"{context.duration / arguments['t']:.1f}")  # no video: duration None
+
+
+class SloppyStage(vidrl.Stage):
+    name = "sloppy"
+
+    def check(self, config, session=None):
+        return None if config.rewards else [3]
+
+    def run(self, context):
+        pass
+
+
 class Mutants:
     @vidrl.hookimpl
     def register_advantage_estimators(self, register):
@@ -129,6 +147,14 @@ class Mutants:
     def register_judges(self, register):
         register(SilentJudge)
 
+    @vidrl.hookimpl
+    def register_tools(self, register):
+        register(RaisingTool)
+
+    @vidrl.hookimpl
+    def register_stages(self, register):
+        register(SloppyStage)
+
 
 @pytest.mark.parametrize(
     ("kind", "name", "expected"),
@@ -141,6 +167,8 @@ class Mutants:
         ("augmenter", "forgetful", "load_state_dict(state_dict()) must restore the same state"),
         ("augmenter", "out_of_range", "replaced prompt 3; valid indices are 0..2"),
         ("judge", "silent", "one Judgement per item"),
+        ("tool", "raising", "raised TypeError"),
+        ("stage", "sloppy", "check must return a list of str, got [3]"),
     ],
 )
 def test_each_suite_catches_a_broken_component(kind, name, expected):
