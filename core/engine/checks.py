@@ -12,7 +12,7 @@ import torch
 
 from vidrl.errors import ComponentError
 from vidrl.plugin.components import Component, label
-from vidrl.types import Advantages, Augmented, LossOutput
+from vidrl.types import Advantages, Augmented, LossInputs, LossOutput
 
 
 def _fail(component: Component, what: str) -> ComponentError:
@@ -52,6 +52,22 @@ def check_pairing(estimator: Component, loss: Component, adv: Advantages) -> Non
             f"{label(estimator)} returned per-token advantages [B, T], but {label(loss)} takes one "
             "advantage per roll-out [B]: pair it with a sequence-level estimator"
         )
+
+
+def call_loss(loss: Component, inputs: LossInputs) -> LossOutput:
+    """``loss(inputs)``, checked; a TypeError while an undeclared input is None says why it is None
+    (a loss written when every loss got old log-probs, before ``Need`` was consulted)."""
+    try:
+        out = loss(inputs)
+    except TypeError as e:
+        missing = [n for n in ("old_logprobs", "ref_logprobs") if getattr(inputs, n) is None]
+        if not missing:
+            raise
+        raise ComponentError(
+            f"{label(loss)} raised TypeError: {e}; note that {' and '.join(missing)} are None: a loss "
+            "gets them only when it declares Need.OLD_LOGPROBS / Need.REFERENCE_MODEL"
+        ) from e
+    return check_loss_output(loss, out)
 
 
 def check_loss_output(loss: Component, out: Any) -> LossOutput:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from vidrl.engine.augment import Prepare, Rollouts, augment_step, roll
-from vidrl.engine.checks import check_advantages, check_loss_output, check_pairing
+from vidrl.engine.checks import call_loss, check_advantages, check_pairing
 from vidrl.engine.evaluation import grade
 from vidrl.engine.rollout import decode, rollout, sequence_logprobs
 from vidrl.engine.scoring import score
@@ -165,7 +165,7 @@ def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptio
 
     def loss_fn(rows: slice) -> LossOutput:
         lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature)
-        return check_loss_output(algo.loss, algo.loss(batch.loss_inputs(lp, rows)))
+        return call_loss(algo.loss, batch.loss_inputs(lp, rows))
 
     sums: dict[str, float] = {}
     b = len(batch.gen.response_ids)

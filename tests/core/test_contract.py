@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import vidrl
+import vidrl.testing as vt
 from vidrl.engine.checks import check_advantages, check_augmented, check_loss_output
 from vidrl.engine.step import Algorithm, StepOptions, rl_step
 from vidrl.types import Sampling
@@ -239,3 +240,21 @@ def test_legacy_augment_metadata_becomes_the_stash_and_stays_readable():
     assert marked.sample.metadata["augment"] == {"value": "hint"}  # deprecated key, still written
     new = vidrl.Augmented(vidrl.Sample("s", "q", "a").with_extra(vidrl.Augmentation("x", {"k": 1})), None)
     assert _marked(new, "x").sample.metadata["augment"] == {"k": 1}
+
+
+def test_a_loss_reading_old_logprobs_it_did_not_declare_is_told_why_they_are_none(session):
+    from vidrl.engine.checks import call_loss
+
+    class Undeclared(vidrl.PolicyLoss):
+        name = "undeclared"
+
+        def __call__(self, inputs):
+            ratio = (inputs.logprobs - inputs.old_logprobs).exp()
+            return vidrl.LossOutput(-(ratio * inputs.mask).sum())
+
+    inputs = vt.loss_inputs(old=False, ref=False)
+    with pytest.raises(
+        vidrl.ComponentError, match="old_logprobs and ref_logprobs are None: a loss gets them"
+    ):
+        call_loss(Undeclared(), inputs)
+    assert call_loss(Undeclared(), vt.loss_inputs()).loss.requires_grad  # given them, it works
