@@ -7,7 +7,8 @@ vision patches of all clips into one tensor, so repeating a prompt G times repea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -84,8 +85,11 @@ def sequence_logprobs(
     model: Any, gen: Generation, rows: slice | None = None, temperature: float = 1.0
 ) -> torch.Tensor:
     """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where
-    the response mask is 0. One forward over prompt + response with the vision inputs; the
-    log-softmax goes through ``vidrl.ops.token_logprobs`` on the masked positions only."""
+    the response mask is 0. One forward over prompt + response with the vision inputs, which
+    returns the final hidden states of the T positions that predict the response only (the model's
+    LM head is bypassed); ``vidrl.ops.linear_token_logprobs`` then projects them onto the
+    vocabulary in chunks, on the masked positions only: no [sequence, vocabulary] logits tensor is
+    ever built, neither over the prompt (thousands of video tokens) nor over the response."""
     rows = rows or slice(None)
     prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
     resp, mask = gen.response_ids[rows], gen.response_mask[rows]
@@ -98,12 +102,37 @@ def sequence_logprobs(
     if "mm_token_type_ids" in prompt:
         types = torch.zeros_like(resp) if gen.response_types is None else gen.response_types[rows]
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], types], dim=1)
-    logits = model(**inputs).logits[:, prompt["input_ids"].shape[1] - 1 : -1]  # [b, T, V]: predicts resp
+    t = resp.shape[1]
+    with hidden_states_out(model) as head:
+        # the last T + 1 positions: those predicting the T response tokens, and the final one
+        hidden = model(**inputs, logits_to_keep=t + 1).logits[:, :-1]  # [b, T, H]
     keep = mask.bool()
-    values = ops.token_logprobs(
-        logits[keep], resp[keep], temperature
-    )  # float32, or float64 for a float64 model
+    h = hidden[keep]
+    values = ops.linear_token_logprobs(h.to(head.weight.dtype), head.weight, resp[keep], temperature)
     return torch.zeros(resp.shape, dtype=values.dtype, device=resp.device).masked_scatter(keep, values)
+
+
+class _Hidden(torch.nn.Module):
+    """Stands in for an LM head: returns the hidden states it is given."""
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden
+
+
+@contextmanager
+def hidden_states_out(model: Any) -> Iterator[torch.nn.Module]:
+    """Within the block, ``model``'s forward returns final hidden states [.., H] as ``logits``
+    (its output embeddings replaced by the identity); yields the real LM head, whose ``weight``
+    [V, H] the caller projects with. ``model`` may be wrapped (DDP: ``.module``)."""
+    base = getattr(model, "module", model)
+    head = base.get_output_embeddings()
+    if not isinstance(getattr(head, "weight", None), torch.Tensor) or getattr(head, "bias", None) is not None:
+        raise TypeError(f"{type(base).__name__}: expected a bias-free linear LM head, got {head!r}")
+    base.set_output_embeddings(_Hidden())
+    try:
+        yield head
+    finally:
+        base.set_output_embeddings(head)
 
 
 def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:

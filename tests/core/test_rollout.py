@@ -72,3 +72,52 @@ def test_row_slices_match_the_full_batch_and_carry_gradients(setup):
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     model.zero_grad()
+
+
+def _full_logits_logprobs(model, gen, rows=slice(None)):
+    """Today's reference: one forward with logits for every position, log-softmax in float64."""
+    from vidrl.engine.rollout import _slice_prompt
+
+    prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
+    resp, mask = gen.response_ids[rows], gen.response_mask[rows]
+    inputs = {**prompt, "input_ids": torch.cat([prompt["input_ids"], resp], 1),
+              "attention_mask": torch.cat([prompt["attention_mask"], mask], 1)}  # fmt: skip
+    if "mm_token_type_ids" in prompt:
+        inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(resp)], 1)
+    logits = model(**inputs).logits[:, prompt["input_ids"].shape[1] - 1 : -1]
+    lp = torch.log_softmax(logits.double(), -1).gather(2, resp[..., None]).squeeze(-1)
+    return lp * mask
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_no_vocabulary_sized_logits_and_the_same_values_and_gradients(tiny_model_dir, arch):
+    """The LM head never runs (so no [sequence, V] logits); values and gradients (LM head and a
+    decoder layer) equal the full-logits path, on each tiny architecture, text-only prompts."""
+    from transformers import AutoProcessor
+
+    from vidrl.engine.rollout import given_responses
+
+    path = tiny_model_dir(arch)
+    processor = AutoProcessor.from_pretrained(path)
+    torch.manual_seed(1)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float64)
+    tok = processor.tokenizer
+    tok.padding_side = "left"
+    prompts = tok(["how many squares are there in the clip?", "colour?"], return_tensors="pt", padding=True)
+    gen = given_responses(prompts, tok, ["<answer>2</answer>", "red, then blue"])
+    head = model.get_output_embeddings()
+    calls = []
+    hook = head.register_forward_hook(lambda *a: calls.append(a))
+    lean = sequence_logprobs(model, gen)
+    hook.remove()
+    assert calls == [] and model.get_output_embeddings() is head  # bypassed, then restored
+    layer = next(p for n, p in model.named_parameters() if "layers.0.mlp" in n and "visual" not in n)
+    lean.sum().backward()
+    lean_grads = [p.grad.clone() for p in (head.weight, layer)]
+    model.zero_grad()
+    full = _full_logits_logprobs(model, gen)
+    full.sum().backward()
+    torch.testing.assert_close(lean, full, rtol=1e-10, atol=1e-10)
+    for got, p in zip(lean_grads, (head.weight, layer), strict=True):
+        assert got.abs().sum() > 0
+        torch.testing.assert_close(got, p.grad, rtol=1e-9, atol=1e-10)
