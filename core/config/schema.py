@@ -70,13 +70,26 @@ class ModelConfig:
     """The policy. ``path``: a local model directory (``from_pretrained``); None builds the tiny
     ``tiny_arch`` model with random weights into the run directory (the demo). ``freeze``:
     parameters whose name contains one of these strings are not trained (e.g. "visual": the
-    vision tower of Qwen-VL models)."""
+    vision tower of Qwen-VL models). ``precision``: ``fp32``; ``bf16-mixed`` (bf16 autocast over
+    float32 master weights and optimizer state, through accelerate; the frozen reference model in
+    bf16); ``bf16-pure`` (bf16 weights and optimizer state: refused, no optimizer here compensates
+    bf16 rounding, and at GRPO's learning rates most updates would round away); ``auto``:
+    bf16-mixed on a CUDA device with bf16, else fp32. ``gradient_checkpointing``: recompute
+    activations in the backward pass (less memory, about a third more compute)."""
 
     path: str | None = None
     freeze: tuple[str, ...] = ()
     tiny_arch: Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    precision: Literal["auto", "fp32", "bf16-mixed", "bf16-pure"] = "auto"
+    gradient_checkpointing: bool = False
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.precision == "bf16-pure":
+            raise ValueError(
+                "precision 'bf16-pure' needs an optimizer that compensates bf16 rounding (Kahan "
+                "summation or stochastic rounding) and vidrl's AdamW does not: use 'bf16-mixed'"
+            )
 
 
 @dataclass(frozen=True)
@@ -402,6 +415,7 @@ MOVED = {
     **{("eval", k): f"turns.{k}" for k in ("max_turns", "max_total_tokens")},
     **{("log", k): f"turns.{k}" for k in ("frame_strips", "frame_strips_every")},
     **{("stage", k): f"turns.{k}" for k in ("max_turns", "max_turn_tokens", "max_total_tokens")},
+    ("model", "dtype"): "model.precision (fp32, bf16-mixed, auto)",
 }
 
 
@@ -409,7 +423,7 @@ def _moved_keys(raw: dict[str, Any], errors: list[str], session: Session) -> dic
     """``raw`` without the keys that moved, each reported with its new place. A stage's option
     counts only when the stage's own ``Config`` has no field of that name (a plugin's stage may)."""
     raw = copy.deepcopy(raw)
-    places = [(raw.get("eval"), "eval", "eval", ()), (raw.get("log"), "log", "log", ())]
+    places = [(raw.get(s), s, s, ()) for s in ("eval", "log", "model")]
     stages = raw.get("stages") if isinstance(raw.get("stages"), list) else []
     for i, s in enumerate(stages):
         if isinstance(s, dict) and s.get("name") in session.registry("stage"):
@@ -419,7 +433,8 @@ def _moved_keys(raw: dict[str, Any], errors: list[str], session: Session) -> dic
         if not isinstance(node, dict):
             continue
         for key in [k for k in node if (section, k) in MOVED and k not in own]:
-            errors.append(f"{path}.{key}: moved to {MOVED[section, key]} (one budget for all tool roll-outs)")
+            why = "" if section == "model" else " (one budget for all tool roll-outs)"
+            errors.append(f"{path}.{key}: moved to {MOVED[section, key]}{why}")
             del node[key]
     return raw
 

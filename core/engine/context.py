@@ -31,7 +31,7 @@ from vidrl.engine.optim import OptimConfig, build_optimizer
 from vidrl.engine.report import RunLog, check_trackers, flat_config
 from vidrl.engine.step import Algorithm, Collective
 from vidrl.errors import ConfigError
-from vidrl.models.policy import Policy, freeze, load_model
+from vidrl.models.policy import Policy, enable_gradient_checkpointing, freeze, load_model, resolve_precision
 from vidrl.plugin.components import Component
 from vidrl.plugin.session import Session
 from vidrl.tools.multiturn import ToolRunner, tool_prompt
@@ -58,8 +58,11 @@ class RunContext:
         self.config, self.session, self.hook = config, session, session.hook
         self.run_dir = Path(run_dir)
         trackers = check_trackers(config.log.trackers) or None
+        self.precision = resolve_precision(config.model.precision)
+        mixed = "bf16" if self.precision == "bf16-mixed" else "no"
+        _fresh_accelerator_state(mixed)
         self.accelerator = Accelerator(
-            cpu=not torch.cuda.is_available(), log_with=trackers, project_dir=run_dir
+            cpu=not torch.cuda.is_available(), log_with=trackers, project_dir=run_dir, mixed_precision=mixed
         )
         acc = self.accelerator
         if trackers:
@@ -79,6 +82,13 @@ class RunContext:
         self.video_backend = select_backend(session.registry("video_backend"), config.data.video_backend)
 
     # -- processes --------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """One line: processes, how they share the work, precision, gradient checkpointing."""
+        acc, m = self.accelerator, self.config.model
+        kind = str(acc.distributed_type).split(".")[-1].lower()
+        return (f"{acc.num_processes} process(es) ({kind}) on {acc.device}, precision {self.precision}"
+                f"{', gradient checkpointing' if m.gradient_checkpointing else ''}")  # fmt: skip
 
     def barrier(self) -> None:
         self.accelerator.wait_for_everyone()
@@ -127,9 +137,11 @@ class RunContext:
             resumed = self.checkpoints.resume_path
             path = resumed / "model" if resumed else self.base_model_path()
             m = self.config.model
-            base = load_model(path, m.dtype, m.attn_implementation)
+            base = load_model(path, "float32", m.attn_implementation)  # master weights: float32
             base.train()
             freeze(base, m.freeze)
+            if m.gradient_checkpointing:
+                enable_gradient_checkpointing(base)
             model = self.accelerator.prepare_model(base)
             self._policy = Policy(
                 model, self.accelerator.unwrap_model(model), AutoProcessor.from_pretrained(path)
@@ -146,7 +158,8 @@ class RunContext:
         """A frozen copy of the policy as it was when the current stage (or, in a loop stage,
         the current phase) started."""
         m = self.config.model
-        ref = load_model(self.phase_start_path(), m.dtype, m.attn_implementation)
+        dtype = "float32" if self.precision == "fp32" else "bfloat16"  # frozen: bf16 halves its memory
+        ref = load_model(self.phase_start_path(), dtype, m.attn_implementation)
         ref.to(self.accelerator.device).eval().requires_grad_(False)
         return ref
 
@@ -335,6 +348,17 @@ class RunContext:
     def evaluate(self, label: str) -> dict[str, float] | None:
         """Held-out accuracy / mIoU of the policy now (``vidrl.engine.evaluation.evaluate_split``)."""
         return evaluate_split(self, label)
+
+
+def _fresh_accelerator_state(mixed_precision: str) -> None:
+    """accelerate keeps one process-wide state and refuses a second Accelerator with another
+    precision; a run (or ``vidrl eval``) after another one in the same process, with another
+    precision, starts from a fresh one (the process group, in ``PartialState``, is kept)."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, mixed_precision):
+        AcceleratorState._reset_state()
 
 
 def refuse_images(ds: Dataset, key: str) -> Dataset:

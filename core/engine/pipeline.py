@@ -30,6 +30,8 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
                            "or choose another directory"])  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(config, session, run_dir, resume)
+    if ctx.is_main:
+        print(f"vidrl: {ctx.describe()}", flush=True)
     ctx.policy()  # collective set-up (model building, DDP wrapping, data synthesis) on every rank first
     ctx.dataset("train")
     if has_eval(config):

@@ -25,6 +25,24 @@ class Policy:
         self.pad_id = self.tokenizer.pad_token_id
 
 
+def resolve_precision(precision: str) -> str:
+    """``model.precision`` with ``auto`` decided: bf16-mixed on a CUDA device with bf16, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Recompute each decoder layer's activations in the backward pass. Non-reentrant, so a frozen
+    vision tower (inputs that need no gradient) is fine; the KV cache is off while training."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 (the older name warns)
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.config.use_cache = False
+
+
 def load_model(path: str | Path, dtype: str = "float32", attn: str = "auto") -> Any:
     """A model directory through ``AutoModelForImageTextToText``; ``attn`` "auto" picks
     flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa."""

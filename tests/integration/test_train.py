@@ -292,3 +292,30 @@ def test_every_comparison_variant_is_a_valid_config():
     base, variants = compare.COMPARISONS["tools"]
     no_tools, tools = (load_config(read_yaml(root / base), variants[v])[0] for v in ("no_tools", "tools"))
     assert no_tools.tools == () and tools.tools and tools.stages == no_tools.stages  # the same budget
+
+
+def _moved_share(run_dir, base_dir):
+    """Share of the base model's weights that training changed (elements, all tensors)."""
+    after, before = _params(run_dir), load_file(base_dir / "model.safetensors")
+    changed = sum(int((after[k] != before[k]).sum()) for k in before)
+    return changed / sum(v.numel() for v in before.values())
+
+
+def test_bf16_mixed_keeps_float32_master_weights_so_small_updates_are_not_lost(tiny_model_dir, tmp_path):
+    """At GRPO's learning rates pure bf16 weights barely move (an update below half a bf16 ulp
+    rounds away); bf16-mixed autocasts the compute and keeps float32 weights, so they move as in
+    fp32."""
+    path = tiny_model_dir("qwen2_5_vl")
+    sft = {
+        "name": "sft",
+        "options": {"steps": 3, "batch_size": 4, "micro_batch_size": 2, "optim": {"lr": 1e-6}},
+    }
+    shares = {}
+    for precision in ("fp32", "bf16-mixed"):
+        config, session = tiny_run(path, stages=[sft], eval={"before": False, "after": False},
+                                   model={"path": str(path), "precision": precision})  # fmt: skip
+        train(config, session, tmp_path / precision)
+        shares[precision] = _moved_share(tmp_path / precision, path)
+    assert shares["fp32"] > 0.5, shares
+    assert shares["bf16-mixed"] > 0.9 * shares["fp32"], shares
+    assert _params(tmp_path / "bf16-mixed")["lm_head.weight"].dtype == torch.float32
