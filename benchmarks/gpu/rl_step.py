@@ -1,0 +1,174 @@
+"""One RL step at a chosen model size, timed and measured by phase: the tiny test model, or a
+real-size Qwen2.5-VL (3B or 7B dimensions, random weights, nothing downloaded) in a precision
+with or without gradient checkpointing. Needs no video library: clips are random frame tensors.
+
+Reports per phase (rollout, score, logprob, update) the median seconds and peak extra memory
+over ``--steps`` steps after one warm-up step, the step's tokens per second, and the model FLOPs
+utilisation of the training passes (MFU: 2·N·tokens for the log-prob forward plus 6·N·tokens for
+the update's forward and backward, over the step's time and the device's dense bf16 peak; N the
+language model's trainable parameters; generation is left out of the numerator). β = 0, so no
+reference model is loaded; the vision tower is frozen.
+
+    python benchmarks/gpu/rl_step.py --size qwen2_5_vl_3b --precision bf16-mixed --gradient-checkpointing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: step_phases
+
+from step_phases import PHASES, MemoryPhases  # noqa: E402
+
+import vidrl  # noqa: E402
+
+#: dense bf16 tensor-core peaks (TFLOP/s) by device-name fragment, from the vendors' data sheets
+PEAK_BF16 = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+
+
+class Length(vidrl.Reward):
+    """Response length / 10: varies inside groups, so every step updates."""
+
+    name = "length"
+
+    def __call__(self, responses, samples):
+        return [len(r) / 10 for r in responses]
+
+
+def _model(size: str, tmp: Path, device: str, precision: str, checkpointing: bool):
+    """(model prepared for the precision, processor)."""
+    from accelerate import Accelerator
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vidrl.models.policy import enable_gradient_checkpointing, freeze
+    from vidrl.models.sizes import sized_config
+    from vidrl.models.tiny import build_tiny_model
+
+    tiny = build_tiny_model("qwen2_5_vl", tmp / "tiny", max_pixels=448 * 448)
+    processor = AutoProcessor.from_pretrained(tiny)
+    torch.manual_seed(0)
+    if size == "tiny":
+        model = AutoModelForImageTextToText.from_pretrained(tiny).to(device)
+    else:
+        with torch.device(device):  # random weights made where they live, in float32 (master weights)
+            model = AutoModelForImageTextToText.from_config(sized_config(size, processor.tokenizer))
+    freeze(model, ("visual",))
+    if checkpointing:
+        enable_gradient_checkpointing(model)
+    model.train()
+    acc = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if precision == "bf16-mixed" else "no")
+    return acc.prepare_model(model), processor
+
+
+def _batch(processor, prompts: int, frames: int, side: int, device: str):
+    """``prompts`` multiple-choice samples, each with a random clip of ``frames`` frames."""
+    from vidrl.models.inputs import prepare_batch
+    from vidrl.testing import builders
+
+    samples = [builders.sample("multiple_choice", i) for i in range(prompts)]
+    clips = [builders.frames(frames, side, side, seed=i) for i in range(prompts)]
+    budget = vidrl.config.VisionBudget(max_prompt_tokens=32768, max_pixels=side * side, min_frames=2)
+    batch, _ = prepare_batch(processor, samples, clips, budget)
+    return batch.to(device), samples
+
+
+def run(args: argparse.Namespace) -> dict:
+    from vidrl.engine.step import Algorithm, Learner, StepOptions, rl_step
+    from vidrl.models.generate import HFGenerate
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    session = vidrl.Session().load()
+    with tempfile.TemporaryDirectory() as tmp:
+        model, processor = _model(args.size, Path(tmp), device, args.precision, args.gradient_checkpointing)
+        batch, samples = _batch(processor, args.prompts, args.frames, args.side, device)
+    tok = processor.tokenizer
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    base = getattr(model, "module", model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    learner = Learner(model, opt, None, HFGenerate(base, eos, tok.pad_token_id), eos)
+    algo = Algorithm(
+        session.create("advantage", "grpo"), session.create("loss", "ppo_clip"), [("length", 1.0, Length())]
+    )
+    sampling = vidrl.Sampling(1.0, 1.0, args.max_new_tokens)
+    opts = StepOptions(args.group, args.micro_batch, 1, 1.0, sampling)
+    rows = []
+    for i in range(args.steps + 1):
+        phases = MemoryPhases(cuda)
+        metrics, _ = rl_step(learner, algo, tok, batch, samples, opts, phases=phases)
+        if i:  # the first step warms up allocators, kernels and caches
+            rows.append({"seconds": dict(phases.seconds), "peak_mib": dict(phases.peak_mib),
+                         "response_tokens": metrics["response_length/mean"]})  # fmt: skip
+    n_lm = sum(p.numel() for n, p in base.named_parameters() if p.requires_grad)
+    return _summary(args, rows, batch, n_lm, torch.cuda.get_device_name() if cuda else "cpu")
+
+
+def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, device: str) -> dict:
+    med = {w: {p: statistics.median(r[w][p] for r in rows) for p in PHASES} for w in ("seconds", "peak_mib")}
+    step = sum(med["seconds"].values())
+    b = args.prompts * args.group
+    tokens = b * (batch["input_ids"].shape[1] + statistics.median(r["response_tokens"] for r in rows))
+    flops = 2 * n_lm * tokens + 6 * n_lm * tokens  # log-prob forward + update forward and backward
+    peak = next((v for k, v in PEAK_BF16.items() if k in device), None)
+    return {
+        "device": device, "size": args.size, "precision": args.precision,
+        "gradient_checkpointing": args.gradient_checkpointing, "prompts": args.prompts, "group": args.group,
+        "prompt_tokens": int(batch["input_ids"].shape[1]), "trainable_params": n_lm, "steps": args.steps,
+        "median": med, "step_seconds": step, "tokens_per_second": tokens / step,
+        "mfu": None if peak is None or args.precision != "bf16-mixed" else flops / step / (peak * 1e12),
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+        "runs": rows,
+    }  # fmt: skip
+
+
+def markdown(r: dict) -> str:
+    sec, mem = r["median"]["seconds"], r["median"]["peak_mib"]
+    mfu = "n/a" if r["mfu"] is None else f"{r['mfu']:.1%}"
+    lines = [
+        f"## {r['size']} — {r['device']}, {r['precision']}, checkpointing {r['gradient_checkpointing']}",
+        "",
+        f"{r['prompts']} prompts × {r['group']} roll-outs, prompt {r['prompt_tokens']} tokens, "
+        f"{r['trainable_params'] / 1e9:.2f} B trainable; median of {r['steps']} steps: "
+        f"**{r['step_seconds']:.2f} s/step**, {r['tokens_per_second']:.0f} tokens/s, MFU {mfu}, "
+        f"peak memory {r['peak_memory_gib'] or 0:.1f} GiB.",
+        "",
+        "| phase | s | peak extra MiB |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {p} | {sec[p]:.3f} | {mem[p]:.0f} |" for p in PHASES]
+    return "\n".join(lines + [""])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="tiny", choices=["tiny", "qwen2_5_vl_3b", "qwen2_5_vl_7b"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16-mixed"])
+    ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--prompts", type=int, default=2)
+    ap.add_argument("--group", type=int, default=4)
+    ap.add_argument("--micro-batch", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--side", type=int, default=336)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="append the result to <out>/rl-step.{jsonl,md}")
+    args = ap.parse_args()
+    result = run(args)
+    print(markdown(result))
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        with (args.out / "rl-step.jsonl").open("a") as f:
+            f.write(json.dumps(result) + "\n")
+        with (args.out / "rl-step.md").open("a") as f:
+            f.write(markdown(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
