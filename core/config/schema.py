@@ -66,6 +66,33 @@ class PluginsConfig:
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapters (peft) on the language model's linear layers named in ``target_modules`` (the
+    vision tower never gets any): rank ``r``, scale ``alpha`` / ``r``, ``dropout``. Only the
+    adapters train and go into checkpoints; the reference model is the policy with its adapters
+    off (no second copy). ``merge``: the final ``model/`` is the base with the adapters merged in
+    (a plain model directory); otherwise it holds the adapters alone."""
+
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
+    merge: bool = True
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1 or not self.target_modules:
+            raise ValueError(f"need r >= 1, alpha > 0, 0 <= dropout < 1 and target_modules; got {self}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The policy. ``path``: a local model directory (``from_pretrained``); None builds the tiny
     ``tiny_arch`` model with random weights into the run directory (the demo). ``freeze``:
@@ -75,7 +102,8 @@ class ModelConfig:
     bf16); ``bf16-pure`` (bf16 weights and optimizer state: refused, no optimizer here compensates
     bf16 rounding, and at GRPO's learning rates most updates would round away); ``auto``:
     bf16-mixed on a CUDA device with bf16, else fp32. ``gradient_checkpointing``: recompute
-    activations in the backward pass (less memory, about a third more compute)."""
+    activations in the backward pass (less memory, about a third more compute). ``lora``: train
+    LoRA adapters instead of the weights (``LoraConfig``; ``freeze`` is then moot)."""
 
     path: str | None = None
     freeze: tuple[str, ...] = ()
@@ -83,6 +111,7 @@ class ModelConfig:
     precision: Literal["auto", "fp32", "bf16-mixed", "bf16-pure"] = "auto"
     gradient_checkpointing: bool = False
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    lora: LoraConfig | None = None
 
     def __post_init__(self) -> None:
         if self.precision == "bf16-pure":

@@ -31,7 +31,7 @@ from vidrl.engine.optim import OptimConfig, build_optimizer
 from vidrl.engine.report import RunLog, check_trackers, flat_config
 from vidrl.engine.step import Algorithm, Collective
 from vidrl.errors import ConfigError
-from vidrl.models.policy import Policy, enable_gradient_checkpointing, freeze, load_model, resolve_precision
+from vidrl.models.policy import AdapterDisabled, Policy, load_model, resolve_precision, trainable_model
 from vidrl.plugin.components import Component
 from vidrl.plugin.session import Session
 from vidrl.tools.multiturn import ToolRunner, tool_prompt
@@ -137,11 +137,10 @@ class RunContext:
             resumed = self.checkpoints.resume_path
             path = resumed / "model" if resumed else self.base_model_path()
             m = self.config.model
-            base = load_model(path, "float32", m.attn_implementation)  # master weights: float32
-            base.train()
-            freeze(base, m.freeze)
-            if m.gradient_checkpointing:
-                enable_gradient_checkpointing(base)
+            if m.lora is not None and resumed:  # the checkpoint holds the adapters alone
+                base = trainable_model(self.base_model_path(), m, adapters=path)
+            else:
+                base = trainable_model(path, m, seed=self.config.seed)
             model = self.accelerator.prepare_model(base)
             self._policy = Policy(
                 model, self.accelerator.unwrap_model(model), AutoProcessor.from_pretrained(path)
@@ -156,8 +155,10 @@ class RunContext:
 
     def reference(self) -> Any:
         """A frozen copy of the policy as it was when the current stage (or, in a loop stage,
-        the current phase) started."""
+        the current phase) started; with LoRA, the policy with its adapters off (the base)."""
         m = self.config.model
+        if m.lora is not None:
+            return AdapterDisabled(self.policy().base)
         dtype = "float32" if self.precision == "fp32" else "bfloat16"  # frozen: bf16 halves its memory
         ref = load_model(self.phase_start_path(), dtype, m.attn_implementation)
         ref.to(self.accelerator.device).eval().requires_grad_(False)

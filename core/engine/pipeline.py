@@ -11,6 +11,7 @@ from vidrl.engine.context import RunContext, write_config
 from vidrl.engine.evaluation import evaluate_split, has_eval
 from vidrl.engine.report import plot
 from vidrl.errors import ConfigError
+from vidrl.models.policy import save_final
 from vidrl.plugin.session import Session
 
 
@@ -52,16 +53,14 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
         ctx.save_checkpoint(f"stage-{i}-{spec.name}", {}, keep=None)
         if config.eval.between_stages and i + 1 < len(stages):
             evaluate_split(ctx, f"stage-{i}-{spec.name}")
-    policy = ctx.policy()
-    ctx.on_main(
-        lambda: (
-            policy.base.save_pretrained(run_dir / "model"),
-            policy.processor.save_pretrained(run_dir / "model"),
-        )
-    )
     after = evaluate_split(ctx, "after") if config.eval.after else None
     if ctx.is_main and config.log.plot:
         plot(ctx.log.metrics, run_dir / "curves.png")
+    policy, lora = ctx.policy(), config.model.lora
+    # last: merging adapters changes the model (the final stage's checkpoint already holds it)
+    ctx.on_main(
+        lambda: save_final(policy.base, policy.processor, run_dir / "model", lora is not None and lora.merge)
+    )
     if config.log.trackers:
         ctx.accelerator.end_training()
     return {"run_dir": str(run_dir), "before": before, "after": after, "is_main": ctx.is_main}

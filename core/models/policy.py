@@ -67,3 +67,54 @@ def freeze(model: Any, parts: tuple[str, ...]) -> int:
     if unmatched:
         raise ConfigError([f"model.freeze: {p!r} matches no parameter name" for p in unmatched])
     return sum(hits.values())
+
+
+def trainable_model(path: str | Path, config: Any, adapters: Path | None = None, seed: int = 0) -> Any:
+    """The model to train, from the ``ModelConfig`` ``config``: ``path``'s weights in float32 (the
+    master weights), gradient checkpointing when asked, then either LoRA adapters (new ones drawn
+    from ``seed``, or those saved in ``adapters`` when resuming) or the ``freeze`` list applied."""
+    model = load_model(path, "float32", config.attn_implementation)
+    model.train()
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    if config.lora is None:
+        freeze(model, config.freeze)
+        return model
+    with torch.random.fork_rng(devices=[]):  # the same adapters for the same seed, whatever ran before
+        torch.manual_seed(seed)
+        return with_lora(model, config.lora, adapters)
+
+
+def with_lora(model: Any, lora: Any, adapters: Path | None = None) -> Any:
+    """``model`` as a peft model with LoRA adapters on the language model's ``lora.target_modules``
+    (never the vision tower): new ones, or those saved in ``adapters``."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if adapters is not None:
+        return PeftModel.from_pretrained(model, adapters, is_trainable=True)
+    names = "|".join(lora.target_modules)
+    target = rf"^(?!.*\bvisual\b).*\.({names})$"  # a regex: full match on module names
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target)
+    return get_peft_model(model, config)
+
+
+class AdapterDisabled(torch.nn.Module):
+    """A LoRA policy seen with its adapters off: the base model, used as the reference without a
+    second copy in memory. ``module`` is the peft model (forwards run under ``disable_adapter``)."""
+
+    def __init__(self, peft_model: Any):
+        super().__init__()
+        self.module = peft_model
+
+    def forward(self, **inputs: Any) -> Any:
+        with self.module.disable_adapter():
+            return self.module(**inputs)
+
+
+def save_final(model: Any, processor: Any, out: Path, merge: bool) -> None:
+    """The run's final ``model/``: a peft model merged into its base when ``merge`` (then a plain
+    model directory; the model is changed in place), else its adapters; any other model as is."""
+    if merge and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)

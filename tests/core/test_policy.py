@@ -53,3 +53,25 @@ def test_precision_auto_and_the_pure_bf16_refusal():
         vidrl.load_config({"model": {"precision": "bf16-pure"}})
     with pytest.raises(vidrl.ConfigError, match=r"model.dtype: moved to model.precision"):
         vidrl.load_config({"model": {"dtype": "bfloat16"}})
+
+
+def test_lora_trains_the_language_model_adapters_and_the_reference_is_the_base(tiny_model_dir):
+    from vidrl.config import LoraConfig, ModelConfig
+    from vidrl.models.policy import AdapterDisabled, trainable_model
+
+    path = tiny_model_dir("qwen2_5_vl")
+    torch.manual_seed(0)
+    model = trainable_model(path, ModelConfig(lora=LoraConfig(r=4)))
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trained and all("lora_" in n and "language_model" in n for n in trained)
+    with torch.no_grad():  # make the adapters do something (peft starts them at zero)
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    ids = torch.randint(10, 300, (2, 9))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    plain = AutoModelForImageTextToText.from_pretrained(path)
+    with torch.no_grad():
+        adapted, reference, base = (m(**inputs).logits for m in (model, AdapterDisabled(model), plain))
+    torch.testing.assert_close(reference, base, rtol=1e-5, atol=1e-5)  # adapters off: the base model
+    assert (adapted - base).abs().max() > 1e-3  # and on: not the base

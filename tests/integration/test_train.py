@@ -319,3 +319,50 @@ def test_bf16_mixed_keeps_float32_master_weights_so_small_updates_are_not_lost(t
     assert shares["fp32"] > 0.5, shares
     assert shares["bf16-mixed"] > 0.9 * shares["fp32"], shares
     assert _params(tmp_path / "bf16-mixed")["lm_head.weight"].dtype == torch.float32
+
+
+def test_lora_checkpoints_hold_adapters_and_resume_exactly(tiny_model_dir, tmp_path, monkeypatch):
+    path = tiny_model_dir("qwen2_5_vl")
+    model = {"path": str(path), "lora": {"r": 4, "merge": False}}
+    straight = tmp_path / "straight"
+    train(*tiny_run(path, model=model), straight)
+    step = straight / "checkpoints" / "step-0000004" / "model"
+    assert (step / "adapter_model.safetensors").is_file() and not (step / "model.safetensors").exists()
+
+    original = StepLoop.end_step
+
+    def crash_after_step_5(self, metrics, record=None):
+        original(self, metrics, record)
+        if self.state.global_step == 5:
+            raise RuntimeError("simulated crash")
+
+    crashed = tmp_path / "crashed"
+    monkeypatch.setattr(StepLoop, "end_step", crash_after_step_5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(*tiny_run(path, model=model), crashed)
+    monkeypatch.setattr(StepLoop, "end_step", original)
+    train(*tiny_run(path, model=model), crashed, resume=True)
+    a, b = (load_file(d / "model" / "adapter_model.safetensors") for d in (straight, crashed))
+    assert a.keys() == b.keys() and a
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert any(float(v.abs().sum()) > 0 for k, v in a.items() if "lora_B" in k)  # the adapters trained
+
+
+def test_lora_final_model_is_merged_into_a_plain_model_directory(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    path = tiny_model_dir("qwen2_5_vl")
+    sft = {
+        "name": "sft",
+        "options": {"steps": 3, "batch_size": 4, "micro_batch_size": 2, "optim": {"lr": 1e-2}},
+    }
+    config, session = tiny_run(path, stages=[sft], model={"path": str(path), "lora": {"r": 4}},
+                               eval={"before": False, "after": False})  # fmt: skip
+    train(config, session, tmp_path / "run")
+    out = tmp_path / "run" / "model"
+    assert not (out / "adapter_config.json").exists()
+    merged, base = (AutoModelForImageTextToText.from_pretrained(d).state_dict() for d in (out, path))
+    assert merged.keys() == base.keys()
+    changed = [k for k in base if not torch.equal(merged[k], base[k])]
+    assert changed and all("language_model" in k and "proj" in k for k in changed)
