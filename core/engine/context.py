@@ -65,6 +65,7 @@ class RunContext:
             cpu=not torch.cuda.is_available(), log_with=trackers, project_dir=run_dir, mixed_precision=mixed
         )
         acc = self.accelerator
+        check_distributed(str(acc.distributed_type))
         if trackers:
             acc.init_trackers("vidrl", config=flat_config(to_plain(config)))
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
@@ -349,6 +350,22 @@ class RunContext:
     def evaluate(self, label: str) -> dict[str, float] | None:
         """Held-out accuracy / mIoU of the policy now (``vidrl.engine.evaluation.evaluate_split``)."""
         return evaluate_split(self, label)
+
+
+#: accelerate's distributed types vidrl honours: one process, or DDP over GPUs or CPU processes
+SUPPORTED_DISTRIBUTED = ("NO", "MULTI_GPU", "MULTI_CPU")
+
+
+def check_distributed(distributed_type: str) -> None:
+    """Refuse at start an accelerate setting vidrl cannot honour (DeepSpeed, FSDP, ...): it would
+    train without sharding or synchronisation it believes it has, a silent divergence."""
+    name = distributed_type.split(".")[-1]
+    if name not in SUPPORTED_DISTRIBUTED:
+        raise ConfigError([
+            f"accelerate is configured for {name}, which vidrl does not support yet; supported: one "
+            "process, or data parallel (MULTI_GPU, MULTI_CPU) through `accelerate launch` with a DDP "
+            "config (FSDP2 and DeepSpeed ZeRO are open work: docs/scaling.md)"
+        ])  # fmt: skip
 
 
 def _fresh_accelerator_state(mixed_precision: str) -> None:

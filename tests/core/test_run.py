@@ -41,3 +41,20 @@ def test_rows_with_images_are_refused_until_images_reach_the_model(tmp_path):
     ):
         refuse_images(ds, "data.train")
     assert refuse_images(load_dataset(rows[:1]), "data.eval").samples[0].images == ()
+
+
+@pytest.mark.parametrize("kind", ["DistributedType.DEEPSPEED", "FSDP", "MEGATRON_LM", "XLA"])
+def test_an_accelerate_setting_vidrl_cannot_honour_is_refused(kind):
+    from vidrl.engine.context import check_distributed
+
+    with pytest.raises(
+        ConfigError, match=f"configured for {kind.split('.')[-1]}, which vidrl does not support"
+    ):
+        check_distributed(kind)
+
+
+@pytest.mark.parametrize("kind", ["DistributedType.NO", "MULTI_GPU", "MULTI_CPU"])
+def test_single_process_and_ddp_are_accepted(kind):
+    from vidrl.engine.context import check_distributed
+
+    check_distributed(kind)
