@@ -171,6 +171,54 @@ def cmd_check_plugin(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _estimate_inputs(config: Any, session: Session, size: str | None) -> tuple[Any, dict[str, int], bool]:
+    """(the model's transformers config, the first RL-like stage's shape, whether a reference loads)."""
+    from vidrl.models.sizes import sized_config
+    from vidrl.models.tiny import ARCHS, _ids, _special, build_tokenizer
+    from vidrl.plugin.components import Need
+
+    tok = build_tokenizer()
+    if size is not None:
+        model_config = sized_config(size, tok)
+    elif config.model.path is not None:
+        from transformers import AutoConfig
+
+        model_config = AutoConfig.from_pretrained(config.model.path)
+    else:
+        model_config = ARCHS[config.model.tiny_arch].config({**_ids(tok), "text": _special(tok)}, len(tok))
+    opts = next((s.options for s in config.stages if hasattr(s.options, "group_size")), None)
+    defaults = {"prompts_per_step": 4, "group_size": 8, "micro_batch_size": 8, "max_new_tokens": 256}
+    shape = {k: getattr(opts, k, d) for k, d in defaults.items()}
+    loss = config.loss and session.create("loss", config.loss.name, config.loss.options)
+    return model_config, shape, bool(loss) and Need.REFERENCE_MODEL in loss.needs()
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from vidrl.models.estimate import counts, meta_model, per_gpu, table
+    from vidrl.models.policy import resolve_precision
+
+    config, session = load_config(args.config, args.set)
+    model_config, shape, reference = _estimate_inputs(config, session, args.size)
+    c, m = counts(meta_model(model_config, config.model)), config.model
+    precision = "bf16-mixed" if m.precision == "auto" else resolve_precision(m.precision)  # as on a GPU
+    seq = config.data.budget.max_prompt_tokens + shape["max_new_tokens"]
+    common = {"precision": precision, "reference": reference, "lora": m.lora is not None,
+              "checkpointing": m.gradient_checkpointing, "micro_tokens": shape["micro_batch_size"] * seq,
+              "rollout_tokens": shape["prompts_per_step"] * shape["group_size"] * seq}  # fmt: skip
+    rows = {"DDP, any number of GPUs": per_gpu(c, shards=1, **common)}
+    rows.update({f"FSDP2 × {n} GPUs (planned)": per_gpu(c, shards=n, **common) for n in args.gpus if n > 1})
+    ref = "adapters off" if m.lora else "loaded" if reference else "none"
+    what = f"{c.total / 1e9:.3f} B parameters, {c.trainable / 1e9:.3f} B trainable"
+    how = (f"{precision}, gradient checkpointing {m.gradient_checkpointing}, LoRA {m.lora is not None}, "
+           f"reference {ref}")  # fmt: skip
+    data = (f"sequences of {seq} tokens, micro-batch {shape['micro_batch_size']}, roll-outs "
+            f"{shape['prompts_per_step']} × {shape['group_size']}")  # fmt: skip
+    print(f"{args.size or m.path or m.tiny_arch}: {what}; {how}; {data}")
+    print("per-GPU memory (GiB; see vidrl.models.estimate for what is exact and what approximate):")
+    print(table(rows))
+    return 0
+
+
 def _options_summary(config_cls: type) -> str:
     parts = []
     for f in dataclasses.fields(config_cls):
@@ -292,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in DIR (default: output_dir) from its newest checkpoint",
     )  # fmt: skip
     t.set_defaults(func=cmd_train)
+
+    es = sub.add_parser("estimate", help="per-GPU memory of a config's model, before anything is allocated")
+    es.add_argument("config", help="YAML run config")
+    es.add_argument(
+        "--size", choices=["qwen2_5_vl_3b", "qwen2_5_vl_7b"], help="a real size instead of model.path"
+    )
+    es.add_argument("--gpus", type=int, nargs="+", default=[2, 4, 8], help="FSDP2 shard counts to show")
+    es.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    es.set_defaults(func=cmd_estimate)
 
     cp = sub.add_parser(
         "check-plugin", help="run vidrl.testing's conformance suites over an installed plugin's components"

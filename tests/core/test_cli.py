@@ -11,7 +11,7 @@ import torch
 from vidrl.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["train", "eval", "plugins", "check-plugin", "list", "validate", "data", "bench"]
+COMMANDS = ["train", "eval", "estimate", "plugins", "check-plugin", "list", "validate", "data", "bench"]
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS), ["data", "synth"], ["data", "check"]])
