@@ -205,7 +205,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     common = {"precision": precision, "reference": reference, "lora": m.lora is not None,
               "checkpointing": m.gradient_checkpointing, "micro_tokens": shape["micro_batch_size"] * seq,
               "rollout_tokens": shape["prompts_per_step"] * shape["group_size"] * seq}  # fmt: skip
-    rows = {"DDP, any number of GPUs": per_gpu(c, shards=1, **common)}
+    rows = {
+        "one GPU": per_gpu(c, shards=1, **common),
+        "DDP, 2 or more GPUs": per_gpu(c, shards=1, ddp_gpus=2, **common),
+    }
     rows.update({f"FSDP2 × {n} GPUs (planned)": per_gpu(c, shards=n, **common) for n in args.gpus if n > 1})
     ref = "adapters off" if m.lora else "loaded" if reference else "none"
     what = f"{c.total / 1e9:.3f} B parameters, {c.trainable / 1e9:.3f} B trainable"

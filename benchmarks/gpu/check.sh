@@ -5,16 +5,18 @@
 #
 #   bash benchmarks/gpu/check.sh        (from the repository root, on the GPU machine)
 #
-# 1. the kernel tests on CUDA (tests/kernels, the gpu-marked full-size shapes included);
-# 2. the kernel harness (benchmarks/gpu_harness.py: vidrl's Triton kernels against torch);
-# 3. an RL step by phase (benchmarks/gpu/rl_step.py) on the tiny model, and on a real-size
+# 1. the kernel harness (benchmarks/gpu_harness.py): first the kernel tests on CUDA (tests/kernels,
+#    the gpu-marked full-size shapes included; it reports nothing if one fails), then vidrl's Triton
+#    kernels against torch;
+# 2. an RL step by phase (benchmarks/gpu/rl_step.py) on the tiny model, and on a real-size
 #    Qwen2.5-VL-3B with random weights in bf16-mixed with gradient checkpointing.
 # Everything lands under benchmarks/results/<gpu-name>/ (and a copy under $OUT when it is set).
 # Each part has its own time limit; a failing part is reported and the next one still runs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
-name=$(python3 -c "import torch; print(torch.cuda.get_device_name().replace(' ', '-'))") || exit 1
+# the folder name the kernel harness uses too
+name=$(python3 -c "import re, torch; print(re.sub(r'[^A-Za-z0-9_.-]+', '_', torch.cuda.get_device_name()))") || exit 1
 out="benchmarks/results/$name"
 mkdir -p "$out"
 site=$(mktemp -d)
@@ -29,9 +31,8 @@ part() {  # part NAME SECONDS COMMAND...: run, log to $out/NAME.log, remember a 
   if ! timeout "$limit" "$@" 2>&1 | tee "$out/$name.log"; then failed+=("$name"); fi
 }
 rm -f "$out/rl-step.jsonl" "$out/rl-step.md"
-part kernel-tests 150 python3 -m pytest -q -p no:cacheprovider tests/kernels
-part kernel-harness 200 python3 benchmarks/gpu_harness.py --out benchmarks/results
-part rl-step-tiny 60 python3 benchmarks/gpu/rl_step.py --size tiny --out "$out"
+part kernels 240 python3 benchmarks/gpu_harness.py --out benchmarks/results
+part rl-step-tiny 45 python3 benchmarks/gpu/rl_step.py --size tiny --out "$out"
 part rl-step-3b 150 python3 benchmarks/gpu/rl_step.py --size qwen2_5_vl_3b --precision bf16-mixed \
   --gradient-checkpointing --prompts 2 --group 4 --frames 16 --side 336 --max-new-tokens 64 --out "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/device.csv" 2>/dev/null

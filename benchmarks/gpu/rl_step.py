@@ -3,11 +3,12 @@ real-size Qwen2.5-VL (3B or 7B dimensions, random weights, nothing downloaded) i
 with or without gradient checkpointing. Needs no video library: clips are random frame tensors.
 
 Reports per phase (rollout, score, logprob, update) the median seconds and peak extra memory
-over ``--steps`` steps after one warm-up step, the step's tokens per second, and the model FLOPs
-utilisation of the training passes (MFU: 2·N·tokens for the log-prob forward plus 6·N·tokens for
-the update's forward and backward, over the step's time and the device's dense bf16 peak; N the
-language model's trainable parameters; generation is left out of the numerator). β = 0, so no
-reference model is loaded; the vision tower is frozen.
+over ``--steps`` steps after one warm-up step, the step's peak memory, its tokens per second, and
+the model FLOPs utilisation of the training passes (MFU: the log-prob forward, 2·N·tokens, and the
+update's forward and backward, 6·N·tokens, plus the LM head on the response tokens, 8·V·H each,
+over the log-prob and update phases' time and the device's dense bf16 peak; N the language
+model's trainable parameters without embeddings and head). β = 0, so no reference model is
+loaded; the vision tower is frozen.
 
     python benchmarks/gpu/rl_step.py --size qwen2_5_vl_3b --precision bf16-mixed --gradient-checkpointing
 """
@@ -19,6 +20,7 @@ import json
 import statistics
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -31,6 +33,22 @@ import vidrl  # noqa: E402
 
 #: dense bf16 tensor-core peaks (TFLOP/s) by device-name fragment, from the vendors' data sheets
 PEAK_BF16 = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+
+
+class PeakPhases(MemoryPhases):
+    """``MemoryPhases`` that also keep the step's absolute peak (CUDA), across its phases."""
+
+    peak_bytes = 0
+
+    def __call__(self, name):
+        return self._measured(super().__call__(name))
+
+    @contextmanager
+    def _measured(self, inner):
+        with inner:
+            yield
+        if torch.cuda.is_available():
+            PeakPhases.peak_bytes = max(PeakPhases.peak_bytes, torch.cuda.max_memory_allocated())
 
 
 class Length(vidrl.Reward):
@@ -101,29 +119,34 @@ def run(args: argparse.Namespace) -> dict:
     opts = StepOptions(args.group, args.micro_batch, 1, 1.0, sampling)
     rows = []
     for i in range(args.steps + 1):
-        phases = MemoryPhases(cuda)
+        phases = PeakPhases(cuda)
         metrics, _ = rl_step(learner, algo, tok, batch, samples, opts, phases=phases)
         if i:  # the first step warms up allocators, kernels and caches
             rows.append({"seconds": dict(phases.seconds), "peak_mib": dict(phases.peak_mib),
                          "response_tokens": metrics["response_length/mean"]})  # fmt: skip
-    n_lm = sum(p.numel() for n, p in base.named_parameters() if p.requires_grad)
-    return _summary(args, rows, batch, n_lm, torch.cuda.get_device_name() if cuda else "cpu")
+    n_lm = sum(p.numel() for n, p in base.named_parameters() if p.requires_grad and "embed" not in n)
+    head = base.get_output_embeddings().weight
+    n_lm -= head.numel() if head.requires_grad and head is not base.get_input_embeddings().weight else 0
+    return _summary(args, rows, batch, n_lm, head.numel(), torch.cuda.get_device_name() if cuda else "cpu")
 
 
-def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, device: str) -> dict:
+def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, head: int, device: str) -> dict:
     med = {w: {p: statistics.median(r[w][p] for r in rows) for p in PHASES} for w in ("seconds", "peak_mib")}
     step = sum(med["seconds"].values())
     b = args.prompts * args.group
-    tokens = b * (batch["input_ids"].shape[1] + statistics.median(r["response_tokens"] for r in rows))
-    flops = 2 * n_lm * tokens + 6 * n_lm * tokens  # log-prob forward + update forward and backward
+    response = b * statistics.median(r["response_tokens"] for r in rows)
+    tokens = b * batch["input_ids"].shape[1] + response
+    flops = 8 * n_lm * tokens + 8 * head * response  # log-prob fwd (2) + update fwd and bwd (6)
+    train_seconds = med["seconds"]["logprob"] + med["seconds"]["update"]
     peak = next((v for k, v in PEAK_BF16.items() if k in device), None)
+    mfu = None if peak is None or args.precision != "bf16-mixed" else flops / train_seconds / (peak * 1e12)
     return {
         "device": device, "size": args.size, "precision": args.precision,
         "gradient_checkpointing": args.gradient_checkpointing, "prompts": args.prompts, "group": args.group,
         "prompt_tokens": int(batch["input_ids"].shape[1]), "trainable_params": n_lm, "steps": args.steps,
         "median": med, "step_seconds": step, "tokens_per_second": tokens / step,
-        "mfu": None if peak is None or args.precision != "bf16-mixed" else flops / step / (peak * 1e12),
-        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+        "mfu": mfu,
+        "peak_memory_gib": PeakPhases.peak_bytes / 2**30 if torch.cuda.is_available() else None,
         "runs": rows,
     }  # fmt: skip
 

@@ -68,14 +68,16 @@ class PluginsConfig:
 @dataclass(frozen=True)
 class LoraConfig:
     """LoRA adapters (peft) on the language model's linear layers named in ``target_modules`` (the
-    vision tower never gets any): rank ``r``, scale ``alpha`` / ``r``, ``dropout``. Only the
-    adapters train and go into checkpoints; the reference model is the policy with its adapters
-    off (no second copy). ``merge``: the final ``model/`` is the base with the adapters merged in
-    (a plain model directory); otherwise it holds the adapters alone."""
+    vision tower, ``visual``, never gets any): rank ``r``, scale ``alpha`` / ``r``, ``dropout``
+    (0 by default: with dropout the separate old-log-prob forward draws other masks than the
+    update's, and on-policy ratios stop being 1). Only the adapters train and go into checkpoints.
+    The reference model is the policy with its adapters off — the base model, in every stage (as
+    in TRL), not the policy at the stage's start; no second copy. ``merge``: the final ``model/`` is
+    the base with the adapters merged in (a plain model directory); otherwise the adapters alone."""
 
     r: int = 16
     alpha: float = 32.0
-    dropout: float = 0.05
+    dropout: float = 0.0
     target_modules: tuple[str, ...] = (
         "q_proj",
         "k_proj",
@@ -99,11 +101,12 @@ class ModelConfig:
     parameters whose name contains one of these strings are not trained (e.g. "visual": the
     vision tower of Qwen-VL models). ``precision``: ``fp32``; ``bf16-mixed`` (bf16 autocast over
     float32 master weights and optimizer state, through accelerate; the frozen reference model in
-    bf16); ``bf16-pure`` (bf16 weights and optimizer state: refused, no optimizer here compensates
-    bf16 rounding, and at GRPO's learning rates most updates would round away); ``auto``:
-    bf16-mixed on a CUDA device with bf16, else fp32. ``gradient_checkpointing``: recompute
-    activations in the backward pass (less memory, about a third more compute). ``lora``: train
-    LoRA adapters instead of the weights (``LoraConfig``; ``freeze`` is then moot)."""
+    float32 under the same autocast, so the KL is 0 before the first update); ``bf16-pure`` (bf16
+    weights and optimizer state: refused, no optimizer here compensates bf16 rounding, and at
+    GRPO's learning rates most updates would round away); ``auto``: bf16-mixed on a CUDA device
+    with bf16, else fp32. ``gradient_checkpointing``: recompute activations in the backward pass
+    (less memory, about a third more compute). ``lora``: train LoRA adapters instead of the
+    weights (``LoraConfig``; ``freeze`` is then refused: only the adapters train)."""
 
     path: str | None = None
     freeze: tuple[str, ...] = ()
@@ -114,6 +117,8 @@ class ModelConfig:
     lora: LoraConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.lora is not None and self.freeze:
+            raise ValueError(f"freeze {list(self.freeze)} has no effect with lora (only the adapters train)")
         if self.precision == "bf16-pure":
             raise ValueError(
                 "precision 'bf16-pure' needs an optimizer that compensates bf16 rounding (Kahan "

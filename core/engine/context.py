@@ -31,7 +31,14 @@ from vidrl.engine.optim import OptimConfig, build_optimizer
 from vidrl.engine.report import RunLog, check_trackers, flat_config
 from vidrl.engine.step import Algorithm, Collective
 from vidrl.errors import ConfigError
-from vidrl.models.policy import AdapterDisabled, Policy, load_model, resolve_precision, trainable_model
+from vidrl.models.policy import (
+    AdapterDisabled,
+    Policy,
+    autocast_forward,
+    load_model,
+    resolve_precision,
+    trainable_model,
+)
 from vidrl.plugin.components import Component
 from vidrl.plugin.session import Session
 from vidrl.tools.multiturn import ToolRunner, tool_prompt
@@ -142,6 +149,8 @@ class RunContext:
                 base = trainable_model(self.base_model_path(), m, adapters=path)
             else:
                 base = trainable_model(path, m, seed=self.config.seed)
+            if m.lora is not None and self.precision == "bf16-mixed":  # peft's generate skips the wrapper
+                autocast_forward(base.get_base_model(), self.accelerator.autocast)
             model = self.accelerator.prepare_model(base)
             self._policy = Policy(
                 model, self.accelerator.unwrap_model(model), AutoProcessor.from_pretrained(path)
@@ -160,8 +169,10 @@ class RunContext:
         m = self.config.model
         if m.lora is not None:
             return AdapterDisabled(self.policy().base)
-        dtype = "float32" if self.precision == "fp32" else "bfloat16"  # frozen: bf16 halves its memory
-        ref = load_model(self.phase_start_path(), dtype, m.attn_implementation)
+        # the policy's own numerics (float32 weights, bf16 autocast): the KL is 0 before any update
+        ref = load_model(self.phase_start_path(), "float32", m.attn_implementation)
+        if self.precision == "bf16-mixed":
+            autocast_forward(ref, self.accelerator.autocast)
         ref.to(self.accelerator.device).eval().requires_grad_(False)
         return ref
 

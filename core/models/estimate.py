@@ -57,13 +57,15 @@ def counts(model: Any) -> Counts:
 
 
 def per_gpu(c: Counts, *, precision: str, reference: bool, lora: bool, checkpointing: bool, shards: int,
-            micro_tokens: int, rollout_tokens: int) -> dict[str, float]:  # fmt: skip
-    """Bytes per GPU, by part, for ``shards`` = 1 (DDP: every GPU holds everything) or N (FSDP2:
-    weights, gradients, optimizer state and the reference split N ways). ``micro_tokens``: tokens of
-    one update micro-batch; ``rollout_tokens``: tokens whose KV cache generation holds at once."""
+            micro_tokens: int, rollout_tokens: int, ddp_gpus: int = 1) -> dict[str, float]:  # fmt: skip
+    """Bytes per GPU, by part, for ``shards`` = 1 (one GPU, or DDP over ``ddp_gpus``: every GPU
+    holds everything, and DDP a bucketed copy of the gradients) or N (FSDP2: weights, gradients,
+    optimizer state and the reference split N ways). ``micro_tokens``: tokens of one update
+    micro-batch; ``rollout_tokens``: tokens whose KV cache generation holds at once. Every part is
+    counted as held at the same time (gradients do live on through the next roll-out)."""
     compute = 2 if precision == "bf16-mixed" else 4
     weights = c.total * 4  # float32 master weights (fp32 and bf16-mixed alike)
-    ref = 0 if (lora or not reference) else c.total * compute  # LoRA: the base with adapters off
+    ref = 0 if (lora or not reference) else c.total * 4  # float32, as the policy; LoRA: adapters off
     per_layer = 34 * micro_tokens * c.hidden * compute // 2
     if checkpointing:
         acts = c.layers * micro_tokens * c.hidden * compute + per_layer
@@ -71,6 +73,7 @@ def per_gpu(c: Counts, *, precision: str, reference: bool, lora: bool, checkpoin
         acts = c.layers * per_layer
     return {
         "weights": weights / shards,
+        "ddp_buckets": c.trainable * 4 if ddp_gpus > 1 else 0,  # DDP's copy of the gradients
         "gradients": c.trainable * 4 / shards,
         "optimizer": c.trainable * 8 / shards,  # AdamW: two float32 moments
         "reference": ref / shards,

@@ -3,7 +3,10 @@ and the ``Policy`` a run trains (model, processor, special token ids)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +121,18 @@ def save_final(model: Any, processor: Any, out: Path, merge: bool) -> None:
         model = model.merge_and_unload()
     model.save_pretrained(out)
     processor.save_pretrained(out)
+
+
+def autocast_forward(model: Any, autocast: Callable[[], AbstractContextManager]) -> Any:
+    """``model`` with its forward (and so ``generate``, which calls it) run under ``autocast()``:
+    for what accelerate's own wrapping does not reach (a peft model's inner model, whose
+    ``generate`` bypasses the wrapped outer forward; the frozen reference)."""
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with autocast():
+            return forward(*args, **kwargs)
+
+    model.forward = call
+    return model

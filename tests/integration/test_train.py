@@ -366,3 +366,40 @@ def test_lora_final_model_is_merged_into_a_plain_model_directory(tiny_model_dir,
     assert merged.keys() == base.keys()
     changed = [k for k in base if not torch.equal(merged[k], base[k])]
     assert changed and all("language_model" in k and "proj" in k for k in changed)
+
+
+def test_bf16_mixed_reference_matches_the_policy_before_any_update(tiny_model_dir, tmp_path):
+    """The reference runs with the policy's numerics (float32 weights, bf16 autocast): log-probs
+    equal at the stage's start, so the KL starts at 0."""
+    from vidrl.engine.context import RunContext
+    from vidrl.engine.rollout import given_responses, sequence_logprobs
+
+    path = tiny_model_dir("qwen2_5_vl")
+    config, session = tiny_run(path, model={"path": str(path), "precision": "bf16-mixed"})
+    ctx = RunContext(config, session, tmp_path)
+    policy, ref = ctx.policy(), ctx.reference()
+    tok = policy.tokenizer
+    tok.padding_side = "left"
+    gen = given_responses(tok(["how many?", "colour of the square?"], return_tensors="pt", padding=True),
+                          tok, ["<answer>2</answer>", "red"])  # fmt: skip
+    with torch.no_grad():
+        a, b = sequence_logprobs(policy.model, gen), sequence_logprobs(ref, gen)
+    assert a.dtype == b.dtype == torch.float32
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_lora_under_bf16_mixed_generates_under_autocast(tiny_model_dir, tmp_path):
+    """peft's generate bypasses accelerate's wrapped forward; the inner model is wrapped too."""
+    from vidrl.engine.context import RunContext
+
+    path = tiny_model_dir("qwen2_5_vl")
+    config, session = tiny_run(path, model={"path": str(path), "precision": "bf16-mixed", "lora": {"r": 4}})
+    policy = RunContext(config, session, tmp_path).policy()
+    q = next(m for n, m in policy.base.named_modules() if n.endswith("layers.0.self_attn.q_proj.base_layer"))
+    dtypes = []
+    q.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
+    ids = policy.tokenizer(["how many?"], return_tensors="pt")
+    vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id).generate(
+        dict(ids), vidrl.Sampling(max_new_tokens=3)
+    )
+    assert dtypes and set(dtypes) == {torch.bfloat16}
