@@ -51,8 +51,9 @@ class LinearTokenLogprobs(torch.autograd.Function):
         temperature, with_entropy, ignore_index, chunk = ctx.meta
         g_ent = g_second.contiguous() if (with_entropy and g_second is not None) else None
         g_lp = None if g_lp is None else g_lp.contiguous()
-        grad_h = torch.empty_like(hidden)
-        grad_w = torch.zeros_like(weight)
+        want_h, want_w = ctx.needs_input_grad[:2]  # a frozen head (LoRA) needs no [V, H] gradient
+        grad_h = torch.empty_like(hidden) if want_h else None
+        grad_w = torch.zeros_like(weight) if want_w else None
         n = hidden.shape[0]
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
@@ -62,8 +63,10 @@ class LinearTokenLogprobs(torch.autograd.Function):
                 None if g_lp is None else g_lp[s:e], None if g_ent is None else g_ent[s:e],
                 1 / temperature, ignore_index,
             )  # fmt: skip
-            grad_h[s:e] = logits @ weight
-            grad_w.addmm_(logits.T, hidden[s:e])
+            if want_h:
+                grad_h[s:e] = logits @ weight
+            if want_w:
+                grad_w.addmm_(logits.T, hidden[s:e])
         return grad_h, grad_w, None, None, None, None, None
 
 

@@ -222,8 +222,9 @@ class LinearTokenLogprobs(torch.autograd.Function):
     def backward(ctx, g_lp, g_second):
         hidden, weight, targets, valid, lse, ent = ctx.saved_tensors
         temperature, with_entropy, chunk = ctx.meta
-        grad_h = torch.empty_like(hidden)
-        grad_w = torch.zeros_like(weight)  # accumulated in the weight's dtype, one rounding per chunk
+        want_h, want_w = ctx.needs_input_grad[:2]  # a frozen head (LoRA) needs no [V, H] gradient
+        grad_h = torch.empty_like(hidden) if want_h else None
+        grad_w = torch.zeros_like(weight) if want_w else None  # the weight's dtype, one rounding a chunk
         for s in range(0, hidden.shape[0], chunk):
             e = s + chunk
             logits = hidden[s:e] @ weight.T
@@ -232,8 +233,10 @@ class LinearTokenLogprobs(torch.autograd.Function):
                 logits, targets[s:e], valid[s:e], lse[s:e], ent[s:e] if with_entropy else None,
                 None if g_lp is None else g_lp[s:e], g_ent, 1 / temperature,
             ).to(weight.dtype)  # fmt: skip
-            grad_h[s:e] = dz @ weight
-            grad_w.addmm_(dz.T, hidden[s:e])
+            if want_h:
+                grad_h[s:e] = dz @ weight
+            if want_w:
+                grad_w.addmm_(dz.T, hidden[s:e])
         return grad_h, grad_w, None, None, None, None, None
 
 

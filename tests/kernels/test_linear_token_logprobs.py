@@ -98,3 +98,22 @@ def test_mixed_dtypes_are_refused():
         ref_impl.linear_token_logprobs(
             torch.zeros(2, 3), torch.zeros(4, 3, dtype=torch.float64), torch.zeros(2).long()
         )
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("frozen", ["weight", "hidden"])
+def test_a_frozen_input_gets_no_gradient_and_the_other_the_same(impl, frozen):
+    """A frozen LM head (LoRA) costs no [V, H] gradient buffer; the hidden gradient is unchanged."""
+    hidden, weight, targets = _inputs(13, 16, 70, torch.float32, seed=5)
+    both = [t.clone().requires_grad_(True) for t in (hidden, weight)]
+    IMPLS[impl]()(*both, targets, chunk_size=4).sum().backward()
+    one = [
+        hidden.clone().requires_grad_(frozen != "hidden"),
+        weight.clone().requires_grad_(frozen != "weight"),
+    ]
+    IMPLS[impl]()(*one, targets, chunk_size=4).sum().backward()
+    for full, part in zip(both, one, strict=True):
+        if part.requires_grad:
+            torch.testing.assert_close(part.grad, full.grad, rtol=0, atol=0)
+        else:
+            assert part.grad is None
