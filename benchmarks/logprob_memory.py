@@ -23,16 +23,10 @@ import sys
 from pathlib import Path
 
 import torch
+from step_phases import _rss_kib  # benchmarks/: the script's own folder
 
 VOCAB = 152_064  # Qwen2.5-VL's vocabulary
 VARIANTS = ("full_logits", "lean")
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _model_and_generation(prompt: int, response: int, device: str):
