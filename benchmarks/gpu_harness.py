@@ -73,6 +73,7 @@ def correctness_gate() -> None:
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"refusing to report: the kernel tests fail on this device\n{out.stdout[-4000:]}")
+    print(f"kernel tests on this device: {out.stdout.strip().splitlines()[-1]}")
 
 
 def _liger_logprobs():

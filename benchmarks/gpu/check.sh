@@ -10,7 +10,12 @@
 #    kernels against torch;
 # 2. an RL step by phase (benchmarks/gpu/rl_step.py) on the tiny model, and on a real-size
 #    Qwen2.5-VL-3B with random weights in bf16-mixed with gradient checkpointing.
-# Everything lands under benchmarks/results/<gpu-name>/ (and a copy under $OUT when it is set).
+# 3. only when a PyAV wheel is carried in .whl/ (the machine has no video decoder; fetch it here with
+#    `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64
+#    -d .whl av`): `vidrl train` end to end, the embedded demo (SFT, then RL, held-out evaluation
+#    before and after) and the VerIPO loop (GRPO, verifier, DPO).
+# Everything lands under benchmarks/results/<gpu-name>/ (and, as one results.tgz, under $OUT when
+# it is set: the device returns at most 8 files).
 # Each part has its own time limit; a failing part is reported and the next one still runs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,8 +40,18 @@ part kernels 240 python3 benchmarks/gpu_harness.py --out benchmarks/results
 part rl-step-tiny 45 python3 benchmarks/gpu/rl_step.py --size tiny --out "$out"
 part rl-step-3b 150 python3 benchmarks/gpu/rl_step.py --size qwen2_5_vl_3b --precision bf16-mixed \
   --gradient-checkpointing --prompts 2 --group 4 --frames 16 --side 336 --max-new-tokens 64 --out "$out"
+if ls .whl/av-*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps --no-compile \
+    --target "$site" .whl/av-*.whl >>"$out/install.log" 2>&1; then
+  vidrl() { python3 -c "import sys; from vidrl.cli import main; sys.argv[0] = 'vidrl'; sys.exit(main())" "$@"; }
+  export -f vidrl
+  part train-demo 200 bash -c "set -o pipefail; vidrl train --output-dir \$(mktemp -d) 2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
+  part train-veripo 200 bash -c "set -o pipefail; vidrl train examples/configs/veripo.yaml \
+    --output-dir \$(mktemp -d) 2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
+else
+  echo "== train-demo, train-veripo: skipped (no PyAV wheel in .whl/)"
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/device.csv" 2>/dev/null
-if [ -n "${OUT:-}" ]; then cp -r "$out" "$OUT/"; fi
+if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" -C benchmarks/results "$name"; fi
 rm -rf "$site"
 if [ ${#failed[@]} -gt 0 ]; then echo "FAILED: ${failed[*]}"; exit 1; fi
 echo "all parts passed; results in $out"

@@ -95,7 +95,8 @@ class RunContext:
         """One line: processes, how they share the work, precision, gradient checkpointing."""
         acc, m = self.accelerator, self.config.model
         kind = str(acc.distributed_type).split(".")[-1].lower()
-        return (f"{acc.num_processes} process(es) ({kind}) on {acc.device}, precision {self.precision}"
+        how = "not distributed" if kind == "no" else kind
+        return (f"{acc.num_processes} process(es) ({how}) on {acc.device}, precision {self.precision}"
                 f"{', gradient checkpointing' if m.gradient_checkpointing else ''}")  # fmt: skip
 
     def barrier(self) -> None:

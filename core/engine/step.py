@@ -286,7 +286,8 @@ def rl_step(
         ref = logprobs(learner.reference, gen, micro, temp) if Need.REFERENCE_MODEL in needs else None
     with phases("update"):
         tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(used.texts)))
-        batch = TrainBatch(gen, adv.advantages, old, ref, group_ids, tokens, seqs)
+        dev = gen.response_ids.device  # rewards and advantages are computed on the CPU
+        batch = TrainBatch(gen, adv.advantages.to(dev), old, ref, group_ids.to(dev), tokens, seqs)
         metrics = update(learner, algo, batch, opts)
     metrics.update({**extra, **_summary(learner, used, adv, g), **_times(phases)})
     record = StepRecord(
