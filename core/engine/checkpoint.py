@@ -77,9 +77,12 @@ def read_rng(path: Path, rank: int) -> dict[str, Any]:
     return torch.load(file, map_location="cpu", weights_only=True)
 
 
-def write_main(directory: Path, model: Any, processor: Any, state: dict[str, Any]) -> None:
-    """The main process's part: ``model/`` (with the processor) and ``state.pt``."""
-    model.save_pretrained(directory / "model")
+def write_main(
+    directory: Path, model: Any, processor: Any, state: dict[str, Any], weights: dict[str, Any] | None = None
+) -> None:
+    """The main process's part: ``model/`` (with the processor; ``weights``: the full state dict
+    of a sharded model) and ``state.pt``."""
+    model.save_pretrained(directory / "model", **({} if weights is None else {"state_dict": weights}))
     if processor is not None:
         processor.save_pretrained(directory / "model")
     torch.save(state, directory / "state.pt")
@@ -154,16 +157,20 @@ class RunCheckpoints:
         return {k: int(p.get(k, 0)) for k in ("stage_index", "step", "global_step", "phase")}
 
     def save(self, name: str, blob: dict[str, Any], keep: int | None, state: Any, plugins: dict[str, Any],
-             components: dict[str, Any], policy: Any) -> Path:  # fmt: skip
-        """Checkpoint ``name``: ``blob`` (optimizer, schedule, data position) with the progress of
-        ``state``, the ``plugins``' and ``components``' state, the policy (main process) and this
-        rank's generators; committed atomically, keeping the newest ``keep`` step checkpoints."""
+             components: dict[str, Any], policy: Any, weights: dict[str, Any] | None = None,
+             staged: dict[str, Callable[[Path], Any]] | None = None) -> Path:  # fmt: skip
+        """Checkpoint ``name``: ``blob`` (schedule, data position) with the progress of ``state``,
+        the ``plugins``' and ``components``' state, the policy (main process; ``weights``: its full
+        state dict when sharded), this rank's generators, and each ``staged`` entry: called on every
+        rank with the staging directory (to write shards there), what it returns kept in ``state.pt``
+        (the optimizer). Committed atomically, keeping the newest ``keep`` step checkpoints."""
         progress = {k: getattr(state, k) for k in ("stage_index", "step", "global_step", "phase")}
-        full = {**blob, "progress": progress, "plugins": plugins, "components": components}
         tmp, procs = staging(self.dir, name), self.procs
         procs.on_main(lambda: (shutil.rmtree(tmp, ignore_errors=True), tmp.mkdir(parents=True)))
+        blob = {**blob, **{key: write(tmp) for key, write in (staged or {}).items()}}
+        full = {**blob, "progress": progress, "plugins": plugins, "components": components}
         if procs.is_main:
-            write_main(tmp, policy.base, policy.processor, full)
+            write_main(tmp, policy.base, policy.processor, full, weights)
         write_rng(tmp, state.rank)
         procs.barrier()
         procs.on_main(lambda: commit(self.dir, name, keep))

@@ -39,6 +39,7 @@ from vidrl.models.policy import (
     resolve_precision,
     trainable_model,
 )
+from vidrl.models.sharding import fsdp_version, sharding_for
 from vidrl.plugin.components import Component
 from vidrl.plugin.session import Session
 from vidrl.tools.multiturn import ToolRunner, tool_prompt
@@ -72,7 +73,8 @@ class RunContext:
             cpu=not torch.cuda.is_available(), log_with=trackers, project_dir=run_dir, mixed_precision=mixed
         )
         acc = self.accelerator
-        check_distributed(str(acc.distributed_type))
+        check_distributed(str(acc.distributed_type), fsdp_version(acc))
+        self.sharding = sharding_for(acc)
         if trackers:
             acc.init_trackers("vidrl", config=flat_config(to_plain(config)))
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
@@ -96,6 +98,7 @@ class RunContext:
         acc, m = self.accelerator, self.config.model
         kind = str(acc.distributed_type).split(".")[-1].lower()
         how = "not distributed" if kind == "no" else kind
+        how += "" if self.sharding.name == "none" else f", sharded: {self.sharding.name}"
         return (f"{acc.num_processes} process(es) ({how}) on {acc.device}, precision {self.precision}"
                 f"{', gradient checkpointing' if m.gradient_checkpointing else ''}")  # fmt: skip
 
@@ -152,7 +155,7 @@ class RunContext:
                 base = trainable_model(path, m, seed=self.config.seed)
             if m.lora is not None and self.precision == "bf16-mixed":  # peft's generate skips the wrapper
                 autocast_forward(base.get_base_model(), self.accelerator.autocast)
-            model = self.accelerator.prepare_model(base)
+            model = self.sharding.prepare(base)
             self._policy = Policy(
                 model, self.accelerator.unwrap_model(model), AutoProcessor.from_pretrained(path)
             )
@@ -174,8 +177,7 @@ class RunContext:
         ref = load_model(self.phase_start_path(), "float32", m.attn_implementation)
         if self.precision == "bf16-mixed":
             autocast_forward(ref, self.accelerator.autocast)
-        ref.to(self.accelerator.device).eval().requires_grad_(False)
-        return ref
+        return self.sharding.prepare_frozen(ref.eval().requires_grad_(False))
 
     def optimizer(self, config: OptimConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         return build_optimizer(self.policy().model, config, total_steps)
@@ -296,9 +298,12 @@ class RunContext:
         if self.is_main:
             self.log.step(self.state, metrics, record)
 
-    def save_checkpoint(self, name: str, blob: dict[str, Any], keep: int | None) -> Path:
-        """Checkpoint ``name`` with ``blob`` and the plugins' (``on_checkpoint_save``) and the run's
-        components' (``stateful``) state."""
+    def save_checkpoint(
+        self, name: str, blob: dict[str, Any], keep: int | None, optimizer: Any = None
+    ) -> Path:
+        """Checkpoint ``name`` with ``blob``, the ``optimizer``'s state (written as shards under
+        FSDP2), and the plugins' (``on_checkpoint_save``) and the run's components' (``stateful``)
+        state."""
         plugins: dict[str, Any] = {}
         for part in self.hook.on_checkpoint_save(state=self.state):
             clash = set(plugins) & set(part or {})
@@ -306,7 +311,14 @@ class RunContext:
                 raise ValueError(f"two plugins saved the same checkpoint keys {sorted(clash)}")
             plugins.update(part or {})
         components = {key: comp.state_dict() for key, comp in self.stateful.items()}
-        return self.checkpoints.save(name, blob, keep, self.state, plugins, components, self.policy())
+        policy, sharding = self.policy(), self.sharding
+        staged = {}
+        if optimizer is not None:  # every rank: shards under FSDP2
+            staged["optimizer"] = lambda path: sharding.save_optimizer(path, policy.base, optimizer)
+        weights = sharding.model_state(policy.base)  # every rank: a collective under FSDP2
+        return self.checkpoints.save(
+            name, blob, keep, self.state, plugins, components, policy, weights, staged
+        )
 
     def restore(self, loop: StepLoop) -> None:
         """Resume ``loop`` from the checkpoint being resumed (used once, by the first loop):
@@ -326,7 +338,8 @@ class RunContext:
             phase = self.state.phase
             self.seed(self.state.stage_index, *([phase] if phase else []))
             return
-        loop.optimizer.load_state_dict(blob["optimizer"])
+        path = self.checkpoints.resume_path
+        self.sharding.load_optimizer(blob["optimizer"], path, self.policy().base, loop.optimizer)
         if loop.scheduler is not None:
             loop.scheduler.load_state_dict(blob["scheduler"])
         if loop.feed is not None:
@@ -364,19 +377,25 @@ class RunContext:
         return evaluate_split(self, label)
 
 
-#: accelerate's distributed types vidrl honours: one process, or DDP over GPUs or CPU processes
-SUPPORTED_DISTRIBUTED = ("NO", "MULTI_GPU", "MULTI_CPU")
+#: accelerate's distributed types vidrl honours: one process, DDP over GPUs or CPU processes, FSDP2
+SUPPORTED_DISTRIBUTED = ("NO", "MULTI_GPU", "MULTI_CPU", "FSDP")
 
 
-def check_distributed(distributed_type: str) -> None:
-    """Refuse at start an accelerate setting vidrl cannot honour (DeepSpeed, FSDP, ...): it would
-    train without sharding or synchronisation it believes it has, a silent divergence."""
+def check_distributed(distributed_type: str, fsdp_version: int | None = None) -> None:
+    """Refuse at start an accelerate setting vidrl cannot honour (DeepSpeed, FSDP1, ...): it would
+    train without sharding or synchronisation it believes it has, a silent divergence.
+    ``fsdp_version``: the FSDP version asked for (``vidrl.models.sharding.fsdp_version``)."""
     name = distributed_type.split(".")[-1]
+    if fsdp_version not in (None, 2):
+        raise ConfigError([
+            f"accelerate is configured for FSDP version {fsdp_version}; vidrl supports FSDP2 only: set "
+            "fsdp_config.fsdp_version: 2 (examples/accelerate/fsdp2.yaml)"
+        ])  # fmt: skip
     if name not in SUPPORTED_DISTRIBUTED:
         raise ConfigError([
             f"accelerate is configured for {name}, which vidrl does not support yet; supported: one "
-            "process, or data parallel (MULTI_GPU, MULTI_CPU) through `accelerate launch` with a DDP "
-            "config (FSDP2 and DeepSpeed ZeRO are open work: docs/scaling.md)"
+            "process, data parallel (MULTI_GPU, MULTI_CPU) and FSDP2 through `accelerate launch` with "
+            "examples/accelerate/ddp.yaml or fsdp2.yaml (DeepSpeed ZeRO is open work: docs/scaling.md)"
         ])  # fmt: skip
 
 

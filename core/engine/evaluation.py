@@ -19,6 +19,7 @@ from vidrl.engine.feed import Clips
 from vidrl.engine.rollout import decode, rollout
 from vidrl.models.generate import HFGenerate
 from vidrl.models.inputs import prepare_batch
+from vidrl.models.sharding import gathered
 from vidrl.tools.report import tool_metrics
 from vidrl.types import Sample, Sampling
 
@@ -166,14 +167,17 @@ def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
     step and written to ``eval-<label>.json``, every answer to ``eval-<label>-answers.jsonl``."""
     if not has_eval(ctx.config):
         return None
-    if not ctx.is_main:
+    with gathered(ctx.policy().model):  # a sharded model: whole on every rank meanwhile
+        result = _evaluate_on_main(ctx, label) if ctx.is_main else None
         ctx.barrier()
-        return None
+    return result
+
+
+def _evaluate_on_main(ctx: RunContext, label: str) -> dict[str, float]:
     result, answers = score_split(ctx)
     ctx.log.metrics.write(
         {"step": ctx.state.global_step, "eval": label, **{f"eval/{k}": v for k, v in result.items()}}
     )
     (ctx.run_dir / f"eval-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
     (ctx.run_dir / f"eval-{label}-answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
-    ctx.barrier()
     return result

@@ -53,9 +53,8 @@ class StepLoop:
         """A checkpoint of the policy, this loop's optimizer, schedule and data position, the
         generators of every rank and the plugins' state."""
         blob = {
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "feed": None if self.feed is None else self.feed.stream.state_dict(),
             "skipped": 0 if self.feed is None else self.feed.skipped,
         }
-        return self.run.save_checkpoint(name, blob, keep)
+        return self.run.save_checkpoint(name, blob, keep, optimizer=self.optimizer)

@@ -57,10 +57,9 @@ def train(config: RunConfig, session: Session, run_dir: str | Path, resume: bool
     if ctx.is_main and config.log.plot:
         plot(ctx.log.metrics, run_dir / "curves.png")
     policy, lora = ctx.policy(), config.model.lora
+    merge, weights = lora is not None and lora.merge, ctx.sharding.model_state(policy.base)
     # last: merging adapters changes the model (the final stage's checkpoint already holds it)
-    ctx.on_main(
-        lambda: save_final(policy.base, policy.processor, run_dir / "model", lora is not None and lora.merge)
-    )
+    ctx.on_main(lambda: save_final(policy.base, policy.processor, run_dir / "model", merge, weights))
     if config.log.trackers:
         ctx.accelerator.end_training()
     return {"run_dir": str(run_dir), "before": before, "after": after, "is_main": ctx.is_main}

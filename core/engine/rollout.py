@@ -85,11 +85,11 @@ def sequence_logprobs(
     model: Any, gen: Generation, rows: slice | None = None, temperature: float = 1.0
 ) -> torch.Tensor:
     """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where
-    the response mask is 0. One forward over prompt + response with the vision inputs, which
-    returns the final hidden states of the T positions that predict the response only (the model's
-    LM head is bypassed); ``vidrl.ops.linear_token_logprobs`` then projects them onto the
-    vocabulary in chunks, on the masked positions only: no [sequence, vocabulary] logits tensor is
-    ever built, neither over the prompt (thousands of video tokens) nor over the response."""
+    the response mask is 0. One forward over prompt + response with the vision inputs, in which
+    the LM head sees the hidden states of the T positions that predict the response only and
+    projects those of the masked positions onto the vocabulary in chunks
+    (``token_logprobs_out``): no [sequence, vocabulary] logits tensor is ever built, neither over
+    the prompt (thousands of video tokens) nor over the response."""
     rows = rows or slice(None)
     prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
     resp, mask = gen.response_ids[rows], gen.response_mask[rows]
@@ -103,36 +103,38 @@ def sequence_logprobs(
         types = torch.zeros_like(resp) if gen.response_types is None else gen.response_types[rows]
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], types], dim=1)
     t = resp.shape[1]
-    with hidden_states_out(model) as head:
-        # the last T + 1 positions: those predicting the T response tokens, and the final one
-        hidden = model(**inputs, logits_to_keep=t + 1).logits[:, :-1]  # [b, T, H]
-    keep = mask.bool()
-    h = hidden[keep]
-    values = ops.linear_token_logprobs(h.to(head.weight.dtype), head.weight, resp[keep], temperature)
-    return torch.zeros(resp.shape, dtype=values.dtype, device=resp.device).masked_scatter(keep, values)
-
-
-class _Hidden(torch.nn.Module):
-    """Stands in for an LM head: returns the hidden states it is given."""
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden
+    with token_logprobs_out(model, resp, mask.bool(), temperature):
+        # the last T + 1 positions reach the head: those predicting the T response tokens, and the final one
+        return model(**inputs, logits_to_keep=t + 1).logits
 
 
 @contextmanager
-def hidden_states_out(model: Any) -> Iterator[torch.nn.Module]:
-    """Within the block, ``model``'s forward returns final hidden states [.., H] as ``logits``
-    (its output embeddings replaced by the identity); yields the real LM head, whose ``weight``
-    [V, H] the caller projects with. ``model`` may be wrapped (DDP: ``.module``)."""
+def token_logprobs_out(
+    model: Any, targets: torch.Tensor, keep: torch.Tensor, temperature: float
+) -> Iterator[None]:
+    """Within the block, ``model``'s forward returns as ``logits`` the log-probs [b, T] of
+    ``targets`` [b, T] where ``keep`` [b, T] (0 elsewhere), computed inside its LM head's forward
+    from the hidden states of the last T + 1 positions [b, T + 1, H] (the last one predicts nothing)
+    by ``vidrl.ops.linear_token_logprobs``. Inside the forward, so that a sharded head (FSDP2) has
+    its whole weight [V, H] there. ``model`` may be wrapped (DDP: ``.module``)."""
     base = getattr(model, "module", model)
     head = base.get_output_embeddings()
     if not isinstance(getattr(head, "weight", None), torch.Tensor) or getattr(head, "bias", None) is not None:
         raise TypeError(f"{type(base).__name__}: expected a bias-free linear LM head, got {head!r}")
-    base.set_output_embeddings(_Hidden())
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        h, w = hidden[:, :-1][keep], head.weight
+        with torch.autocast(h.device.type, enabled=False):  # in the head's own dtype (float32 masters)
+            values = ops.linear_token_logprobs(h.to(w.dtype), w, targets[keep], temperature)
+        return torch.zeros(targets.shape, dtype=values.dtype, device=targets.device).masked_scatter(
+            keep, values
+        )
+
+    head.forward = forward  # an instance attribute: the module's hooks (FSDP2's gather) still run
     try:
-        yield head
+        yield
     finally:
-        base.set_output_embeddings(head)
+        del head.forward
 
 
 def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:

@@ -19,6 +19,7 @@ from vidrl.engine.checks import call_loss, check_advantages, check_pairing
 from vidrl.engine.evaluation import grade
 from vidrl.engine.rollout import decode, rollout, sequence_logprobs
 from vidrl.engine.scoring import score
+from vidrl.models.sharding import gathered
 from vidrl.plugin.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward, RolloutBackend
 from vidrl.tools.report import tool_results
 from vidrl.types import (
@@ -153,7 +154,10 @@ def accumulate(
         share = (part.stop - part.start) / rows
         _add(sums, {"loss": float(out.loss.detach()), **{k: v * share for k, v in out.metrics.items()}})
     params = [p for p in learner.model.parameters() if p.requires_grad]
-    sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm or float("inf")))
+    norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm or float("inf"))
+    sums["grad_norm"] = float(
+        norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+    )  # FSDP2: a DTensor
     learner.optimizer.step()
     if learner.scheduler is not None:
         learner.scheduler.step()
@@ -265,12 +269,13 @@ def rl_step(
     if roller is not None and algo.augmenters:
         raise ValueError("augmenters and tool roll-outs cannot be combined yet: drop one of them")
     g = opts.group_size
-    with phases("rollout"):
+    # a sharded policy is gathered once for all of a phase's generate calls (their number may differ by rank)
+    with phases("rollout"), gathered(learner.model):
         gen, texts, rep, convs, extra = _roll_out(learner, tokenizer, prompt_batch, samples, opts, roller)
     with phases("score"):
         used = Rollouts(gen, texts, rep, score(algo.rewards, texts, rep))
     if algo.augmenters:
-        with phases("augment"):
+        with phases("augment"), gathered(learner.model):
             used, extra = _augment(learner, algo, tokenizer, used, clips, prepare, opts)
     gen, scores = used.gen, used.scores
     group_ids = torch.arange(len(samples)).repeat_interleave(g)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from vidrl.models.sharding import gathered
 from vidrl.plugin.components import RolloutBackend
 from vidrl.types import Sampling
 
@@ -32,10 +33,11 @@ class HFGenerate(RolloutBackend):
         else:
             how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         try:
-            out = self.model.generate(
-                **prompt, **how, max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_id,
-                pad_token_id=self.pad_id, suppress_tokens=self.suppress or None,
-            )  # fmt: skip
+            with gathered(self.model):  # sharded (FSDP2): whole once, no per-token gathering or syncing
+                out = self.model.generate(
+                    **prompt, **how, max_new_tokens=sampling.max_new_tokens, eos_token_id=self.eos_id,
+                    pad_token_id=self.pad_id, suppress_tokens=self.suppress or None, synced_gpus=False,
+                )  # fmt: skip
         finally:
             self.model.train(was_training)
         return out[:, prompt["input_ids"].shape[1] :]

@@ -114,12 +114,13 @@ class AdapterDisabled(torch.nn.Module):
             return self.module(**inputs)
 
 
-def save_final(model: Any, processor: Any, out: Path, merge: bool) -> None:
+def save_final(model: Any, processor: Any, out: Path, merge: bool, weights: dict | None = None) -> None:
     """The run's final ``model/``: a peft model merged into its base when ``merge`` (then a plain
-    model directory; the model is changed in place), else its adapters; any other model as is."""
+    model directory; the model is changed in place), else its adapters; any other model as is
+    (``weights``: its full state dict, when it is sharded)."""
     if merge and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(out)
+    model.save_pretrained(out, **({} if weights is None else {"state_dict": weights}))
     processor.save_pretrained(out)
 
 

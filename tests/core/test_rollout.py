@@ -91,7 +91,8 @@ def _full_logits_logprobs(model, gen, rows=slice(None)):
 
 @pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_no_vocabulary_sized_logits_and_the_same_values_and_gradients(tiny_model_dir, arch):
-    """The LM head never runs (so no [sequence, V] logits); values and gradients (LM head and a
+    """The LM head runs on the response positions only and returns their log-probs (so no
+    [sequence, V] logits); its own forward is back afterwards; values and gradients (LM head and a
     decoder layer) equal the full-logits path, on each tiny architecture, text-only prompts."""
     from transformers import AutoProcessor
 
@@ -110,7 +111,9 @@ def test_no_vocabulary_sized_logits_and_the_same_values_and_gradients(tiny_model
     hook = head.register_forward_hook(lambda *a: calls.append(a))
     lean = sequence_logprobs(model, gen)
     hook.remove()
-    assert calls == [] and model.get_output_embeddings() is head  # bypassed, then restored
+    ((_, (hidden,), out),) = calls  # the head ran once: on the response positions, to [b, T] log-probs
+    t = gen.response_ids.shape[1]
+    assert hidden.shape[:2] == (2, t + 1) and out.shape == (2, t) and "forward" not in vars(head)
     layer = next(p for n, p in model.named_parameters() if "layers.0.mlp" in n and "visual" not in n)
     lean.sum().backward()
     lean_grads = [p.grad.clone() for p in (head.weight, layer)]

@@ -43,7 +43,7 @@ def test_rows_with_images_are_refused_until_images_reach_the_model(tmp_path):
     assert refuse_images(load_dataset(rows[:1]), "data.eval").samples[0].images == ()
 
 
-@pytest.mark.parametrize("kind", ["DistributedType.DEEPSPEED", "FSDP", "MEGATRON_LM", "XLA"])
+@pytest.mark.parametrize("kind", ["DistributedType.DEEPSPEED", "MEGATRON_LM", "XLA"])
 def test_an_accelerate_setting_vidrl_cannot_honour_is_refused(kind):
     from vidrl.engine.context import check_distributed
 
@@ -53,8 +53,40 @@ def test_an_accelerate_setting_vidrl_cannot_honour_is_refused(kind):
         check_distributed(kind)
 
 
-@pytest.mark.parametrize("kind", ["DistributedType.NO", "MULTI_GPU", "MULTI_CPU"])
-def test_single_process_and_ddp_are_accepted(kind):
+@pytest.mark.parametrize("kind", ["DistributedType.FSDP", "MULTI_CPU"])  # MULTI_CPU: asked for by environment
+def test_fsdp_other_than_version_2_is_refused(kind):
     from vidrl.engine.context import check_distributed
 
-    check_distributed(kind)
+    with pytest.raises(
+        ConfigError, match="FSDP version 1; vidrl supports FSDP2 only: set fsdp_config.fsdp_version"
+    ):
+        check_distributed(kind, fsdp_version=1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fsdp"), [("DistributedType.NO", None), ("MULTI_GPU", None), ("MULTI_CPU", None), ("FSDP", 2),
+                       ("MULTI_CPU", 2)]
+)  # fmt: skip
+def test_single_process_ddp_and_fsdp2_are_accepted(kind, fsdp):
+    from vidrl.engine.context import check_distributed
+
+    check_distributed(kind, fsdp)
+
+
+def test_the_fsdp_version_asked_for(monkeypatch):
+    """accelerate's own plugin when it runs FSDP; on CPU processes the variables `accelerate
+    launch` sets; none without them."""
+    from types import SimpleNamespace
+
+    from vidrl.models.sharding import Fsdp2, Whole, fsdp_version, sharding_for
+
+    gpu = SimpleNamespace(distributed_type="DistributedType.FSDP", state=SimpleNamespace(
+        fsdp_plugin=SimpleNamespace(fsdp_version=2)))  # fmt: skip
+    cpu = SimpleNamespace(distributed_type="DistributedType.MULTI_CPU", state=SimpleNamespace())
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    assert fsdp_version(gpu) == 2 and type(sharding_for(gpu)) is Fsdp2
+    assert fsdp_version(cpu) is None and type(sharding_for(cpu)) is Whole
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    assert fsdp_version(cpu) == 1  # accelerate's default version
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    assert fsdp_version(cpu) == 2 and type(sharding_for(cpu)) is Fsdp2

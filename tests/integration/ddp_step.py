@@ -1,6 +1,7 @@
 """Run by test_distributed.py: one RL step of the tiny model on 4 prompts with fixed responses —
 in one process over all of them, or in each of two gloo processes over half of them (launched by
-torch.distributed.run). Rank 0 saves the updated parameters to OUT.
+torch.distributed.run; data parallel, or FSDP2 when the environment asks for it as `accelerate
+launch` with an FSDP2 config does). Rank 0 saves the updated parameters to OUT.
 
 usage: ddp_step.py MODEL_DIR DATA_JSONL OUT
 """
@@ -18,6 +19,7 @@ from vidrl.data.datasets import load_dataset
 from vidrl.data.video import read_video
 from vidrl.engine.context import AccelerateCollective
 from vidrl.models.inputs import prepare_batch
+from vidrl.models.sharding import sharding_for
 
 PROMPTS, G, T = 4, 3, 7
 
@@ -60,10 +62,13 @@ def main(model_dir, data, out):
     clips = [read_video(backend, str(ds.path(s.video)), fps=1.0, min_frames=2, max_frames=2) for s in mine]
     batch, _ = prepare_batch(processor, mine, clips)
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
-    wrapped = acc.prepare_model(model)
+    sharding = sharding_for(acc)  # FSDP2 when the environment asks for it (ACCELERATE_USE_FSDP, FSDP_VERSION)
+    wrapped = sharding.prepare(model)
+    if sharding.name == "fsdp2":  # really sharded: each rank holds part of every parameter
+        assert all(type(p).__name__ == "DTensor" for p in wrapped.parameters())
     tok = processor.tokenizer
     eos = tok.convert_tokens_to_ids(tok.eos_token)
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    opt = torch.optim.SGD(wrapped.parameters(), lr=1.0)  # FSDP2: this rank's shards
     collective = AccelerateCollective(acc) if world > 1 else vidrl.Collective()
     learner = vidrl.Learner(
         wrapped, opt, None, FixedResponses(eos, tok.pad_token_id, len(tok)), eos, None, collective
@@ -73,8 +78,9 @@ def main(model_dir, data, out):
                            [("length", 1.0, Length())])  # fmt: skip
     opts = vidrl.StepOptions(group_size=G, micro_batch_size=2, max_grad_norm=0.0)
     vidrl.rl_step(learner, algo, tok, batch, mine, opts)
+    weights = sharding.model_state(wrapped) or model.state_dict()  # every rank: gathered under FSDP2
     if acc.is_main_process:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+        save_file({k: v.contiguous() for k, v in weights.items()}, out)
     acc.wait_for_everyone()
     end_distributed()
 

@@ -3,6 +3,7 @@ process with all of them — the loss normalisers are whole-step counts over bot
 gradient average over ranks is undone."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,20 +24,26 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _run(prefix, model_dir, data, out):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+RNG = ["rng-0.pt", "rng-1.pt"]
+FSDP2 = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}  # what `accelerate launch` sets for FSDP2
+
+
+def _run(prefix, model_dir, data, out, env=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     done = subprocess.run([*prefix, str(SCRIPT), str(model_dir), str(data), str(out)], env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return load_file(out)
 
 
-def test_two_processes_update_like_one(tiny_model_dir, synth_data, tmp_path):
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp2"])
+def test_two_processes_update_like_one(tiny_model_dir, synth_data, tmp_path, sharding):
     model_dir = tiny_model_dir("qwen2_5_vl")
     one = _run([sys.executable], model_dir, synth_data, tmp_path / "one.safetensors")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]  # fmt: skip
-    two = _run(launcher, model_dir, synth_data, tmp_path / "two.safetensors")
+    env = FSDP2 if sharding == "fsdp2" else None
+    two = _run(launcher, model_dir, synth_data, tmp_path / "two.safetensors", env)
     base = AutoModelForImageTextToText.from_pretrained(model_dir).state_dict()
     moved = [k for k in one if not torch.equal(one[k], base[k])]
     assert len(moved) > len(one) // 2  # the step really changed the model
@@ -68,3 +75,50 @@ def test_a_whole_run_in_two_processes(tiny_model_dir, tmp_path):
     assert sorted(p.name for p in step.iterdir()) == ["model", "rng-0.pt", "rng-1.pt", "state.pt"]
     rows = [r for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"eval"' not in r]
     assert len(rows) == 4
+
+
+def test_fsdp2_run_checkpoints_shards_and_resumes_exactly(tiny_model_dir, tmp_path):
+    """Two FSDP2 processes through `vidrl train` (gradient checkpointing on): sharded policy and
+    reference (β > 0), evaluation
+    on the main process, checkpoints with the full model and the optimizer as shards; resuming
+    from the middle of the stage ends with exactly the same model as the run that went straight."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"model: {{path: {tiny_model_dir('qwen2_5_vl')}, gradient_checkpointing: true}}\n"
+        "data: {synth: {train_videos: 4, eval_videos: 1}, max_frames: 2}\n"
+        "stages: [{name: sft, options: {steps: 2, batch_size: 2}},\n"
+        "         {name: rl, options: {steps: 2, prompts_per_step: 1, group_size: 2, max_new_tokens: 4}}]\n"
+        "advantage: grpo\nloss: {name: ppo_clip, options: {beta: 0.1}}\n"
+        "rewards: [{name: format, options: {think: false}}]\n"
+        "checkpoint: {every: 1}\nlog: {progress: false}\neval: {max_new_tokens: 4}\n"
+    )
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    out = _train_two(["train", str(cfg), "--output-dir", str(straight)])
+    assert "2 process(es) (multi_cpu, sharded: fsdp2)" in out
+    step = straight / "checkpoints" / "step-0000001"
+    assert sorted(p.name for p in step.iterdir()) == ["model", "optimizer", *RNG, "state.pt"]
+    # as after a crash in step 2 of the SFT stage: the newest checkpoint is step 1
+    shutil.copytree(straight, resumed)
+    shutil.rmtree(resumed / "model")
+    for later in ("step-0000002", "step-0000004", "stage-0-sft", "stage-1-rl"):
+        shutil.rmtree(resumed / "checkpoints" / later, ignore_errors=True)
+    (resumed / "checkpoints" / "latest").write_text("step-0000001\n")
+    _train_two(["train", "--resume", str(resumed)])
+    a, b = (load_file(d / "model" / "model.safetensors") for d in (straight, resumed))
+    base = load_file(tiny_model_dir("qwen2_5_vl") / "model.safetensors")
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], base[k]) for k in a)  # trained
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
+
+
+def _train_two(args):
+    """`vidrl ARGS` in two gloo processes asked for FSDP2 as `accelerate launch` asks; its stdout."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]  # fmt: skip
+    vidrl = Path(sys.executable).parent / "vidrl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **FSDP2}
+    done = subprocess.run(
+        [*launcher, str(vidrl), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
