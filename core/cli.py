@@ -209,7 +209,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         "one GPU": per_gpu(c, shards=1, **common),
         "DDP, 2 or more GPUs": per_gpu(c, shards=1, ddp_gpus=2, **common),
     }
-    rows.update({f"FSDP2 × {n} GPUs (planned)": per_gpu(c, shards=n, **common) for n in args.gpus if n > 1})
+    if m.lora is None:  # LoRA with FSDP2 is refused (vidrl.models.sharding)
+        rows.update({f"FSDP2 × {n} GPUs": per_gpu(c, shards=n, **common) for n in args.gpus if n > 1})
     ref = "adapters off" if m.lora else "loaded" if reference else "none"
     what = f"{c.total / 1e9:.3f} B parameters, {c.trainable / 1e9:.3f} B trainable"
     how = (f"{precision}, gradient checkpointing {m.gradient_checkpointing}, LoRA {m.lora is not None}, "

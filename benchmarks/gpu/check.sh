@@ -13,7 +13,9 @@
 # 3. only when a PyAV wheel is carried in .whl/ (the machine has no video decoder; fetch it here with
 #    `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64
 #    -d .whl av`): `vidrl train` end to end, the embedded demo (SFT, then RL, held-out evaluation
-#    before and after) and the VerIPO loop (GRPO, verifier, DPO).
+#    before and after), the VerIPO loop (GRPO, verifier, DPO), and a short SFT + RL run through
+#    `accelerate launch` with examples/accelerate/fsdp2.yaml (one process).
+# PARTS="kernels train-fsdp2" runs only the parts named (a rerun of what failed).
 # Everything lands under benchmarks/results/<gpu-name>/ (and, as one results.tgz, under $OUT when
 # it is set: the device returns at most 8 files).
 # Each part has its own time limit; a failing part is reported and the next one still runs.
@@ -32,6 +34,7 @@ export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 failed=()
 part() {  # part NAME SECONDS COMMAND...: run, log to $out/NAME.log, remember a failure
   local name=$1 limit=$2; shift 2
+  if [ -n "${PARTS:-}" ] && [[ " $PARTS " != *" $name "* ]]; then return; fi  # PARTS="a b": only those
   echo "== $name (at most ${limit}s)"
   if ! timeout "$limit" "$@" 2>&1 | tee "$out/$name.log"; then failed+=("$name"); fi
 }
@@ -47,8 +50,20 @@ if ls .whl/av-*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no
   part train-demo 200 bash -c "set -o pipefail; vidrl train --output-dir \$(mktemp -d) 2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
   part train-veripo 200 bash -c "set -o pipefail; vidrl train examples/configs/veripo.yaml \
     --output-dir \$(mktemp -d) 2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
+  # accelerate's own FSDP2 path (one process: the sharding code on CUDA, bf16 mixed-precision policy)
+  cfg=$(mktemp --suffix .yaml)
+  printf '%s\n' "model: {tiny_arch: qwen2_5_vl, freeze: [visual], gradient_checkpointing: true}" \
+    "data: {synth: {train_videos: 32, eval_videos: 16, tasks: [numeric]}, max_frames: 4}" \
+    "stages: [{name: sft, options: {steps: 20, batch_size: 8}}," \
+    "  {name: rl, options: {steps: 6, prompts_per_step: 2, group_size: 4, max_new_tokens: 12}}]" \
+    "advantage: grpo" "loss: {name: ppo_clip, options: {beta: 0.04}}" \
+    "rewards: [{name: format, options: {think: false}}, numeric]" \
+    "checkpoint: {every: 5}" "eval: {max_new_tokens: 12}" >"$cfg"
+  part train-fsdp2 150 bash -c "set -o pipefail; python3 -m accelerate.commands.launch --config_file \
+    examples/accelerate/fsdp2.yaml --num_processes 1 -m vidrl.cli train $cfg --output-dir \$(mktemp -d) \
+    2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
 else
-  echo "== train-demo, train-veripo: skipped (no PyAV wheel in .whl/)"
+  echo "== train-demo, train-veripo, train-fsdp2: skipped (no PyAV wheel in .whl/)"
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$out/device.csv" 2>/dev/null
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" -C benchmarks/results "$name"; fi

@@ -60,9 +60,10 @@ def per_gpu(c: Counts, *, precision: str, reference: bool, lora: bool, checkpoin
             micro_tokens: int, rollout_tokens: int, ddp_gpus: int = 1) -> dict[str, float]:  # fmt: skip
     """Bytes per GPU, by part, for ``shards`` = 1 (one GPU, or DDP over ``ddp_gpus``: every GPU
     holds everything, and DDP a bucketed copy of the gradients) or N (FSDP2: weights, gradients,
-    optimizer state and the reference split N ways). ``micro_tokens``: tokens of one update
-    micro-batch; ``rollout_tokens``: tokens whose KV cache generation holds at once. Every part is
-    counted as held at the same time (gradients do live on through the next roll-out)."""
+    optimizer state and the reference split N ways, and the whole policy gathered for generation
+    in the compute dtype). ``micro_tokens``: tokens of one update micro-batch; ``rollout_tokens``:
+    tokens whose KV cache generation holds at once. Every part is counted as held at the same time
+    (gradients do live on through the next roll-out)."""
     compute = 2 if precision == "bf16-mixed" else 4
     weights = c.total * 4  # float32 master weights (fp32 and bf16-mixed alike)
     ref = 0 if (lora or not reference) else c.total * 4  # float32, as the policy; LoRA: adapters off
@@ -77,6 +78,7 @@ def per_gpu(c: Counts, *, precision: str, reference: bool, lora: bool, checkpoin
         "gradients": c.trainable * 4 / shards,
         "optimizer": c.trainable * 8 / shards,  # AdamW: two float32 moments
         "reference": ref / shards,
+        "gathered": c.total * compute if shards > 1 else 0,  # FSDP2: generation on the whole policy
         "activations": float(acts),
         "kv_cache": float(2 * c.layers * c.kv * rollout_tokens * compute),
     }

@@ -75,10 +75,14 @@ class Fsdp2(Whole):
                 "model.lora with FSDP2 is not supported yet: a LoRA model keeps one frozen copy of the "
                 "base per process anyway; train it data-parallel (examples/accelerate/ddp.yaml)"
             ])  # fmt: skip
-        model = fsdp2_prepare_model(self._preparer(), model)
-        # the root keeps its parameters after forward (what PyTorch's heuristic picks at the first
-        # forward), set now: ``gathered`` before any forward would otherwise leave ranks disagreeing
-        model.set_reshard_after_forward(False, recurse=False)
+        preparer = self._preparer()
+        if preparer.state.fsdp_plugin.activation_checkpointing:  # only accelerate.prepare applies it
+            raise ConfigError([
+                "fsdp_activation_checkpointing in the accelerate config is not applied by vidrl: set it "
+                "false and use model.gradient_checkpointing: true"
+            ])  # fmt: skip
+        model = fsdp2_prepare_model(preparer, model)
+        _init_root(model)
         return model
 
     def prepare_frozen(self, model: Any) -> Any:
@@ -139,6 +143,7 @@ def gathered(model: Any) -> Iterator[None]:
     if not units or getattr(model, "_vidrl_gathered", False):
         yield
         return
+    _init_root(model)
     groups = [g for m in units for g in m._get_fsdp_state()._fsdp_param_groups]
     saved = [g.post_forward_mesh_info for g in groups]  # the setting has no getter: put it back as it was
     model.set_reshard_after_forward(False)  # recursive
@@ -155,6 +160,14 @@ def gathered(model: Any) -> Iterator[None]:
             group.post_forward_mesh_info = info
 
 
+def _init_root(model: Any) -> None:
+    """FSDP2 makes the first unit to run a forward the root, lazily. ``generate`` may run the
+    vision tower's blocks before the model (transformers >= 5.2x encodes media first), and
+    ``gathered`` changes settings the root's set-up would decide on one rank only: so the whole
+    model is made the root now, on every rank (a private call: FSDP2 has no public one)."""
+    model._get_fsdp_state()._lazy_init()
+
+
 def sharding_for(accelerator: Any) -> Whole:
     """``Fsdp2`` when FSDP2 is asked for (``fsdp_version``), else ``Whole``. Any other FSDP
     version, and DeepSpeed, are refused earlier (``vidrl.engine.context.check_distributed``)."""
@@ -163,9 +176,11 @@ def sharding_for(accelerator: Any) -> Whole:
 
 def fsdp_version(accelerator: Any) -> int | None:
     """The FSDP version asked for, None when none is: accelerate's own when it runs FSDP, else
-    the environment ``accelerate launch`` sets (CPU processes, which accelerate does not shard)."""
-    if str(accelerator.distributed_type).endswith("FSDP"):
+    the environment ``accelerate launch`` sets for several CPU processes, which accelerate does
+    not shard (one CPU process has nothing to shard over)."""
+    kind = str(accelerator.distributed_type)
+    if kind.endswith("FSDP"):
         return int(accelerator.state.fsdp_plugin.fsdp_version)
-    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+    if kind.endswith("MULTI_CPU") and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
         return int(os.environ.get("FSDP_VERSION", "1"))
     return None

@@ -68,4 +68,4 @@ def test_vidrl_estimate_prints_the_table(capsys):
         and "| one GPU |" in out
         and "| DDP, 2 or more GPUs |" in out
     )
-    assert "FSDP2 × 8 GPUs (planned)" in out and GIB == 2**30
+    assert "FSDP2 × 8 GPUs" in out and GIB == 2**30

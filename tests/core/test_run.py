@@ -74,8 +74,8 @@ def test_single_process_ddp_and_fsdp2_are_accepted(kind, fsdp):
 
 
 def test_the_fsdp_version_asked_for(monkeypatch):
-    """accelerate's own plugin when it runs FSDP; on CPU processes the variables `accelerate
-    launch` sets; none without them."""
+    """accelerate's own plugin when it runs FSDP; on several CPU processes the variables
+    `accelerate launch` sets; none without them."""
     from types import SimpleNamespace
 
     from vidrl.models.sharding import Fsdp2, Whole, fsdp_version, sharding_for
@@ -90,3 +90,5 @@ def test_the_fsdp_version_asked_for(monkeypatch):
     assert fsdp_version(cpu) == 1  # accelerate's default version
     monkeypatch.setenv("FSDP_VERSION", "2")
     assert fsdp_version(cpu) == 2 and type(sharding_for(cpu)) is Fsdp2
+    one = SimpleNamespace(distributed_type="DistributedType.NO", state=SimpleNamespace())
+    assert fsdp_version(one) is None  # one CPU process: nothing to shard over

@@ -6,7 +6,9 @@ launch` with an FSDP2 config does). Rank 0 saves the updated parameters to OUT.
 usage: ddp_step.py MODEL_DIR DATA_JSONL OUT
 """
 
+import json
 import sys
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -68,7 +70,8 @@ def main(model_dir, data, out):
         assert all(type(p).__name__ == "DTensor" for p in wrapped.parameters())
     tok = processor.tokenizer
     eos = tok.convert_tokens_to_ids(tok.eos_token)
-    opt = torch.optim.SGD(wrapped.parameters(), lr=1.0)  # FSDP2: this rank's shards
+    trainable = [p for p in wrapped.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(trainable, lr=1.0)  # FSDP2: this rank's shards
     collective = AccelerateCollective(acc) if world > 1 else vidrl.Collective()
     learner = vidrl.Learner(
         wrapped, opt, None, FixedResponses(eos, tok.pad_token_id, len(tok)), eos, None, collective
@@ -78,6 +81,10 @@ def main(model_dir, data, out):
                            [("length", 1.0, Length())])  # fmt: skip
     opts = vidrl.StepOptions(group_size=G, micro_batch_size=2, max_grad_norm=0.0)
     vidrl.rl_step(learner, algo, tok, batch, mine, opts)
+    if sharding.name == "fsdp2":  # what this rank holds, for the memory estimate's FSDP2 rows
+        local = lambda ts: sum(t.to_local().numel() * t.element_size() for t in ts)  # noqa: E731
+        held = {"weights": local(wrapped.parameters()), "gradients": local(p.grad for p in trainable)}
+        Path(f"{out}.rank{rank}.json").write_text(json.dumps(held))
     weights = sharding.model_state(wrapped) or model.state_dict()  # every rank: gathered under FSDP2
     if acc.is_main_process:
         save_file({k: v.contiguous() for k, v in weights.items()}, out)

@@ -2,6 +2,7 @@
 process with all of them — the loss normalisers are whole-step counts over both ranks and the
 gradient average over ranks is undone."""
 
+import json
 import os
 import shutil
 import socket
@@ -14,8 +15,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText
 
+from vidrl.models.estimate import counts, per_gpu
+
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).with_name("ddp_step.py")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port():
@@ -25,7 +29,12 @@ def _free_port():
 
 
 RNG = ["rng-0.pt", "rng-1.pt"]
-FSDP2 = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}  # what `accelerate launch` sets for FSDP2
+# what `accelerate launch` sets for examples/accelerate/fsdp2.yaml (in part)
+FSDP2 = {
+    "ACCELERATE_USE_FSDP": "true",
+    "FSDP_VERSION": "2",
+    "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",
+}
 
 
 def _run(prefix, model_dir, data, out, env=None):
@@ -49,6 +58,14 @@ def test_two_processes_update_like_one(tiny_model_dir, synth_data, tmp_path, sha
     assert len(moved) > len(one) // 2  # the step really changed the model
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6, msg=k)
+    if sharding == "fsdp2":  # each rank held half of the weights and gradients, as `vidrl estimate` says
+        c = counts(AutoModelForImageTextToText.from_pretrained(model_dir))  # all of it trains there
+        est = per_gpu(c, precision="fp32", reference=False, lora=False, checkpointing=False, shards=2,
+                      micro_tokens=1, rollout_tokens=1)  # fmt: skip
+        for rank in (0, 1):
+            held = json.loads((tmp_path / f"two.safetensors.rank{rank}.json").read_text())
+            for part in ("weights", "gradients"):  # FSDP2 splits each parameter's rows: within 1 %
+                assert abs(held[part] - est[part]) <= 0.01 * est[part], (rank, part, held[part], est[part])
 
 
 def test_a_whole_run_in_two_processes(tiny_model_dir, tmp_path):
@@ -112,13 +129,13 @@ def test_fsdp2_run_checkpoints_shards_and_resumes_exactly(tiny_model_dir, tmp_pa
 
 
 def _train_two(args):
-    """`vidrl ARGS` in two gloo processes asked for FSDP2 as `accelerate launch` asks; its stdout."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]  # fmt: skip
-    vidrl = Path(sys.executable).parent / "vidrl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **FSDP2}
-    done = subprocess.run(
-        [*launcher, str(vidrl), *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    """`vidrl ARGS` in two CPU processes, launched with the FSDP2 accelerate config the docs give
+    (accelerate does not shard on CPU processes; vidrl then prepares FSDP2 itself); its stdout."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    config = ROOT / "examples" / "accelerate" / "fsdp2.yaml"
+    launcher = [str(accelerate), "launch", "--config_file", str(config), "--num_processes", "2",
+                "--main_process_port", str(_free_port()), "-m", "vidrl.cli"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
