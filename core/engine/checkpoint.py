@@ -3,8 +3,9 @@
 Layout under ``<run>/checkpoints/``: ``step-0000012/`` (every ``checkpoint.every`` steps; the
 newest ``keep`` are kept) and ``stage-1-rl/`` (at the end of each stage; never pruned: it is the
 next stage's starting point and reference). Each holds ``model/`` (``save_pretrained`` of the
-model and its processor) and ``state.pt`` (optimizer, scheduler, RNG states, data position,
-progress, plugin state). A checkpoint is written to a hidden temporary directory and renamed into
+model and its processor; the gathered full state dict of a sharded model) and ``state.pt``
+(optimizer, scheduler, RNG states, data position, progress, plugin state; under FSDP2 the
+optimizer state is in ``optimizer/``, one shard per process). A checkpoint is written to a hidden temporary directory and renamed into
 place; ``latest`` (a one-line file, replaced atomically) names the newest complete one, so a crash
 at any moment leaves the previous checkpoint usable.
 """
