@@ -101,7 +101,7 @@ def run(steps: int) -> dict:
                              "response_tokens": metrics["response_length/mean"]})  # fmt: skip
     device = torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})"
     median = {
-        what: {p: statistics.median(r[what][p] for r in rows) for p in PHASES}
+        what: {p: statistics.median(r[what].get(p, 0.0) for r in rows) for p in PHASES}  # may not run
         for what in ("seconds", "peak_mib")
     }
     shape = {k: rl["options"].get(k) for k in ("prompts_per_step", "group_size", "max_new_tokens")}

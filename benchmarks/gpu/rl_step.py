@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, head: int, device: str) -> dict:
-    med = {w: {p: statistics.median(r[w][p] for r in rows) for p in PHASES} for w in ("seconds", "peak_mib")}
+    med = {w: {p: statistics.median(r[w].get(p, 0.0) for r in rows) for p in PHASES}  # a phase may not run
+           for w in ("seconds", "peak_mib")}  # fmt: skip
     step = sum(med["seconds"].values())
     b = args.prompts * args.group
     response = b * statistics.median(r["response_tokens"] for r in rows)

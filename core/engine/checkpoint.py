@@ -5,9 +5,10 @@ newest ``keep`` are kept) and ``stage-1-rl/`` (at the end of each stage; never p
 next stage's starting point and reference). Each holds ``model/`` (``save_pretrained`` of the
 model and its processor; the gathered full state dict of a sharded model) and ``state.pt``
 (optimizer, scheduler, RNG states, data position, progress, plugin state; under FSDP2 the
-optimizer state is in ``optimizer/``, one shard per process). A checkpoint is written to a hidden temporary directory and renamed into
-place; ``latest`` (a one-line file, replaced atomically) names the newest complete one, so a crash
-at any moment leaves the previous checkpoint usable.
+optimizer state is in ``optimizer/``, one shard per process). A checkpoint is written to a
+hidden temporary directory and renamed into place; ``latest`` (a one-line file, replaced
+atomically) names the newest complete one, so a crash at any moment leaves the previous
+checkpoint usable.
 """
 
 from __future__ import annotations

@@ -99,6 +99,13 @@ class StepRecord:
     clips: Sequence[Frames | None] | None = None
 
 
+def old_from_update(opts: StepOptions) -> bool:
+    """Whether the old log-probs are the update's own, detached: with one optimizer step per
+    batch (``num_iterations`` 1) the policy has not moved when each micro-batch's forward runs,
+    so they equal an extra forward's exactly, and that forward is not run."""
+    return opts.num_iterations == 1
+
+
 def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> torch.Tensor:
     """No-grad log-probs [B, T] in micro-batches (old or reference policy)."""
     with torch.no_grad():
@@ -112,8 +119,9 @@ def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> tor
 @dataclass(frozen=True)
 class TrainBatch:
     """The tensors an update needs: the generation, advantages [B] or [B, T], old and reference
-    log-probs [B, T] (each None when the loss does not declare its need), group ids [B], and the whole step's
-    response-token and rollout counts over all ranks (the loss normalisers)."""
+    log-probs [B, T] (each None when the loss does not declare its need; ``old_is_current``: the
+    old ones are the update's own, detached), group ids [B], and the whole step's response-token
+    and rollout counts over all ranks (the loss normalisers)."""
 
     gen: Generation
     advantages: torch.Tensor
@@ -122,6 +130,7 @@ class TrainBatch:
     group_ids: torch.Tensor
     step_tokens: float
     step_sequences: float
+    old_is_current: bool = False
 
     def loss_inputs(self, lp: torch.Tensor, rows: slice) -> LossInputs:
         mask = self.gen.response_mask
@@ -132,9 +141,13 @@ class TrainBatch:
             self.group_ids[rows],
             step_tokens=self.step_tokens,  # the whole step's counts: accumulation- and rank-invariant
             step_sequences=self.step_sequences,
-            old_logprobs=None if self.old is None else self.old[rows],
-            ref_logprobs=None if self.ref is None else self.ref[rows],
+            old_logprobs=lp.detach() if self.old_is_current else _rows(self.old, rows),
+            ref_logprobs=_rows(self.ref, rows),
         )
+
+
+def _rows(x: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
+    return None if x is None else x[rows]
 
 
 def accumulate(
@@ -285,20 +298,33 @@ def rl_step(
         b, t = gen.response_ids.shape
         adv = check_advantages(algo.estimator, algo.estimator(scores.total, group_ids), b, t, len(samples))
         check_pairing(algo.estimator, algo.loss, adv)
-    micro, temp, needs = opts.micro_batch_size, opts.sampling.temperature, algo.loss.needs()
-    with phases("logprob"):
-        old = logprobs(learner.model, gen, micro, temp) if Need.OLD_LOGPROBS in needs else None
-        ref = logprobs(learner.reference, gen, micro, temp) if Need.REFERENCE_MODEL in needs else None
+    old, ref, current = _logprob_phase(learner, algo.loss.needs(), gen, opts, phases)
     with phases("update"):
         tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(used.texts)))
         dev = gen.response_ids.device  # rewards and advantages are computed on the CPU
-        batch = TrainBatch(gen, adv.advantages.to(dev), old, ref, group_ids.to(dev), tokens, seqs)
+        batch = TrainBatch(gen, adv.advantages.to(dev), old, ref, group_ids.to(dev), tokens, seqs, current)
         metrics = update(learner, algo, batch, opts)
     metrics.update({**extra, **_summary(learner, used, adv, g), **_times(phases)})
     record = StepRecord(
         used.texts, used.samples, scores, adv, gen, convs, clips if convs is not None else None
     )
     return metrics, record
+
+
+def _logprob_phase(
+    learner: Learner, needs: set[Need], gen: Generation, opts: StepOptions, phases: Phases
+) -> tuple[torch.Tensor | None, torch.Tensor | None, bool]:
+    """(old, reference log-probs [B, T] or None, whether the old ones come from the update): the
+    forwards the loss needs, in the ``logprob`` phase; a step that needs none has no such phase."""
+    current = Need.OLD_LOGPROBS in needs and old_from_update(opts)
+    old = ref = None
+    want_old, want_ref = Need.OLD_LOGPROBS in needs and not current, Need.REFERENCE_MODEL in needs
+    if want_old or want_ref:
+        micro, temp = opts.micro_batch_size, opts.sampling.temperature
+        with phases("logprob"):
+            old = logprobs(learner.model, gen, micro, temp) if want_old else None
+            ref = logprobs(learner.reference, gen, micro, temp) if want_ref else None
+    return old, ref, current
 
 
 def _roll_out(

@@ -41,7 +41,8 @@ class Need(str, Enum):
 
     ``REFERENCE_MODEL``: the reference policy's log-probs (``LossInputs.ref_logprobs``; the
     reference model loads only when the loss needs it). ``OLD_LOGPROBS``: the roll-out policy's
-    log-probs (``LossInputs.old_logprobs``; their forward runs only when the loss needs them).
+    log-probs (``LossInputs.old_logprobs``; their forward runs only when the loss needs them, and
+    not even then with ``num_iterations`` 1: the update's own log-probs, detached, are equal).
     ``WHOLE_GROUPS``: every micro-batch holds whole groups (a loss that normalises per group).
     ``GROUND_TRUTH_SPAN`` and ``VIDEO``: deprecated, never read by the engine (a component that
     declares them gets a ``PluginWarning``); use ``Reward.task_types`` to score only the samples

@@ -95,7 +95,7 @@ def test_output_checks_name_the_component_and_its_plugin(session):
         check_advantages(grpo, inf, 2, 3, 1)
 
 
-def _step(setup, session, estimator="grpo", loss="no_old"):
+def _step(setup, session, estimator="grpo", loss="no_old", iterations=1):
     """One RL step (2 prompts × 3 roll-outs) with ``estimator`` and ``loss``; returns (metrics,
     what a listener received through on_rollouts_scored)."""
     from transformers import AutoModelForImageTextToText
@@ -109,9 +109,8 @@ def _step(setup, session, estimator="grpo", loss="no_old"):
                             vidrl.HFGenerate(model, eos, tok.pad_token_id), eos)  # fmt: skip
     algo = Algorithm(session.create("advantage", estimator), session.create("loss", loss),
                      [("format", 1.0, session.create("reward", "format"))])  # fmt: skip
-    opts = StepOptions(
-        group_size=3, micro_batch_size=3, max_grad_norm=0.0, sampling=Sampling(max_new_tokens=5)
-    )
+    opts = StepOptions(group_size=3, micro_batch_size=3, num_iterations=iterations, max_grad_norm=0.0,
+                       sampling=Sampling(max_new_tokens=5))  # fmt: skip
     seen = []
 
     class Listener:
@@ -133,7 +132,9 @@ def test_a_loss_without_the_need_gets_no_old_logprobs(video_prompts, session, mo
     _step(video_prompts, session)
     assert NoOldLogprobs.seen and all(old is None and ref is None for old, ref in NoOldLogprobs.seen)
     assert forwards == []  # no old (nor reference) log-prob forward ran
-    _step(video_prompts, session, loss="ppo_clip")  # declares OLD_LOGPROBS: one forward, no reference
+    _step(video_prompts, session, loss="ppo_clip")  # declares OLD_LOGPROBS: from the update (1 iteration)
+    assert forwards == []
+    _step(video_prompts, session, loss="ppo_clip", iterations=2)  # one forward, no reference
     assert len(forwards) == 1
 
 

@@ -94,3 +94,19 @@ def test_num_iterations_takes_several_optimizer_steps(setup):
     m2, _, d2 = _step(setup, micro=6, iterations=2, optimizer="adamw")
     assert sum(float(d.abs().sum()) for d in d2) > sum(float(d.abs().sum()) for d in d1)
     assert m1["reward/mean"] == m2["reward/mean"]  # same roll-outs
+
+
+@pytest.mark.parametrize("micro", [6, 4])
+def test_one_iteration_takes_old_logprobs_from_the_update_itself(setup, monkeypatch, micro):
+    """num_iterations 1: no log-prob phase (β = 0), and the same update and metrics as with the
+    extra old-log-prob forward."""
+    import vidrl.engine.step as step
+
+    m_new, _, d_new = _step(setup, micro=micro)
+    monkeypatch.setattr(step, "old_from_update", lambda opts: False)
+    m_old, _, d_old = _step(setup, micro=micro)
+    assert "time/logprob" not in m_new and "time/logprob" in m_old
+    assert sum(float(d.abs().sum()) for d in d_new) > 0
+    for a, b in zip(d_new, d_old, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert m_new["clip_frac"] == m_old["clip_frac"] == 0.0 and m_new["loss"] == m_old["loss"]
