@@ -47,11 +47,13 @@ if ls .whl/av-*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no
     --target "$site" .whl/av-*.whl >>"$out/install.log" 2>&1; then
   vidrl() { python3 -c "import sys; from vidrl.cli import main; sys.argv[0] = 'vidrl'; sys.exit(main())" "$@"; }
   export -f vidrl
-  part train-demo 200 bash -c "set -o pipefail; vidrl train --output-dir \$(mktemp -d) 2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
+  export runs="$site/runs"  # run directories, removed with $site at the end
+  part train-demo 200 bash -c "set -o pipefail; vidrl train --output-dir \$runs/demo 2>&1 \
+    | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
   part train-veripo 200 bash -c "set -o pipefail; vidrl train examples/configs/veripo.yaml \
-    --output-dir \$(mktemp -d) 2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
+    --output-dir \$runs/veripo 2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
   # accelerate's own FSDP2 path (one process: the sharding code on CUDA, bf16 mixed-precision policy)
-  cfg=$(mktemp --suffix .yaml)
+  export cfg="$site/fsdp2.yaml"
   printf '%s\n' "model: {tiny_arch: qwen2_5_vl, freeze: [visual], gradient_checkpointing: true}" \
     "data: {synth: {train_videos: 32, eval_videos: 16, tasks: [numeric]}, max_frames: 4}" \
     "stages: [{name: sft, options: {steps: 20, batch_size: 8}}," \
@@ -60,7 +62,7 @@ if ls .whl/av-*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no
     "rewards: [{name: format, options: {think: false}}, numeric]" \
     "checkpoint: {every: 5}" "eval: {max_new_tokens: 12}" >"$cfg"
   part train-fsdp2 150 bash -c "set -o pipefail; python3 -m accelerate.commands.launch --config_file \
-    examples/accelerate/fsdp2.yaml --num_processes 1 -m vidrl.cli train $cfg --output-dir \$(mktemp -d) \
+    examples/accelerate/fsdp2.yaml --num_processes 1 -m vidrl.cli train \$cfg --output-dir \$runs/fsdp2 \
     2>&1 | tr '\\r' '\\n' | grep -Ev '%\\||^\\s*$'"
 else
   echo "== train-demo, train-veripo, train-fsdp2: skipped (no PyAV wheel in .whl/)"

@@ -75,6 +75,7 @@ class RunContext:
         acc = self.accelerator
         check_distributed(str(acc.distributed_type), fsdp_version(acc))
         self.sharding = sharding_for(acc)
+        self.sharding.check(config.model)
         if trackers:
             acc.init_trackers("vidrl", config=flat_config(to_plain(config)))
         self.world = AccelerateCollective(acc) if acc.num_processes > 1 else Collective()
@@ -173,11 +174,8 @@ class RunContext:
         m = self.config.model
         if m.lora is not None:
             return AdapterDisabled(self.policy().base)
-        # the policy's own numerics (float32 weights, bf16 autocast): the KL is 0 before any update
         ref = load_model(self.phase_start_path(), "float32", m.attn_implementation)
-        if self.precision == "bf16-mixed":
-            autocast_forward(ref, self.accelerator.autocast)
-        return self.sharding.prepare_frozen(ref.eval().requires_grad_(False))
+        return self.sharding.prepare_frozen(ref.eval().requires_grad_(False))  # the policy's numerics
 
     def optimizer(self, config: OptimConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         return build_optimizer(self.policy().model, config, total_steps)
@@ -381,14 +379,14 @@ class RunContext:
 SUPPORTED_DISTRIBUTED = ("NO", "MULTI_GPU", "MULTI_CPU", "FSDP")
 
 
-def check_distributed(distributed_type: str, fsdp_version: int | None = None) -> None:
+def check_distributed(distributed_type: str, fsdp: int | None = None) -> None:
     """Refuse at start an accelerate setting vidrl cannot honour (DeepSpeed, FSDP1, ...): it would
     train without sharding or synchronisation it believes it has, a silent divergence.
-    ``fsdp_version``: the FSDP version asked for (``vidrl.models.sharding.fsdp_version``)."""
+    ``fsdp``: the FSDP version asked for (``vidrl.models.sharding.fsdp_version``)."""
     name = distributed_type.split(".")[-1]
-    if fsdp_version not in (None, 2):
+    if fsdp not in (None, 2):
         raise ConfigError([
-            f"accelerate is configured for FSDP version {fsdp_version}; vidrl supports FSDP2 only: set "
+            f"accelerate is configured for FSDP version {fsdp}; vidrl supports FSDP2 only: set "
             "fsdp_config.fsdp_version: 2 (examples/accelerate/fsdp2.yaml)"
         ])  # fmt: skip
     if name not in SUPPORTED_DISTRIBUTED:

@@ -124,17 +124,21 @@ def token_logprobs_out(
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
         h, w = hidden[:, :-1][keep], head.weight
-        with torch.autocast(h.device.type, enabled=False):  # in the head's own dtype (float32 masters)
+        with torch.autocast(h.device.type, enabled=False):  # in the head's dtype: float32 (FSDP2 too)
             values = ops.linear_token_logprobs(h.to(w.dtype), w, targets[keep], temperature)
         return torch.zeros(targets.shape, dtype=values.dtype, device=targets.device).masked_scatter(
             keep, values
         )
 
+    own = vars(head).get("forward")  # a forward some wrapper set on the instance, put back after
     head.forward = forward  # an instance attribute: the module's hooks (FSDP2's gather) still run
     try:
         yield
     finally:
-        del head.forward
+        if own is None:
+            del head.forward
+        else:
+            head.forward = own
 
 
 def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:

@@ -17,7 +17,9 @@ MEDIA_TOKEN_KEYS = ("image_token_id", "video_token_id", "vision_start_token_id",
 
 class HFGenerate(RolloutBackend):
     """Hugging Face ``model.generate`` (sampling, or greedy at temperature 0); stops at
-    end-of-turn; never emits media placeholder tokens."""
+    end-of-turn; never emits media placeholder tokens. A model sharded by FSDP2 is gathered for
+    the call unless a caller already has (``vidrl.models.sharding.gathered``): then every process
+    must call it equally often."""
 
     def __init__(self, model: Any, eos_id: int, pad_id: int):
         self.model, self.eos_id, self.pad_id = model, eos_id, pad_id

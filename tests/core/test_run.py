@@ -60,7 +60,7 @@ def test_fsdp_other_than_version_2_is_refused(kind):
     with pytest.raises(
         ConfigError, match="FSDP version 1; vidrl supports FSDP2 only: set fsdp_config.fsdp_version"
     ):
-        check_distributed(kind, fsdp_version=1)
+        check_distributed(kind, fsdp=1)
 
 
 @pytest.mark.parametrize(

@@ -10,21 +10,31 @@ from vidrl.errors import ConfigError
 from vidrl.models.sharding import Fsdp2, gathered
 
 
-def _accelerator(activation_checkpointing=False):
-    plugin = SimpleNamespace(activation_checkpointing=activation_checkpointing)
-    return SimpleNamespace(is_fsdp2=True, state=SimpleNamespace(fsdp_plugin=plugin))
+def _accelerator(**plugin):
+    settings = {"activation_checkpointing": False, "cpu_ram_efficient_loading": False, "cpu_offload": None}
+    return SimpleNamespace(
+        is_fsdp2=True, state=SimpleNamespace(fsdp_plugin=SimpleNamespace(**{**settings, **plugin}))
+    )
 
 
-def test_lora_with_fsdp2_is_refused_naming_the_alternative():
-    model = torch.nn.Linear(3, 3)
-    model.register_parameter("lora_A", torch.nn.Parameter(torch.zeros(1, 3)))
+def test_lora_with_fsdp2_is_refused_at_start_naming_the_alternative():
+    from vidrl.config import LoraConfig, ModelConfig
+
+    Fsdp2(_accelerator()).check(ModelConfig())
     with pytest.raises(ConfigError, match=r"model.lora with FSDP2 is not supported yet.*ddp.yaml"):
-        Fsdp2(_accelerator()).prepare(model)
+        Fsdp2(_accelerator()).check(ModelConfig(lora=LoraConfig()))
 
 
-def test_fsdp_activation_checkpointing_is_refused_for_vidrls_own():
-    with pytest.raises(ConfigError, match="use model.gradient_checkpointing: true"):
-        Fsdp2(_accelerator(activation_checkpointing=True)).prepare(torch.nn.Linear(3, 3))
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"activation_checkpointing": True}, "use model.gradient_checkpointing: true"),
+     ({"cpu_ram_efficient_loading": True}, "fsdp_cpu_ram_efficient_loading and fsdp_offload_params")],
+)  # fmt: skip
+def test_accelerate_fsdp_settings_vidrl_does_not_apply_are_refused(setting, message):
+    from vidrl.config import ModelConfig
+
+    with pytest.raises(ConfigError, match=message):
+        Fsdp2(_accelerator(**setting)).check(ModelConfig())
 
 
 def test_gathered_leaves_a_model_that_is_not_sharded_alone():

@@ -117,7 +117,7 @@ def test_fsdp2_run_checkpoints_shards_and_resumes_exactly(tiny_model_dir, tmp_pa
     # as after a crash in step 2 of the SFT stage: the newest checkpoint is step 1
     shutil.copytree(straight, resumed)
     shutil.rmtree(resumed / "model")
-    for later in ("step-0000002", "step-0000004", "stage-0-sft", "stage-1-rl"):
+    for later in ("step-0000003", "stage-0-sft", "stage-1-rl"):
         shutil.rmtree(resumed / "checkpoints" / later, ignore_errors=True)
     (resumed / "checkpoints" / "latest").write_text("step-0000001\n")
     _train_two(["train", "--resume", str(resumed)])
@@ -139,3 +139,16 @@ def _train_two(args):
     done = subprocess.run([*launcher, *args], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def test_fsdp2_bf16_mixed_keeps_logprobs_float32_and_the_reference_equal(tiny_model_dir):
+    """FSDP2's bf16 policy casts what units return to bf16 unless told otherwise: the LM head is
+    kept in float32, so log-probs stay float32, and the reference has the policy's numerics."""
+    script = Path(__file__).with_name("fsdp_numerics.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PORT": str(_free_port())}
+    done = subprocess.run([sys.executable, str(script), str(tiny_model_dir("qwen2_5_vl"))], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["dtype"] == "torch.float32" and out["head"] == ["torch.float32"] and out["reference_equal"]
+    assert 0 < out["max_diff"] < 0.1  # bf16 layers, float32 head: close to float32, not equal
