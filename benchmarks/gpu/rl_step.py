@@ -60,12 +60,13 @@ class Length(vidrl.Reward):
         return [len(r) / 10 for r in responses]
 
 
-def _model(size: str, tmp: Path, device: str, precision: str, checkpointing: bool):
+def _model(size: str, tmp: Path, device: str, precision: str, checkpointing: bool, share: bool = True):
     """(model prepared for the precision, processor)."""
     from accelerate import Accelerator
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from vidrl.models.policy import enable_gradient_checkpointing, freeze
+    from vidrl.models.shared_vision import share_identical_clips
     from vidrl.models.sizes import sized_config
     from vidrl.models.tiny import build_tiny_model
 
@@ -77,6 +78,8 @@ def _model(size: str, tmp: Path, device: str, precision: str, checkpointing: boo
     else:
         with torch.device(device):  # random weights made where they live, in float32 (master weights)
             model = AutoModelForImageTextToText.from_config(sized_config(size, processor.tokenizer))
+    if share:  # as vidrl.models.policy.load_model does
+        share_identical_clips(model)
     freeze(model, ("visual",))
     if checkpointing:
         enable_gradient_checkpointing(model)
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> dict:
     device = "cuda" if cuda else "cpu"
     session = vidrl.Session().load()
     with tempfile.TemporaryDirectory() as tmp:
-        model, processor = _model(args.size, Path(tmp), device, args.precision, args.gradient_checkpointing)
+        model, processor = _model(args.size, Path(tmp), device, args.precision, args.gradient_checkpointing,
+                                  not args.encode_every_copy)  # fmt: skip
         batch, samples = _batch(processor, args.prompts, args.frames, args.side, device)
     tok = processor.tokenizer
     eos = tok.convert_tokens_to_ids("<|im_end|>")
@@ -142,7 +146,8 @@ def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, head:
     peak = next((v for k, v in PEAK_BF16.items() if k in device), None)
     mfu = None if peak is None or args.precision != "bf16-mixed" else flops / train_seconds / (peak * 1e12)
     return {
-        "device": device, "size": args.size, "precision": args.precision,
+        "device": device, "size": args.size, "precision": args.precision, "frames": args.frames,
+        "side": args.side, "shared_vision": not args.encode_every_copy,
         "gradient_checkpointing": args.gradient_checkpointing, "prompts": args.prompts, "group": args.group,
         "prompt_tokens": int(batch["input_ids"].shape[1]), "trainable_params": n_lm, "steps": args.steps,
         "median": med, "step_seconds": step, "tokens_per_second": tokens / step,
@@ -156,7 +161,8 @@ def markdown(r: dict) -> str:
     sec, mem = r["median"]["seconds"], r["median"]["peak_mib"]
     mfu = "n/a" if r["mfu"] is None else f"{r['mfu']:.1%}"
     lines = [
-        f"## {r['size']} — {r['device']}, {r['precision']}, checkpointing {r['gradient_checkpointing']}",
+        f"## {r['size']} — {r['device']}, {r['precision']}, checkpointing {r['gradient_checkpointing']}, "
+        f"{r['frames']} frames of {r['side']}², clips {'shared' if r['shared_vision'] else 'per row'}",
         "",
         f"{r['prompts']} prompts × {r['group']} roll-outs, prompt {r['prompt_tokens']} tokens, "
         f"{r['trainable_params'] / 1e9:.2f} B trainable; median of {r['steps']} steps: "
@@ -182,6 +188,11 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=336)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument(
+        "--encode-every-copy",
+        action="store_true",
+        help="the vision tower encodes each row's copy of a clip (as before clips were shared)",
+    )
     ap.add_argument("--out", type=Path, help="append the result to <out>/rl-step.{jsonl,md}")
     args = ap.parse_args()
     result = run(args)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from vidrl.errors import ConfigError
+from vidrl.models.shared_vision import share_identical_clips
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -48,13 +49,17 @@ def enable_gradient_checkpointing(model: Any) -> None:
 
 def load_model(path: str | Path, dtype: str = "float32", attn: str = "auto") -> Any:
     """A model directory through ``AutoModelForImageTextToText``; ``attn`` "auto" picks
-    flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa."""
+    flash_attention_2 when flash-attn is installed and CUDA is present, else sdpa. Its vision
+    tower encodes each clip once per forward, however many rows repeat it
+    (``vidrl.models.shared_vision``)."""
     from transformers import AutoModelForImageTextToText
 
     if attn == "auto":
         has_flash = importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available()
         attn = "flash_attention_2" if has_flash else "sdpa"
-    return AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn)
+    share_identical_clips(model)
+    return model
 
 
 def freeze(model: Any, parts: tuple[str, ...]) -> int:
