@@ -89,6 +89,8 @@ class RL(vidrl.Stage):
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-5)
         #: the data split its prompts come from ("train", or one a loop stage added)
         split: str = "train"
+        #: at most this many token positions per forward, besides micro_batch_size rows (0: no limit)
+        max_tokens_per_micro_batch: int = 0
 
         def __post_init__(self) -> None:
             self._check_counts(
@@ -97,6 +99,9 @@ class RL(vidrl.Stage):
             )  # fmt: skip
             if self.temperature <= 0:
                 raise ValueError(f"temperature must be > 0 (log-probs divide by it), got {self.temperature}")
+            if self.max_tokens_per_micro_batch < 0:
+                raise ValueError(f"max_tokens_per_micro_batch must be >= 0 (0: no limit), got "
+                                 f"{self.max_tokens_per_micro_batch}")  # fmt: skip
 
     def check(self, config: vidrl.RunConfig, session: vidrl.Session | None = None) -> list[str]:
         out = [f"{key}: required by the rl stage" for key in vidrl.algorithm_missing(config)]
@@ -114,9 +119,8 @@ class RL(vidrl.Stage):
     def run(self, context: vidrl.StageContext) -> None:
         c, policy, algo = self.config, context.policy(), context.algorithm()
         sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
-        opts = vidrl.StepOptions(
-            c.group_size, c.micro_batch_size, c.num_iterations, c.optim.max_grad_norm, sampling
-        )
+        opts = vidrl.StepOptions(c.group_size, c.micro_batch_size, c.num_iterations, c.optim.max_grad_norm,
+                                 sampling, c.max_tokens_per_micro_batch)  # fmt: skip
         vidrl.check_micro_batches(algo, opts)  # fail before the reference model loads
         ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)

@@ -20,6 +20,8 @@ from vidrl.types import Generation, Sampling
 #: per-clip tensors, with the grid that says how many flattened patch rows each clip owns
 VISION_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
 PER_CLIP_KEYS = ("second_per_grid_ts",)
+#: prompt-batch keys with a column per prompt token ([b, L]): trimmed together
+TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
 
 def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
@@ -92,20 +94,33 @@ def sequence_logprobs(
     the prompt (thousands of video tokens) nor over the response."""
     rows = rows or slice(None)
     prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
-    resp, mask = gen.response_ids[rows], gen.response_mask[rows]
-    seen = mask if gen.response_attention is None else gen.response_attention[rows]
+    lead, t = trimmed_lengths(gen, rows)
+    prompt = {k: v[:, -lead:] if k in TOKEN_KEYS and k in prompt else v for k, v in prompt.items()}
+    resp, mask = gen.response_ids[rows, :t], gen.response_mask[rows, :t]
+    seen = mask if gen.response_attention is None else gen.response_attention[rows, :t]
     inputs = dict(prompt)
     inputs["input_ids"] = torch.cat([prompt["input_ids"], resp], dim=1)
     inputs["attention_mask"] = torch.cat(
         [prompt["attention_mask"], seen.to(prompt["attention_mask"].dtype)], dim=1
     )
     if "mm_token_type_ids" in prompt:
-        types = torch.zeros_like(resp) if gen.response_types is None else gen.response_types[rows]
+        types = torch.zeros_like(resp) if gen.response_types is None else gen.response_types[rows, :t]
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], types], dim=1)
-    t = resp.shape[1]
     with token_logprobs_out(model, resp, mask.bool(), temperature):
-        # the last T + 1 positions reach the head: those predicting the T response tokens, and the final one
-        return model(**inputs, logits_to_keep=t + 1).logits
+        # the last t + 1 positions reach the head: those predicting the t response tokens, and the final one
+        lp = model(**inputs, logits_to_keep=t + 1).logits
+    return torch.nn.functional.pad(lp, (0, gen.response_ids.shape[1] - t))  # [b, T]: 0 past every row's end
+
+
+def trimmed_lengths(gen: Generation, rows: slice) -> tuple[int, int]:
+    """(prompt columns, response columns) that rows ``rows`` of ``gen`` need: without the leading
+    prompt columns that are padding in every one of them, and the trailing response columns none
+    of them attends (nothing there to score). At least one of each."""
+    attention = gen.prompt["attention_mask"][rows]
+    pad = (attention.sum(0) == 0).long().cumprod(0).sum()  # leading all-padding columns
+    seen = gen.response_mask[rows] if gen.response_attention is None else gen.response_attention[rows]
+    used = seen.sum(0).nonzero()
+    return max(1, attention.shape[1] - int(pad)), int(used.max()) + 1 if len(used) else 1
 
 
 @contextmanager

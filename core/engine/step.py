@@ -17,7 +17,7 @@ import torch
 from vidrl.engine.augment import Prepare, Rollouts, augment_step, roll
 from vidrl.engine.checks import call_loss, check_advantages, check_pairing
 from vidrl.engine.evaluation import grade
-from vidrl.engine.rollout import decode, rollout, sequence_logprobs
+from vidrl.engine.rollout import decode, rollout, sequence_logprobs, trimmed_lengths
 from vidrl.engine.scoring import score
 from vidrl.models.sharding import gathered
 from vidrl.plugin.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward, RolloutBackend
@@ -37,14 +37,17 @@ from vidrl.types import (
 
 @dataclass(frozen=True)
 class StepOptions:
-    """``group_size``: G; ``micro_batch_size``: rollouts per forward/backward; ``num_iterations``:
-    optimizer steps on one rollout batch; ``max_grad_norm``: clipping (0 = none)."""
+    """``group_size``: G; ``micro_batch_size``: rollouts per forward/backward, at most;
+    ``num_iterations``: optimizer steps on one rollout batch; ``max_grad_norm``: clipping (0 =
+    none); ``max_tokens_per_micro_batch``: also at most this many token positions per forward
+    (rows × their trimmed prompt + response length; 0: no limit; a row alone may exceed it)."""
 
     group_size: int = 8
     micro_batch_size: int = 8
     num_iterations: int = 1
     max_grad_norm: float = 1.0
     sampling: Sampling = field(default_factory=Sampling)
+    max_tokens_per_micro_batch: int = 0
 
 
 class Collective:
@@ -106,14 +109,19 @@ def old_from_update(opts: StepOptions) -> bool:
     return opts.num_iterations == 1
 
 
-def logprobs(model: Any, gen: Generation, micro: int, temperature: float) -> torch.Tensor:
-    """No-grad log-probs [B, T] in micro-batches (old or reference policy)."""
+def logprobs(model: Any, gen: Generation, micro: int | Sequence[slice], temperature: float) -> torch.Tensor:
+    """No-grad log-probs [B, T] in micro-batches of ``micro`` rows, or the given row ranges (old
+    or reference policy)."""
     with torch.no_grad():
-        parts = [
-            sequence_logprobs(model, gen, slice(i, i + micro), temperature)
-            for i in range(0, len(gen.response_ids), micro)
-        ]
-    return torch.cat(parts)
+        parts = _parts(len(gen.response_ids), micro)
+        return torch.cat([sequence_logprobs(model, gen, part, temperature) for part in parts])
+
+
+def _parts(rows: int, micro: int | Sequence[slice]) -> Sequence[slice]:
+    """``micro`` as row ranges: consecutive ranges of ``micro`` rows, or the ranges given."""
+    return (
+        [slice(i, min(rows, i + micro)) for i in range(0, rows, micro)] if isinstance(micro, int) else micro
+    )
 
 
 @dataclass(frozen=True)
@@ -150,18 +158,39 @@ def _rows(x: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
     return None if x is None else x[rows]
 
 
+def micro_batches(gen: Generation, micro: int, max_tokens: int = 0, multiple: int = 1) -> list[slice]:
+    """Consecutive row ranges of ``gen`` covering it: each at most ``micro`` rows and, with
+    ``max_tokens``, at most that many token positions (rows × the longest trimmed prompt +
+    response among them, ``vidrl.engine.rollout.trimmed_lengths``); each a multiple of
+    ``multiple`` rows (whole groups) unless that many rows alone exceed the budget."""
+    rows, parts, start = len(gen.response_ids), [], 0
+    while start < rows:
+        stop = min(rows, start + micro)
+        while max_tokens and stop - start > multiple and _tokens(gen, slice(start, stop)) > max_tokens:
+            stop -= multiple if (stop - start) % multiple == 0 else (stop - start) % multiple
+        parts.append(slice(start, stop))
+        start = stop
+    return parts
+
+
+def _tokens(gen: Generation, rows: slice) -> int:
+    prompt, response = trimmed_lengths(gen, rows)
+    return (rows.stop - rows.start) * (prompt + response)
+
+
 def accumulate(
-    learner: Learner, rows: int, micro: int, max_grad_norm: float, loss_fn: Callable[[slice], LossOutput]
-) -> dict[str, float]:
-    """One optimizer step over ``rows`` rows in micro-batches of ``micro``: ``loss_fn(rows)``
-    returns each micro-batch's share of the step loss (normalised by whole-step counts over all
-    ranks); it is scaled by the number of ranks, because data-parallel gradient synchronisation
-    averages over them. Then clipping (``max_grad_norm`` 0: none), the optimizer and the schedule.
-    Returns the summed loss, metrics weighted by each micro-batch's share of rows, grad_norm."""
+    learner: Learner, rows: int, micro: int | Sequence[slice], max_grad_norm: float,
+    loss_fn: Callable[[slice], LossOutput],
+) -> dict[str, float]:  # fmt: skip
+    """One optimizer step over ``rows`` rows in micro-batches of ``micro`` rows (or the given
+    row ranges, ``micro_batches``): ``loss_fn(rows)`` returns each micro-batch's share of the step
+    loss (normalised by whole-step counts over all ranks); it is scaled by the number of ranks,
+    because data-parallel gradient synchronisation averages over them. Then clipping
+    (``max_grad_norm`` 0: none), the optimizer and the schedule. Returns the summed loss,
+    metrics weighted by each micro-batch's share of rows, grad_norm."""
     learner.optimizer.zero_grad(set_to_none=True)
     sums: dict[str, float] = {}
-    for i in range(0, rows, micro):
-        part = slice(i, min(rows, i + micro))
+    for part in _parts(rows, micro):
         out = loss_fn(part)
         (out.loss * learner.world.size).backward()
         share = (part.stop - part.start) / rows
@@ -185,10 +214,16 @@ def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptio
         return call_loss(algo.loss, batch.loss_inputs(lp, rows))
 
     sums: dict[str, float] = {}
-    b = len(batch.gen.response_ids)
+    parts = plan(batch.gen, opts, algo.loss.needs())
     for _ in range(opts.num_iterations):
-        _add(sums, accumulate(learner, b, opts.micro_batch_size, opts.max_grad_norm, loss_fn))
+        _add(sums, accumulate(learner, len(batch.gen.response_ids), parts, opts.max_grad_norm, loss_fn))
     return {k: v / opts.num_iterations for k, v in sums.items()}
+
+
+def plan(gen: Generation, opts: StepOptions, needs: set[Need]) -> list[slice]:
+    """The step's micro-batches (``micro_batches``): whole groups for a loss that needs them."""
+    multiple = opts.group_size if Need.WHOLE_GROUPS in needs else 1
+    return micro_batches(gen, opts.micro_batch_size, opts.max_tokens_per_micro_batch, multiple)
 
 
 def _add(into: dict[str, float], values: dict[str, float]) -> None:
@@ -320,7 +355,7 @@ def _logprob_phase(
     old = ref = None
     want_old, want_ref = Need.OLD_LOGPROBS in needs and not current, Need.REFERENCE_MODEL in needs
     if want_old or want_ref:
-        micro, temp = opts.micro_batch_size, opts.sampling.temperature
+        micro, temp = plan(gen, opts, needs), opts.sampling.temperature
         with phases("logprob"):
             old = logprobs(learner.model, gen, micro, temp) if want_old else None
             ref = logprobs(learner.reference, gen, micro, temp) if want_ref else None

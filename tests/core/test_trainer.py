@@ -55,12 +55,13 @@ def _algo(session, beta=0.0):
                      [("length", 1.0, Length()), ("format", 1.0, fmt)])  # fmt: skip
 
 
-def _step(setup, micro, beta=0.0, iterations=1, optimizer="sgd"):
+def _step(setup, micro, beta=0.0, iterations=1, optimizer="sgd", max_tokens=0):
     path, processor, batch, samples = setup
     learner = _learner(path, processor, optimizer, reference=beta > 0)
     before = [p.detach().clone() for p in learner.model.parameters()]
     opts = StepOptions(group_size=3, micro_batch_size=micro, num_iterations=iterations, max_grad_norm=0.0,
-                       sampling=Sampling(max_new_tokens=6))  # fmt: skip
+                       sampling=Sampling(max_new_tokens=6),
+                       max_tokens_per_micro_batch=max_tokens)  # fmt: skip
     torch.manual_seed(123)  # the same roll-outs in every call
     metrics, record = rl_step(
         learner, _algo(Session().load(), beta), processor.tokenizer, batch, samples, opts
@@ -110,3 +111,26 @@ def test_one_iteration_takes_old_logprobs_from_the_update_itself(setup, monkeypa
     for a, b in zip(d_new, d_old, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert m_new["clip_frac"] == m_old["clip_frac"] == 0.0 and m_new["loss"] == m_old["loss"]
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.05])
+def test_token_budgets_split_micro_batches_without_changing_the_update(setup, beta):
+    """A token budget splits the 6 roll-outs into more, smaller forwards (each trimmed of the
+    padding its rows do not need); the update equals the one-forward step's."""
+    from vidrl.engine.rollout import trimmed_lengths
+    from vidrl.engine.step import micro_batches
+
+    _, _, whole = _step(setup, micro=6, beta=beta)
+    metrics, record, _ = _step(setup, micro=6, beta=beta)
+    gen = record.generation
+    full = len(gen.response_ids) * sum(trimmed_lengths(gen, slice(None)))
+    for budget in (full // 2, full // 5, 1):
+        parts = micro_batches(gen, 6, budget)
+        assert len(parts) > 1 and [p.start for p in parts] == [0] + [p.stop for p in parts[:-1]]
+        assert parts[-1].stop == 6
+        assert all((p.stop - p.start) * sum(trimmed_lengths(gen, p)) <= budget or p.stop - p.start == 1
+                   for p in parts)  # fmt: skip
+        _, _, split = _step(setup, micro=6, beta=beta, max_tokens=budget)
+        for a, b in zip(whole, split, strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    assert micro_batches(gen, 6, 1, multiple=3) == [slice(0, 3), slice(3, 6)]  # whole groups kept
