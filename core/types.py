@@ -279,8 +279,9 @@ class LossInputs:
     micro-batch loop, so that gradient accumulation and data parallelism do not change the loss
     (``vidrl.ops.aggregate``). ``old_logprobs``: [b, T] under the roll-out policy, only when the
     loss declares ``Need.OLD_LOGPROBS`` (else None); with ``num_iterations`` 1, ``logprobs``
-    detached (the policy has not moved yet). ``ref_logprobs``: [b, T] under the reference
-    model, only when the loss declares ``Need.REFERENCE_MODEL`` (else None).
+    detached (the policy has not moved yet; the same storage: read it, never change it in
+    place). ``ref_logprobs``: [b, T] under the reference model, only when the loss declares
+    ``Need.REFERENCE_MODEL`` (else None).
     """
 
     logprobs: torch.Tensor

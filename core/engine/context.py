@@ -47,7 +47,7 @@ from vidrl.types import TrainState
 
 
 class AccelerateCollective(Collective):
-    """Sums over the ranks of an ``accelerate.Accelerator``."""
+    """Sums and maxima over the ranks of an ``accelerate.Accelerator``."""
 
     def __init__(self, accelerator: Any):
         self.accelerator, self.size = accelerator, accelerator.num_processes
@@ -55,6 +55,10 @@ class AccelerateCollective(Collective):
     def sum(self, value: float) -> float:
         t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
         return float(self.accelerator.reduce(t, reduction="sum"))
+
+    def max(self, value: float) -> float:
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
+        return float(self.accelerator.gather(t).max())
 
 
 class RunContext:

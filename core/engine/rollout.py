@@ -87,11 +87,12 @@ def sequence_logprobs(
     model: Any, gen: Generation, rows: slice | None = None, temperature: float = 1.0
 ) -> torch.Tensor:
     """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where
-    the response mask is 0. One forward over prompt + response with the vision inputs, in which
-    the LM head sees the hidden states of the T positions that predict the response only and
-    projects those of the masked positions onto the vocabulary in chunks
-    (``token_logprobs_out``): no [sequence, vocabulary] logits tensor is ever built, neither over
-    the prompt (thousands of video tokens) nor over the response."""
+    the response mask is 0. One forward over prompt + response with the vision inputs, without
+    the columns these rows do not need (``trimmed_lengths``), in which the LM head sees the
+    hidden states of the t positions that predict the kept response columns only and projects
+    those of the masked positions onto the vocabulary in chunks (``token_logprobs_out``): no
+    [sequence, vocabulary] logits tensor is ever built, neither over the prompt (thousands of
+    video tokens) nor over the response."""
     rows = rows or slice(None)
     prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
     lead, t = trimmed_lengths(gen, rows)
@@ -118,7 +119,9 @@ def trimmed_lengths(gen: Generation, rows: slice) -> tuple[int, int]:
     of them attends (nothing there to score). At least one of each."""
     attention = gen.prompt["attention_mask"][rows]
     pad = (attention.sum(0) == 0).long().cumprod(0).sum()  # leading all-padding columns
-    seen = gen.response_mask[rows] if gen.response_attention is None else gen.response_attention[rows]
+    seen = gen.response_mask[rows].bool()
+    if gen.response_attention is not None:
+        seen |= gen.response_attention[rows].bool()
     used = seen.sum(0).nonzero()
     return max(1, attention.shape[1] - int(pad)), int(used.max()) + 1 if len(used) else 1
 

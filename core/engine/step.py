@@ -40,7 +40,8 @@ class StepOptions:
     """``group_size``: G; ``micro_batch_size``: rollouts per forward/backward, at most;
     ``num_iterations``: optimizer steps on one rollout batch; ``max_grad_norm``: clipping (0 =
     none); ``max_tokens_per_micro_batch``: also at most this many token positions per forward
-    (rows × their trimmed prompt + response length; 0: no limit; a row alone may exceed it)."""
+    (rows × their trimmed prompt + response length; 0: no limit; one row, or one group for a
+    loss that needs whole groups, may exceed it)."""
 
     group_size: int = 8
     micro_batch_size: int = 8
@@ -51,12 +52,15 @@ class StepOptions:
 
 
 class Collective:
-    """How a step sees the other data-parallel ranks: their number and a sum over all of them.
-    This default is one process; the run supplies one backed by accelerate."""
+    """How a step sees the other data-parallel ranks: their number, and a sum and a maximum
+    over all of them. This default is one process; the run supplies one backed by accelerate."""
 
     size = 1
 
     def sum(self, value: float) -> float:
+        return value
+
+    def max(self, value: float) -> float:
         return value
 
 
@@ -128,8 +132,9 @@ def _parts(rows: int, micro: int | Sequence[slice]) -> Sequence[slice]:
 class TrainBatch:
     """The tensors an update needs: the generation, advantages [B] or [B, T], old and reference
     log-probs [B, T] (each None when the loss does not declare its need; ``old_is_current``: the
-    old ones are the update's own, detached), group ids [B], and the whole step's response-token
-    and rollout counts over all ranks (the loss normalisers)."""
+    old ones are the update's own, detached), group ids [B], the whole step's response-token
+    and rollout counts over all ranks (the loss normalisers), and the micro-batches (``plan``;
+    empty: planned by ``update``)."""
 
     gen: Generation
     advantages: torch.Tensor
@@ -139,6 +144,7 @@ class TrainBatch:
     step_tokens: float
     step_sequences: float
     old_is_current: bool = False
+    parts: Sequence[slice] = ()
 
     def loss_inputs(self, lp: torch.Tensor, rows: slice) -> LossInputs:
         mask = self.gen.response_mask
@@ -159,15 +165,19 @@ def _rows(x: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
 
 
 def micro_batches(gen: Generation, micro: int, max_tokens: int = 0, multiple: int = 1) -> list[slice]:
-    """Consecutive row ranges of ``gen`` covering it: each at most ``micro`` rows and, with
-    ``max_tokens``, at most that many token positions (rows × the longest trimmed prompt +
-    response among them, ``vidrl.engine.rollout.trimmed_lengths``); each a multiple of
-    ``multiple`` rows (whole groups) unless that many rows alone exceed the budget."""
+    """Consecutive row ranges of ``gen`` covering it, each a multiple of ``multiple`` rows (whole
+    groups; ``micro`` must be one too), at most ``micro`` rows and, with ``max_tokens``, at most
+    that many token positions (rows × the longest trimmed prompt + response among them,
+    ``vidrl.engine.rollout.trimmed_lengths``) unless ``multiple`` rows alone exceed it."""
+    if micro < 1 or multiple < 1 or micro % multiple:
+        raise ValueError(
+            f"micro-batches of {micro} rows in multiples of {multiple}: need a positive multiple"
+        )
     rows, parts, start = len(gen.response_ids), [], 0
     while start < rows:
         stop = min(rows, start + micro)
         while max_tokens and stop - start > multiple and _tokens(gen, slice(start, stop)) > max_tokens:
-            stop -= multiple if (stop - start) % multiple == 0 else (stop - start) % multiple
+            stop -= multiple
         parts.append(slice(start, stop))
         start = stop
     return parts
@@ -214,16 +224,25 @@ def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptio
         return call_loss(algo.loss, batch.loss_inputs(lp, rows))
 
     sums: dict[str, float] = {}
-    parts = plan(batch.gen, opts, algo.loss.needs())
+    parts = batch.parts or plan(batch.gen, opts, algo.loss.needs(), learner.world)
     for _ in range(opts.num_iterations):
         _add(sums, accumulate(learner, len(batch.gen.response_ids), parts, opts.max_grad_norm, loss_fn))
     return {k: v / opts.num_iterations for k, v in sums.items()}
 
 
-def plan(gen: Generation, opts: StepOptions, needs: set[Need]) -> list[slice]:
-    """The step's micro-batches (``micro_batches``): whole groups for a loss that needs them."""
+def plan(gen: Generation, opts: StepOptions, needs: set[Need], world: Collective) -> list[slice]:
+    """The step's micro-batches (``micro_batches``; whole groups for a loss that needs them), as
+    many on every rank: data parallelism pairs each rank's forwards and backwards with the
+    others' (a rank with fewer splits its largest parts; every rank has the same rows)."""
     multiple = opts.group_size if Need.WHOLE_GROUPS in needs else 1
-    return micro_batches(gen, opts.micro_batch_size, opts.max_tokens_per_micro_batch, multiple)
+    parts = micro_batches(gen, opts.micro_batch_size, opts.max_tokens_per_micro_batch, multiple)
+    wanted = int(world.max(len(parts))) if opts.max_tokens_per_micro_batch else len(parts)
+    while len(parts) < wanted:
+        i = max(range(len(parts)), key=lambda k: parts[k].stop - parts[k].start)
+        p = parts[i]
+        cut = p.start + (p.stop - p.start) // (2 * multiple) * multiple
+        parts[i : i + 1] = [slice(p.start, cut), slice(cut, p.stop)]
+    return parts
 
 
 def _add(into: dict[str, float], values: dict[str, float]) -> None:
@@ -333,11 +352,13 @@ def rl_step(
         b, t = gen.response_ids.shape
         adv = check_advantages(algo.estimator, algo.estimator(scores.total, group_ids), b, t, len(samples))
         check_pairing(algo.estimator, algo.loss, adv)
-    old, ref, current = _logprob_phase(learner, algo.loss.needs(), gen, opts, phases)
+    parts = plan(gen, opts, algo.loss.needs(), learner.world)
+    old, ref, current = _logprob_phase(learner, algo.loss.needs(), gen, opts, parts, phases)
     with phases("update"):
         tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(used.texts)))
         dev = gen.response_ids.device  # rewards and advantages are computed on the CPU
-        batch = TrainBatch(gen, adv.advantages.to(dev), old, ref, group_ids.to(dev), tokens, seqs, current)
+        adv_, groups = adv.advantages.to(dev), group_ids.to(dev)
+        batch = TrainBatch(gen, adv_, old, ref, groups, tokens, seqs, current, parts)
         metrics = update(learner, algo, batch, opts)
     metrics.update({**extra, **_summary(learner, used, adv, g), **_times(phases)})
     record = StepRecord(
@@ -347,18 +368,19 @@ def rl_step(
 
 
 def _logprob_phase(
-    learner: Learner, needs: set[Need], gen: Generation, opts: StepOptions, phases: Phases
+    learner: Learner, needs: set[Need], gen: Generation, opts: StepOptions, parts: list[slice], phases: Phases
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, bool]:
     """(old, reference log-probs [B, T] or None, whether the old ones come from the update): the
-    forwards the loss needs, in the ``logprob`` phase; a step that needs none has no such phase."""
+    forwards the loss needs, over the micro-batches ``parts``, in the ``logprob`` phase; a step
+    that needs none has no such phase."""
     current = Need.OLD_LOGPROBS in needs and old_from_update(opts)
     old = ref = None
     want_old, want_ref = Need.OLD_LOGPROBS in needs and not current, Need.REFERENCE_MODEL in needs
     if want_old or want_ref:
-        micro, temp = plan(gen, opts, needs), opts.sampling.temperature
+        temp = opts.sampling.temperature
         with phases("logprob"):
-            old = logprobs(learner.model, gen, micro, temp) if want_old else None
-            ref = logprobs(learner.reference, gen, micro, temp) if want_ref else None
+            old = logprobs(learner.model, gen, parts, temp) if want_old else None
+            ref = logprobs(learner.reference, gen, parts, temp) if want_ref else None
     return old, ref, current
 
 

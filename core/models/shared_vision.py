@@ -15,6 +15,7 @@ the m×m merger: the embeddings, deepstack features too) have Σ t·h·w / m² r
 from __future__ import annotations
 
 import functools
+import types
 from typing import Any
 
 import torch
@@ -27,34 +28,40 @@ def share_identical_clips(model: Any) -> bool:
     visual = getattr(base, "visual", None)
     if visual is None or getattr(visual, "_vidrl_shared", False):
         return visual is not None
-    merge = int(getattr(visual, "spatial_merge_size", 1)) ** 2
-    inner = visual.forward
-
-    @functools.wraps(inner)
-    def forward(hidden_states: torch.Tensor, grid_thw: torch.Tensor, **kwargs: Any) -> Any:
-        patches = grid_thw.prod(-1).tolist()
-        source = _unique_clips(hidden_states, grid_thw, patches)
-        if len(set(source)) == len(source):
-            return inner(hidden_states, grid_thw, **kwargs)
-        keep = sorted(set(source))
-        clips = torch.split(hidden_states, patches)
-        out = inner(torch.cat([clips[i] for i in keep]), grid_thw[keep], **kwargs)
-        rows, index = _repeat_rows([patches[i] // merge for i in keep], [keep.index(i) for i in source])
-        return _repeat(out, rows, index)
-
-    visual.forward = forward
+    visual.forward = types.MethodType(_shared_forward, visual)  # a copy of the model rebinds it
     visual._vidrl_shared = True
     return True
 
 
+def _shared_forward(self: Any, hidden_states: torch.Tensor, grid_thw: torch.Tensor, **kwargs: Any) -> Any:
+    """The tower's own forward on the distinct clips only, its per-token outputs repeated."""
+    inner = functools.partial(type(self).forward, self)
+    patches = grid_thw.prod(-1).tolist()
+    if any(torch.is_tensor(v) for v in kwargs.values()):  # values precomputed for the full grid
+        return inner(hidden_states, grid_thw, **kwargs)
+    source = _unique_clips(hidden_states, grid_thw, patches)
+    if len(set(source)) == len(source):
+        return inner(hidden_states, grid_thw, **kwargs)
+    keep = sorted(set(source))
+    clips = torch.split(hidden_states, patches)
+    out = inner(torch.cat([clips[i] for i in keep]), grid_thw[keep], **kwargs)
+    merge = int(getattr(self, "spatial_merge_size", 1)) ** 2
+    rows, index = _repeat_rows([patches[i] // merge for i in keep], [keep.index(i) for i in source])
+    return _repeat(out, rows, index)
+
+
 def _unique_clips(pixels: torch.Tensor, grid_thw: torch.Tensor, patches: list[int]) -> list[int]:
-    """For each clip, the index of the first of the run of identical clips it belongs to
-    (compared with the clip just before it: a group's copies are consecutive)."""
+    """For each clip, the index of the first clip identical to it (same grid, equal pixels):
+    compared with each distinct clip of the same grid before it (a group's copies are
+    consecutive in roll-outs, interleaved with observation clips in tool roll-outs)."""
     clips = torch.split(pixels, patches)
-    source = [0] * len(clips)
-    for i in range(1, len(clips)):
-        same = torch.equal(grid_thw[i], grid_thw[i - 1]) and torch.equal(clips[i], clips[i - 1])
-        source[i] = source[i - 1] if same else i
+    source, seen = [], {}
+    for i, clip in enumerate(clips):
+        same = seen.setdefault(tuple(grid_thw[i].tolist()), [])
+        match = next((j for j in same if torch.equal(clips[j], clip)), None)
+        if match is None:
+            same.append(i)
+        source.append(i if match is None else match)
     return source
 
 

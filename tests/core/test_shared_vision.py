@@ -58,3 +58,18 @@ def test_distinct_clips_go_through_untouched(tiny_model_dir):
     assert not torch.equal(pixels[:16], pixels[16:])
     out = visual(pixels, grid_thw=grid)
     assert out.pooler_output.shape[0] == 2 * 16 // 4
+
+
+def test_a_copy_of_the_model_encodes_with_its_own_weights(tiny_model_dir):
+    import copy
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir("qwen2_5_vl"))
+    share_identical_clips(model)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.model.visual.patch_embed.proj.weight.mul_(2)
+    visual = model.model.visual
+    pixels = torch.randn(16, visual.config.in_channels * 2 * 14 * 14).repeat(2, 1)
+    grid = torch.tensor([[1, 4, 4]] * 2)
+    a, b = visual(pixels, grid_thw=grid).pooler_output, twin.model.visual(pixels, grid_thw=grid).pooler_output
+    assert torch.equal(a[:4], a[4:]) and not torch.allclose(a, b)

@@ -134,3 +134,27 @@ def test_token_budgets_split_micro_batches_without_changing_the_update(setup, be
         for a, b in zip(whole, split, strict=True):
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
     assert micro_batches(gen, 6, 1, multiple=3) == [slice(0, 3), slice(3, 6)]  # whole groups kept
+
+
+def test_every_rank_runs_as_many_micro_batches(setup):
+    """Ranks plan on their own rows; with a token budget their counts may differ, and a rank
+    with fewer splits its largest parts (whole groups kept) to the largest count."""
+    from vidrl.engine.step import Collective, plan
+    from vidrl.plugin.components import Need
+
+    class Wants(Collective):
+        def max(self, value):
+            return 5
+
+    _, record, _ = _step(setup, micro=6)
+    gen = record.generation
+    opts = StepOptions(group_size=3, micro_batch_size=6, max_tokens_per_micro_batch=10**6)
+    assert plan(gen, opts, set(), Collective()) == [slice(0, 6)]
+    parts = plan(gen, opts, set(), Wants())
+    assert (
+        len(parts) == 5
+        and [p.start for p in parts] == [0] + [p.stop for p in parts[:-1]]
+        and parts[-1].stop == 6
+    )
+    groups = plan(gen, opts, {Need.WHOLE_GROUPS}, type("Two", (Collective,), {"max": lambda s, v: 2})())
+    assert groups == [slice(0, 3), slice(3, 6)]

@@ -7,6 +7,7 @@ usage: ddp_step.py MODEL_DIR DATA_JSONL OUT
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -79,8 +80,24 @@ def main(model_dir, data, out):
     session = vidrl.Session().load()
     algo = vidrl.Algorithm(session.create("advantage", "grpo"), session.create("loss", "ppo_clip"),
                            [("length", 1.0, Length())])  # fmt: skip
-    opts = vidrl.StepOptions(group_size=G, micro_batch_size=2, max_grad_norm=0.0)
+    budget = int(os.environ.get("STEP_TOKEN_BUDGET", "0"))  # ranks then plan different micro-batches
+    opts = vidrl.StepOptions(
+        group_size=G, micro_batch_size=2, max_grad_norm=0.0, max_tokens_per_micro_batch=budget
+    )
+    if budget:  # record the micro-batches each rank plans alone, and after agreeing with the others
+        import vidrl.engine.step as step
+
+        planned = []
+
+        def recorded(gen, *args, _plan=step.plan):
+            parts = _plan(gen, *args)
+            planned.append([len(step.micro_batches(gen, 2, budget)), len(parts)])
+            return parts
+
+        step.plan = recorded
     vidrl.rl_step(learner, algo, tok, batch, mine, opts)
+    if budget:
+        Path(f"{out}.plan{rank}.json").write_text(json.dumps(planned))
     if sharding.name == "fsdp2":  # what this rank holds, for the memory estimate's FSDP2 rows
         local = lambda ts: sum(t.to_local().numel() * t.element_size() for t in ts)  # noqa: E731
         held = {"weights": local(wrapped.parameters()), "gradients": local(p.grad for p in trainable)}

@@ -45,19 +45,23 @@ def _run(prefix, model_dir, data, out, env=None):
     return load_file(out)
 
 
-@pytest.mark.parametrize("sharding", ["ddp", "fsdp2"])
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp2", "fsdp2-token-budget"])
 def test_two_processes_update_like_one(tiny_model_dir, synth_data, tmp_path, sharding):
     model_dir = tiny_model_dir("qwen2_5_vl")
     one = _run([sys.executable], model_dir, synth_data, tmp_path / "one.safetensors")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]  # fmt: skip
-    env = FSDP2 if sharding == "fsdp2" else None
+    # 190 tokens: one rank plans 5 micro-batches alone, the other 3 (checked below)
+    env = {"ddp": None, "fsdp2": FSDP2, "fsdp2-token-budget": {**FSDP2, "STEP_TOKEN_BUDGET": "190"}}[sharding]
     two = _run(launcher, model_dir, synth_data, tmp_path / "two.safetensors", env)
     base = AutoModelForImageTextToText.from_pretrained(model_dir).state_dict()
     moved = [k for k in one if not torch.equal(one[k], base[k])]
     assert len(moved) > len(one) // 2  # the step really changed the model
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6, msg=k)
+    if sharding == "fsdp2-token-budget":  # [alone, agreed] per rank: different plans, as many forwards
+        plans = [json.loads((tmp_path / f"two.safetensors.plan{r}.json").read_text())[0] for r in (0, 1)]
+        assert plans[0][0] != plans[1][0] and plans[0][1] == plans[1][1], plans
     if sharding == "fsdp2":  # each rank held half of the weights and gradients, as `vidrl estimate` says
         c = counts(AutoModelForImageTextToText.from_pretrained(model_dir))  # all of it trains there
         est = per_gpu(c, precision="fp32", reference=False, lora=False, checkpointing=False, shards=2,
