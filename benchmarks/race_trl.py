@@ -1,7 +1,7 @@
 """A race: Hugging Face TRL's GRPOTrainer against vidrl's RL step, on the same tiny Qwen2.5-VL
 (random weights), with the same shapes: 2 prompts × 4 roll-outs, at most 16 new tokens, β = 0,
 one 56×56 image per prompt for TRL (which takes no video) and a 2-frame 56×56 clip (the same
-pixel count after the temporal patch of 2) for vidrl; SGD-free AdamW at lr 1e-5 on both sides,
+pixel count after the temporal patch of 2) for vidrl; AdamW at lr 1e-5 on both sides,
 CPU, the same torch build (TRL is installed with ``--no-deps`` into ``--trl-site`` on top of this
 environment, created when missing). Each side runs in its own process, alternated ``--rounds``
 times; per step wall time (steps after the first, median) and the process's peak resident
