@@ -89,7 +89,7 @@ def run_vidrl(steps: int) -> list[float]:
     clips = [builders.frames(2, 56, 56, seed=i) for i in range(2)]
     eos = tok.convert_tokens_to_ids("<|im_end|>")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    learner = Learner(model, opt, None, vidrl.HFGenerate(model, eos, tok.pad_token_id), eos)
+    learner = Learner(model, opt, None, vidrl.HFGenerate().attach(model), eos)
     session = vidrl.Session().load()
 
     class Length(vidrl.Reward):

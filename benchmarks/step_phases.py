@@ -70,7 +70,7 @@ def _setup(tmp: Path, config: vidrl.RunConfig, session: vidrl.Session):
     stage = session.create("stage", "rl", config.stages[0].options)
     c, policy, algo = stage.config, ctx.policy(), ctx.algorithm()
     opt, sched = ctx.optimizer(c.optim, 100)
-    backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
+    backend = vidrl.HFGenerate().attach(policy.base)
     learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, None, ctx.world)
     sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
     opts = vidrl.StepOptions(

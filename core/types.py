@@ -141,6 +141,44 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class RolloutRequest:
+    """What a roll-out backend is asked for: ``group_size`` (G) responses to each of P prompts.
+
+    ``batch``: the P prompts as the model's processor prepared them, not repeated: ``input_ids``
+    [P, L] long, left-padded; ``attention_mask`` [P, L], 0 on the padding; and the vision inputs
+    the model takes (for Qwen-VL ``pixel_values_videos`` [N, D], the flattened patches of every
+    clip in prompt order, ``video_grid_thw`` [C, 3], ``mm_token_type_ids`` [P, L], ...).
+    ``group_size``: G ≥ 1. ``sampling``: temperature (0: greedy), top-p, the most new tokens.
+    ``stop_ids``: the tokens that end a response (the end-of-turn token; for a tool roll-out also
+    the end of a call); the stop token stays in the response. ``pad_id``: what pads a response
+    after its stop. ``frames``: per prompt, the frames of its clip as fitted to the pixel budget
+    (exactly what the processor patchified: [F, H, W, 3] uint8 in ``Frames.pixels``), None for a
+    prompt without video; None altogether when the caller has only the patchified batch (the
+    later turns of a tool roll-out)."""
+
+    batch: Mapping[str, Any]
+    group_size: int
+    sampling: Sampling
+    stop_ids: tuple[int, ...]
+    pad_id: int
+    frames: Sequence[Frames | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.group_size < 1 or not self.stop_ids:
+            raise ValueError(f"need group_size >= 1 and a stop id; got {self.group_size}, {self.stop_ids}")
+
+    @property
+    def num_prompts(self) -> int:
+        return int(self.batch["input_ids"].shape[0])
+
+    def prompt_ids(self) -> list[list[int]]:
+        """The rendered prompt of each prompt as token ids, without padding (what a serving
+        engine takes, with ``frames``): P lists."""
+        ids, keep = self.batch["input_ids"], self.batch["attention_mask"].bool()
+        return [row[k].tolist() for row, k in zip(ids, keep, strict=True)]
+
+
+@dataclass(frozen=True)
 class Generation:
     """``prompt``: the repeated prompt batch (input_ids [B, L] and vision inputs);
     ``response_ids`` [B, T]; ``response_mask`` [B, T], 1 on the tokens the policy produced (up to

@@ -124,8 +124,8 @@ class RL(vidrl.Stage):
         vidrl.check_micro_batches(algo, opts)  # fail before the reference model loads
         ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
-        backend = vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id)
-        learner = vidrl.Learner(policy.model, opt, sched, backend, policy.eos_id, ref, context.world)
+        learner = vidrl.Learner(policy.model, opt, sched, context.rollout_backend(), policy.eos_id, ref,
+                                context.world)  # fmt: skip
         tools = context.tool_runner(c.split)
         roller = (
             None if tools is None else functools.partial(tools.rollout, limits=context.config.turns.limits)

@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> dict:
     eos = tok.convert_tokens_to_ids("<|im_end|>")
     base = getattr(model, "module", model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    learner = Learner(model, opt, None, HFGenerate(base, eos, tok.pad_token_id), eos)
+    backend = HFGenerate(HFGenerate.Config(share_prompt=not args.prefill_every_copy)).attach(base)
+    learner = Learner(model, opt, None, backend, eos)
     algo = Algorithm(
         session.create("advantage", "grpo"), session.create("loss", "ppo_clip"), [("length", 1.0, Length())]
     )
@@ -142,12 +143,16 @@ def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, head:
     response = b * statistics.median(r["response_tokens"] for r in rows)
     tokens = b * batch["input_ids"].shape[1] + response
     flops = 8 * n_lm * tokens + 8 * head * response  # log-prob fwd (2) + update fwd and bwd (6)
+    prefills = args.prompts * (args.group if args.prefill_every_copy else 1)
+    rollout_flops = 2 * n_lm * (prefills * batch["input_ids"].shape[1] + response)  # prefill + decoding
     train_seconds = med["seconds"]["logprob"] + med["seconds"]["update"]
     peak = next((v for k, v in PEAK_BF16.items() if k in device), None)
     mfu = None if peak is None or args.precision != "bf16-mixed" else flops / train_seconds / (peak * 1e12)
     return {
         "device": device, "size": args.size, "precision": args.precision, "frames": args.frames,
         "side": args.side, "shared_vision": not args.encode_every_copy,
+        "shared_prefill": not args.prefill_every_copy, "rollout_tflops": rollout_flops / 1e12,
+        "train_tflops": flops / 1e12,
         "gradient_checkpointing": args.gradient_checkpointing, "prompts": args.prompts, "group": args.group,
         "prompt_tokens": int(batch["input_ids"].shape[1]), "trainable_params": n_lm, "steps": args.steps,
         "median": med, "step_seconds": step, "tokens_per_second": tokens / step,
@@ -162,12 +167,14 @@ def markdown(r: dict) -> str:
     mfu = "n/a" if r["mfu"] is None else f"{r['mfu']:.1%}"
     lines = [
         f"## {r['size']} — {r['device']}, {r['precision']}, checkpointing {r['gradient_checkpointing']}, "
-        f"{r['frames']} frames of {r['side']}², clips {'shared' if r['shared_vision'] else 'per row'}",
+        f"{r['frames']} frames of {r['side']}², clips {'shared' if r['shared_vision'] else 'per row'}, "
+        f"prefill {'once per prompt' if r['shared_prefill'] else 'per row'}",
         "",
         f"{r['prompts']} prompts × {r['group']} roll-outs, prompt {r['prompt_tokens']} tokens, "
         f"{r['trainable_params'] / 1e9:.2f} B trainable; median of {r['steps']} steps: "
         f"**{r['step_seconds']:.2f} s/step**, {r['tokens_per_second']:.0f} tokens/s, MFU {mfu}, "
-        f"peak memory {r['peak_memory_gib'] or 0:.1f} GiB.",
+        f"peak memory {r['peak_memory_gib'] or 0:.1f} GiB; language-model FLOPs (weights only): roll-out "
+        f"{r['rollout_tflops']:.3g} T, log-prob + update {r['train_tflops']:.3g} T.",
         "",
         "| phase | s | peak extra MiB |",
         "| --- | --- | --- |",
@@ -192,6 +199,11 @@ def main() -> None:
         "--encode-every-copy",
         action="store_true",
         help="the vision tower encodes each row's copy of a clip (as before clips were shared)",
+    )
+    ap.add_argument(
+        "--prefill-every-copy",
+        action="store_true",
+        help="generation prefills each of a prompt's G copies (as before the prompt was shared)",
     )
     ap.add_argument("--out", type=Path, help="append the result to <out>/rl-step.{jsonl,md}")
     args = ap.parse_args()

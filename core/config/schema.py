@@ -283,6 +283,9 @@ class RunConfig:
     stages: tuple[ComponentSpec, ...] = _kind("stage")
     advantage: ComponentSpec | None = field(default=None, metadata={"kind": "advantage"})
     loss: ComponentSpec | None = field(default=None, metadata={"kind": "loss"})
+    #: the engine that samples roll-outs (RL stages, augmentation, tool turns, evaluation); None:
+    #: ``hf_generate`` with its default options
+    rollout: ComponentSpec | None = field(default=None, metadata={"kind": "rollout_backend"})
     rewards: tuple[RewardSpec, ...] = _kind("reward")
     augmenters: tuple[ComponentSpec, ...] = _kind("augmenter")
     tools: tuple[ComponentSpec, ...] = _kind("tool")

@@ -41,7 +41,7 @@ def roll(
     samples: Sequence[Sample], g: int, sampling: Sampling, eos_id: int,
 ) -> Rollouts:  # fmt: skip
     """G responses per prompt of a prepared batch, decoded and scored."""
-    gen = rollout(backend, batch, g, sampling, eos_id)
+    gen = rollout(backend, batch, g, sampling, eos_id, tokenizer.pad_token_id)
     texts = decode(tokenizer, gen)
     rep = [s for s in samples for _ in range(g)]
     return Rollouts(gen, texts, rep, score(rewards, texts, rep))

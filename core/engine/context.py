@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import yaml
 
-from vidrl.config import RunConfig, to_plain
+from vidrl.config import ComponentSpec, RunConfig, to_plain
 from vidrl.data.datasets import Dataset, load_dataset
 from vidrl.data.video import select_backend
 from vidrl.engine import checkpoint as ckpt
@@ -40,7 +40,7 @@ from vidrl.models.policy import (
     trainable_model,
 )
 from vidrl.models.sharding import fsdp_version, sharding_for
-from vidrl.plugin.components import Component
+from vidrl.plugin.components import Component, RolloutBackend
 from vidrl.plugin.session import Session
 from vidrl.tools.multiturn import ToolRunner, tool_prompt
 from vidrl.types import TrainState
@@ -90,6 +90,7 @@ class RunContext:
         self.state = TrainState(p["stage_index"], "", p["step"], p["global_step"], self.run_dir,
                                 acc.process_index, acc.num_processes, p["phase"])  # fmt: skip
         self._policy: Policy | None = None
+        self._backend: RolloutBackend | None = None
         #: components whose ``state_dict`` goes into checkpoints (see ``create``)
         self.stateful: dict[str, Any] = {}
         self._datasets: dict[str, Dataset] = {}
@@ -184,6 +185,16 @@ class RunContext:
     def optimizer(self, config: OptimConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         return build_optimizer(self.policy().model, config, total_steps)
 
+    def rollout_backend(self) -> RolloutBackend:
+        """The run's ``rollout`` backend (created once, attached to the policy), synced: a stage
+        or an evaluation asks for it at its start, after whatever changed the weights before."""
+        if self._backend is None:
+            spec = self.config.rollout or ComponentSpec("hf_generate")
+            backend = self.create("rollout_backend", spec, "rollout")
+            self._backend = backend.attach(self.policy().base)
+        self._backend.sync()
+        return self._backend
+
     # -- data -------------------------------------------------------------------------------
 
     def dataset(self, split: str) -> Dataset:
@@ -266,7 +277,7 @@ class RunContext:
         if not self.config.tools:
             return None
         ds, budget = self.dataset(split), self.config.data.budget
-        return ToolRunner(self.policy(), self.tools(), ds, self.video_backend, budget)
+        return ToolRunner(self.policy(), self.tools(), ds, self.video_backend, budget, self.rollout_backend())
 
     def algorithm(self) -> Algorithm:
         """The configured advantage estimator, policy loss and weighted rewards."""

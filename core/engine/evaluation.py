@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from vidrl import text
 from vidrl.data.video import VideoError
 from vidrl.engine.feed import Clips
-from vidrl.engine.rollout import decode, rollout
+from vidrl.engine.rollout import FITTED_FRAMES, decode, rollout
 from vidrl.models.generate import HFGenerate
 from vidrl.models.inputs import prepare_batch
 from vidrl.models.sharding import gathered
+from vidrl.plugin.components import RolloutBackend
 from vidrl.tools.report import tool_metrics
 from vidrl.types import Sample, Sampling
 
@@ -70,7 +71,7 @@ def summarize(judged: Iterable[tuple[Sample, float | None, float | None]]) -> di
 
 
 def evaluate(
-    model: Any,
+    model: RolloutBackend | Any,
     tokenizer: Any,
     batches: Iterable[tuple[Sequence[Sample], Any]],
     eos_id: int,
@@ -78,14 +79,15 @@ def evaluate(
     on_batch: Callable[[list[str], Sequence[Sample]], None] | None = None,
     respond: Callable[[Sequence[Sample], Any], list[str]] | None = None,
 ) -> dict[str, float]:
-    """Answer every (samples, processor batch) — greedy single-turn decoding, or
-    ``respond(samples, batch)`` → texts (tool roll-outs) — and ``summarize`` the judgements."""
+    """Answer every (samples, processor batch) — greedy single-turn decoding by ``model`` (a
+    roll-out backend, or a model sampled with ``hf_generate``), or ``respond(samples, batch)`` →
+    texts (tool roll-outs) — and ``summarize`` the judgements."""
     if respond is None:
-        backend = HFGenerate(model, eos_id, tokenizer.pad_token_id)
+        backend = model if isinstance(model, RolloutBackend) else HFGenerate().attach(model)
         greedy = Sampling(temperature=0.0, max_new_tokens=max_new_tokens)
 
         def respond(samples: Sequence[Sample], batch: Any) -> list[str]:
-            return decode(tokenizer, rollout(backend, batch, 1, greedy, eos_id))
+            return decode(tokenizer, rollout(backend, batch, 1, greedy, eos_id, tokenizer.pad_token_id))
 
     judged = []
     for samples, batch in batches:
@@ -121,8 +123,10 @@ def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[An
                 continue
             samples.append(sample)
         if samples:
-            batch = prepare_batch(processor, samples, frames, c.data.budget, ctx.system_prompt())[0]
-            yield samples, batch.to(ctx.accelerator.device)
+            batch, fitted = prepare_batch(processor, samples, frames, c.data.budget, ctx.system_prompt())
+            batch = batch.to(ctx.accelerator.device)
+            batch[FITTED_FRAMES] = fitted
+            yield samples, batch
 
 
 def tool_responder(ctx: RunContext, calls: list[list[dict]], split: str = "eval") -> Any:
@@ -155,8 +159,8 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
             row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
             answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
 
-    result = evaluate(p.base, p.tokenizer, eval_batches(ctx, split), p.eos_id, ctx.config.eval.max_new_tokens,
-                      on_batch=keep, respond=respond)  # fmt: skip
+    result = evaluate(ctx.rollout_backend(), p.tokenizer, eval_batches(ctx, split), p.eos_id,
+                      ctx.config.eval.max_new_tokens, on_batch=keep, respond=respond)  # fmt: skip
     if respond is not None:
         result.update(tool_metrics(calls))
     return result, answers

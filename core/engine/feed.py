@@ -14,6 +14,7 @@ import torch
 from vidrl.config import DataConfig
 from vidrl.data.datasets import Dataset
 from vidrl.data.video import VideoBackend, VideoError, read_video
+from vidrl.engine.rollout import FITTED_FRAMES
 from vidrl.models.inputs import prepare_batch
 from vidrl.types import Frames, Sample
 
@@ -130,5 +131,7 @@ class PromptFeed:
         return samples, clips
 
     def batch(self, samples: Sequence[Sample], clips: Sequence[Frames | None]) -> Any:
-        batch, _ = prepare_batch(self.processor, samples, clips, self.config.budget, self.config.system)
-        return batch.to(self.device)
+        batch, fitted = prepare_batch(self.processor, samples, clips, self.config.budget, self.config.system)
+        batch = batch.to(self.device)
+        batch[FITTED_FRAMES] = fitted  # for roll-out backends that take frames (``RolloutRequest``)
+        return batch

@@ -7,41 +7,20 @@ vision patches of all clips into one tensor, so repeating a prompt G times repea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from vidrl import ops
+from vidrl.models.inputs import PER_CLIP_KEYS, TOKEN_KEYS, VISION_KEYS, repeat_batch
 from vidrl.plugin.components import RolloutBackend
-from vidrl.types import Generation, Sampling
+from vidrl.types import Generation, RolloutRequest, Sampling
 
-#: per-clip tensors, with the grid that says how many flattened patch rows each clip owns
-VISION_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
-PER_CLIP_KEYS = ("second_per_grid_ts",)
-#: prompt-batch keys with a column per prompt token ([b, L]): trimmed together
-TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
-
-
-def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
-    """Each prompt of a processor batch repeated ``g`` times in place ([P, ...] → [P·g, ...]),
-    vision patch blocks included. Assumes one clip per prompt for each vision key present."""
-    _check_one_clip_per_prompt(batch)
-    out: dict[str, Any] = {}
-    for key, value in batch.items():
-        if not torch.is_tensor(value):
-            continue
-        out[key] = value.repeat_interleave(g, dim=0)
-    for pixels, grid in VISION_KEYS:
-        if pixels in batch:
-            sizes = batch[grid].prod(-1).tolist()
-            blocks = torch.split(batch[pixels], sizes)
-            out[pixels] = torch.cat([b for b in blocks for _ in range(g)])
-    for key in PER_CLIP_KEYS:
-        if key in batch and not torch.is_tensor(batch[key]):
-            out[key] = torch.tensor(batch[key]).repeat_interleave(g, dim=0)
-    return out
+#: the prompt-batch entry (not a tensor) with each prompt's clip as fitted (``Frames`` or None),
+#: set by the engine's feeds for roll-out backends (``RolloutRequest.frames``)
+FITTED_FRAMES = "fitted_frames"
 
 
 def decode(tokenizer: Any, gen: Generation) -> list[str]:
@@ -58,12 +37,14 @@ def response_mask(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
 
 
 def rollout(
-    backend: RolloutBackend, prompt_batch: Mapping[str, Any], g: int, sampling: Sampling, eos_id: int
-) -> Generation:
-    """G responses per prompt of a processor batch."""
-    prompt = repeat_batch(prompt_batch, g)
-    ids = backend.generate(prompt, sampling)
-    return Generation(prompt, ids, response_mask(ids, eos_id))
+    backend: RolloutBackend, prompt_batch: Mapping[str, Any], g: int, sampling: Sampling,
+    stop_ids: int | Sequence[int], pad_id: int,
+) -> Generation:  # fmt: skip
+    """G responses per prompt of a processor batch (the first of ``stop_ids`` ends a turn)."""
+    stops = (stop_ids,) if isinstance(stop_ids, int) else tuple(stop_ids)
+    request = RolloutRequest(prompt_batch, g, sampling, stops, pad_id, prompt_batch.get(FITTED_FRAMES))
+    ids = backend.generate(request)
+    return Generation(repeat_batch(prompt_batch, g), ids, response_mask(ids, stops[0]))
 
 
 def given_responses(prompt_batch: Mapping[str, Any], tokenizer: Any, texts: list[str]) -> Generation:
@@ -157,16 +138,6 @@ def token_logprobs_out(
             del head.forward
         else:
             head.forward = own
-
-
-def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:
-    n = batch["input_ids"].shape[0]
-    for _, grid in VISION_KEYS:
-        if grid in batch and batch[grid].shape[0] != n:
-            raise ValueError(
-                f"{grid} has {batch[grid].shape[0]} clips for {n} prompts: roll-outs need exactly one clip "
-                "per prompt when any prompt has one (batch video and text-only prompts separately)"
-            )
 
 
 def _slice_prompt(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from vidrl.engine.optim import OptimConfig
     from vidrl.engine.step import Algorithm, Collective, StepRecord
     from vidrl.models.policy import Policy
-    from vidrl.plugin.components import Component
+    from vidrl.plugin.components import Component, RolloutBackend
     from vidrl.plugin.session import Session
     from vidrl.tools.multiturn import ToolRunner
     from vidrl.types import TrainState
@@ -60,6 +60,10 @@ class StageContext(Protocol):
 
     def optimizer(self, config: OptimConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         """An optimizer over the policy's trainable parameters and its schedule."""
+        ...
+
+    def rollout_backend(self) -> RolloutBackend:
+        """The run's ``rollout`` backend, attached to the policy and synced with its weights."""
         ...
 
     # -- data -------------------------------------------------------------------------------

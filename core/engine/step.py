@@ -360,6 +360,7 @@ def rl_step(
         adv_, groups = adv.advantages.to(dev), group_ids.to(dev)
         batch = TrainBatch(gen, adv_, old, ref, groups, tokens, seqs, current, parts)
         metrics = update(learner, algo, batch, opts)
+        learner.backend.sync()  # a backend with its own copy of the weights takes the update
     metrics.update({**extra, **_summary(learner, used, adv, g), **_times(phases)})
     record = StepRecord(
         used.texts, used.samples, scores, adv, gen, convs, clips if convs is not None else None
@@ -392,7 +393,7 @@ def _roll_out(
     conversations [B] or None, tool metrics)."""
     g, sampling = opts.group_size, opts.sampling
     if roller is None:
-        gen = rollout(learner.backend, batch, g, sampling, learner.eos_id)
+        gen = rollout(learner.backend, batch, g, sampling, learner.eos_id, tokenizer.pad_token_id)
         return gen, decode(tokenizer, gen), [s for s in samples for _ in range(g)], None, {}
     gen, convs = roller(batch, samples, g, sampling)
     texts, rep, metrics = tool_results(convs, samples, g)

@@ -11,7 +11,7 @@ then pixels; if even that does not fit, the error says by how much.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,11 @@ from vidrl.errors import VidrlError
 from vidrl.types import Frames, Sample
 
 LETTERS = "ABCDEFGH"
+#: per-clip tensors, with the grid that says how many flattened patch rows each clip owns
+VISION_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
+PER_CLIP_KEYS = ("second_per_grid_ts",)
+#: prompt-batch keys with a column per prompt token ([b, L]): trimmed together
+TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 
 
 class BudgetError(VidrlError):
@@ -160,3 +165,33 @@ def run_processor(processor: Any, texts: list[str], clips: list[Frames | None]) 
         kwargs["video_metadata"] = [video_metadata(c) for c in videos]
         kwargs.update(do_sample_frames=False, do_resize=False)
     return processor(text=texts, **kwargs)
+
+
+def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
+    """Each prompt of a processor batch repeated ``g`` times in place ([P, ...] → [P·g, ...]),
+    vision patch blocks included. Assumes one clip per prompt for each vision key present."""
+    _check_one_clip_per_prompt(batch)
+    out: dict[str, Any] = {}
+    for key, value in batch.items():
+        if not torch.is_tensor(value):
+            continue
+        out[key] = value.repeat_interleave(g, dim=0)
+    for pixels, grid in VISION_KEYS:
+        if pixels in batch:
+            sizes = batch[grid].prod(-1).tolist()
+            blocks = torch.split(batch[pixels], sizes)
+            out[pixels] = torch.cat([b for b in blocks for _ in range(g)])
+    for key in PER_CLIP_KEYS:
+        if key in batch and not torch.is_tensor(batch[key]):
+            out[key] = torch.tensor(batch[key]).repeat_interleave(g, dim=0)
+    return out
+
+
+def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:
+    n = batch["input_ids"].shape[0]
+    for _, grid in VISION_KEYS:
+        if grid in batch and batch[grid].shape[0] != n:
+            raise ValueError(
+                f"{grid} has {batch[grid].shape[0]} clips for {n} prompts: roll-outs need exactly one clip "
+                "per prompt when any prompt has one (batch video and text-only prompts separately)"
+            )

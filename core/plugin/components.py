@@ -26,8 +26,8 @@ from vidrl.types import (
     Judgement,
     LossInputs,
     LossOutput,
+    RolloutRequest,
     Sample,
-    Sampling,
     VideoInfo,
 )
 
@@ -242,13 +242,31 @@ class VideoBackend(Component, abc.ABC):
         """The frames at ``indices`` (sorted, in range) as [F, H, W, 3] uint8 RGB."""
 
 
-class RolloutBackend(abc.ABC):
-    """Produces responses for prompt batches. The trainer recomputes log-probs itself, so a
-    backend returns token ids only (a faster engine such as vLLM fits behind this interface)."""
+class RolloutBackend(Component, abc.ABC):
+    """Samples responses: kind ``rollout_backend``, the one named by the run's ``rollout``
+    (built-in: ``hf_generate``). The trainer recomputes every log-prob with its own forward, so a
+    backend returns token ids only and its numerics (kernels, precision, batching) never reach
+    the loss: a serving engine such as vLLM or SGLang fits behind this interface.
+
+    The engine calls ``attach(model)`` once with the policy before the first ``generate``, and
+    ``sync()`` whenever the policy's weights may have changed since the last roll-out (after each
+    RL step's update, at the start of every stage and evaluation)."""
+
+    def attach(self, model: Any) -> RolloutBackend:
+        """Bind to the policy ``model`` (the Hugging Face model, unwrapped; FSDP2-sharded when the
+        run shards); returns self."""
+        self.model = model
+        return self
 
     @abc.abstractmethod
-    def generate(self, prompt: dict[str, Any], sampling: Sampling) -> torch.Tensor:
-        """Response token ids [B, T] for the (already repeated) prompt batch, padded with pad_id."""
+    def generate(self, request: RolloutRequest) -> torch.Tensor:
+        """Response ids [P·G, T] long, T ≤ ``request.sampling.max_new_tokens``: prompt p's G
+        responses are rows p·G … p·G + G − 1, each ending at its first stop id (kept) or at the
+        token budget, then padded with ``request.pad_id``. Never a media placeholder token."""
+
+    def sync(self) -> None:
+        """The policy's weights may have changed: a backend holding its own copy of them loads
+        them here. (``hf_generate`` samples with the live model: nothing to do.)"""
 
 
 #: JSON-schema type of a tool argument → the Python types that satisfy it (bool is not a number)
@@ -317,6 +335,9 @@ KINDS: dict[str, ComponentKind] = {
         ComponentKind("stage", "register_stages", Stage, "training stages and loops"),
         ComponentKind("judge", "register_judges", Judge, "judges of reasoning/answer consistency"),
         ComponentKind("video_backend", "register_video_backends", VideoBackend, "video decoding backends"),
+        ComponentKind(
+            "rollout_backend", "register_rollout_backends", RolloutBackend, "roll-out (sampling) engines"
+        ),
     )
 }
 

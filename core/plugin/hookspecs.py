@@ -80,6 +80,12 @@ def register_video_backends(register: Register) -> None:
 
 
 @hookspec
+def register_rollout_backends(register: Register) -> None:
+    """Register ``vidrl.RolloutBackend`` subclasses (sampling engines: Hugging Face ``generate``,
+    vLLM, SGLang, ...). Fires once, at loading."""
+
+
+@hookspec
 def on_rollouts_scored(batch: RolloutBatch, state: TrainState) -> None:
     """Fires in every process after the rewards of a step's roll-outs are computed (after the
     augment phase: the roll-outs the step trains on) and before advantages are.

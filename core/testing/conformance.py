@@ -9,6 +9,7 @@ Each check raises ``AssertionError`` saying which rule failed and on what; it ne
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from vidrl.plugin.components import (
     Need,
     PolicyLoss,
     Reward,
+    RolloutBackend,
     Stage,
     Tool,
     label,
@@ -33,7 +35,7 @@ from vidrl.plugin.components import (
 )
 from vidrl.plugin.session import Session
 from vidrl.testing import builders
-from vidrl.types import TASK_TYPES, JudgeItem, Judgement, Observation
+from vidrl.types import TASK_TYPES, JudgeItem, Judgement, Observation, RolloutRequest, Sampling
 
 
 def _check(ok: bool, component: Component, rule: str) -> None:
@@ -209,6 +211,63 @@ def check_stage(stage: Stage, session: Session | None = None) -> None:
     _check(ok, stage, f"check must return a list of str, got {found!r}")
 
 
+def check_rollout_backend(backend: RolloutBackend, session: Session | None = None) -> None:
+    """On the tiny Qwen2.5-VL (random weights) with two video prompts of different lengths (one
+    left-padded) and G = 3, greedy and sampled: ``attach`` returns the backend; ids [P·G, T] long
+    with T ≤ max_new_tokens; after a row's first stop id only padding; no media placeholder
+    token; greedy, a prompt's G rows are equal (rows grouped by prompt); ``sync`` runs."""
+    from vidrl.models.generate import MEDIA_TOKEN_KEYS
+
+    model, request = _rollout_fixture()
+    _check(backend.attach(model) is backend, backend, "attach(model) must return the backend")
+    media = {i for k in MEDIA_TOKEN_KEYS if isinstance(i := getattr(model.config, k, None), int)}
+    p, g, (stop,) = request.num_prompts, request.group_size, request.stop_ids
+    for temperature in (0.0, 1.0):
+        req = dataclasses.replace(request, sampling=Sampling(temperature, 1.0, 6))
+        ids = backend.generate(req)
+        _check(
+            torch.is_tensor(ids) and ids.dtype == torch.long and ids.dim() == 2 and ids.shape[0] == p * g
+            and 1 <= ids.shape[1] <= 6, backend, f"generate must return [{p * g}, T <= 6] long ids, got "
+            f"{getattr(ids, 'dtype', type(ids))} {tuple(getattr(ids, 'shape', ()))}",
+        )  # fmt: skip
+        after = (ids == stop).long().cumsum(1) - (ids == stop).long() > 0  # past a row's first stop
+        _check(
+            bool((ids[after] == req.pad_id).all()), backend, "only pad_id may follow a row's first stop id"
+        )
+        _check(
+            not set(ids.unique().tolist()) & media,
+            backend,
+            "a response must not hold media placeholder tokens",
+        )
+        if temperature == 0:
+            same = all(torch.equal(ids[i], ids[i - i % g]) for i in range(p * g))
+            _check(same, backend, "greedy: a prompt's G responses must be equal (rows p*G ... p*G + G - 1)")
+    backend.sync()
+
+
+def _rollout_fixture() -> tuple[Any, RolloutRequest]:
+    """(tiny Qwen2.5-VL, a request of two video prompts of different lengths, G 3)."""
+    import tempfile
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from vidrl.models.inputs import prepare_batch
+    from vidrl.models.tiny import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_tiny_model("qwen2_5_vl", tmp)
+        processor = AutoProcessor.from_pretrained(path)
+        model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    samples = [builders.sample(i=0), builders.sample("numeric", i=1, question="How many squares cross the "
+                                                     "frame from the left, and in which order?")]  # fmt: skip
+    batch, fitted = prepare_batch(
+        processor, samples, [builders.frames(4, seed=0), builders.frames(6, seed=1)]
+    )
+    tok = processor.tokenizer
+    stop = tok.convert_tokens_to_ids("<|im_end|>")
+    return model, RolloutRequest(dict(batch), 3, Sampling(), (stop,), tok.pad_token_id, fitted)
+
+
 #: kind → its conformance suite (kinds without one are checked at registration only)
 SUITES: dict[str, Callable[[Any], None]] = {
     "advantage": check_advantage_estimator,
@@ -218,6 +277,7 @@ SUITES: dict[str, Callable[[Any], None]] = {
     "tool": check_tool,
     "judge": check_judge,
     "stage": check_stage,
+    "rollout_backend": check_rollout_backend,
 }
 
 

@@ -26,7 +26,7 @@ from vidrl.config import TurnLimits, VisionBudget
 from vidrl.models.inputs import Geometry, fit_clip, run_processor
 from vidrl.plugin.components import RolloutBackend, Tool
 from vidrl.tools.calls import CLOSE, call_tool, parse_tool_call
-from vidrl.types import Generation, Observation, Sample, Sampling, ToolContext
+from vidrl.types import Generation, Observation, RolloutRequest, Sample, Sampling, ToolContext
 
 CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
@@ -155,9 +155,10 @@ def tool_rollout(
     limits: TurnLimits,
     setup: ToolSetup,
 ) -> tuple[Generation, list[Conversation]]:
-    """G multi-turn roll-outs per prompt of ``batch``; ``backend`` must stop on every id of
-    ``setup.stop_ids``. Returns the ``Generation`` to train on and the conversations (texts for
-    rewards: ``conv.text``; calls for logs and the tool bonus: ``conv.calls``)."""
+    """G multi-turn roll-outs per prompt of ``batch``, each turn one request to ``backend`` (the
+    active conversations, stopping on ``setup.stop_ids``). Returns the ``Generation`` to train on
+    and the conversations (texts for rewards: ``conv.text``; calls for logs and the tool bonus:
+    ``conv.calls``)."""
     tok, device = processor.tokenizer, batch["input_ids"].device
     convs, stops = conversations(batch, g), set(setup.stop_ids)
     for _ in range(limits.max_turns + 1):
@@ -166,7 +167,10 @@ def tool_rollout(
             break
         rooms = [min(limits.max_turn_tokens, limits.max_total_tokens - c.response_len) for _, c in active]
         turn_sampling = Sampling(sampling.temperature, sampling.top_p, max(1, max(rooms)))
-        rows = backend.generate(collate([c for _, c in active], tok.pad_token_id, device), turn_sampling)
+        inputs = collate([c for _, c in active], tok.pad_token_id, device)
+        rows = backend.generate(
+            RolloutRequest(inputs, 1, turn_sampling, tuple(setup.stop_ids), tok.pad_token_id)
+        )
         for (i, conv), row, room in zip(active, rows, rooms, strict=True):
             toks = _turn_tokens(row, stops, tok.pad_token_id, room)
             turn = tok.decode(toks, skip_special_tokens=True)
@@ -266,9 +270,8 @@ class ToolRunner:
     call must be one token of the tokenizer (it is for Qwen's ``</tool_call>``)."""
 
     def __init__(self, policy: Any, tools: Mapping[str, Tool], dataset: Any, video_backend: Any,
-                 budget: VisionBudget) -> None:  # fmt: skip
+                 budget: VisionBudget, backend: RolloutBackend) -> None:  # fmt: skip
         from vidrl.errors import ConfigError
-        from vidrl.models.generate import HFGenerate
 
         tok = policy.tokenizer
         vocab = tok.get_vocab()
@@ -277,7 +280,7 @@ class ToolRunner:
         self.policy, self.tools, self.dataset, self.video_backend = policy, tools, dataset, video_backend
         self.budget, self.call_end_id = budget, vocab[CLOSE]
         self.stops = [vocab[t] for t in (tok.eos_token, CLOSE, "</answer>") if t in vocab]
-        self.backend = HFGenerate(policy.base, self.stops, policy.pad_id)
+        self.backend = backend
 
     def setup(self, samples: Sequence[Sample]) -> ToolSetup:
         """The ``ToolSetup`` of a batch of prompts [P]."""

@@ -106,7 +106,7 @@ def _step(setup, session, estimator="grpo", loss="no_old", iterations=1):
     tok = processor.tokenizer
     eos = tok.convert_tokens_to_ids("<|im_end|>")
     learner = vidrl.Learner(model, torch.optim.SGD(model.parameters(), lr=0.1), None,
-                            vidrl.HFGenerate(model, eos, tok.pad_token_id), eos)  # fmt: skip
+                            vidrl.HFGenerate().attach(model), eos)  # fmt: skip
     algo = Algorithm(session.create("advantage", estimator), session.create("loss", loss),
                      [("format", 1.0, session.create("reward", "format"))])  # fmt: skip
     opts = StepOptions(group_size=3, micro_batch_size=3, num_iterations=iterations, max_grad_norm=0.0,

@@ -34,8 +34,8 @@ def test_gradient_checkpointing_gives_the_same_gradients_with_a_frozen_vision_to
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(path)
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    backend = HFGenerate(model, eos, processor.tokenizer.pad_token_id)
-    gen = rollout(backend, batch, 2, Sampling(max_new_tokens=6), eos)
+    backend = HFGenerate().attach(model)
+    gen = rollout(backend, batch, 2, Sampling(max_new_tokens=6), eos, processor.tokenizer.pad_token_id)
     lp, plain, runs = _grads(path, gen, checkpointing=False)
     lp_ckpt, ckpt, runs_ckpt = _grads(path, gen, checkpointing=True)
     assert (runs, runs_ckpt) == (1, 2)  # checkpointed: the layer's MLP runs again in the backward pass

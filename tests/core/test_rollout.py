@@ -18,8 +18,8 @@ def setup(video_prompts):
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(path)
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    backend = HFGenerate(model, eos, processor.tokenizer.pad_token_id)
-    gen = rollout(backend, batch, 3, Sampling(max_new_tokens=8), eos)
+    backend = HFGenerate().attach(model)
+    gen = rollout(backend, batch, 3, Sampling(max_new_tokens=8), eos, processor.tokenizer.pad_token_id)
     return model, processor, batch, gen, eos
 
 

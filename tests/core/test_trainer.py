@@ -45,7 +45,7 @@ def _learner(path, processor, optimizer="sgd", reference=False):
     )
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     ref = copy.deepcopy(model).eval() if reference else None
-    return Learner(model, opt, None, HFGenerate(model, eos, processor.tokenizer.pad_token_id), eos, ref)
+    return Learner(model, opt, None, HFGenerate().attach(model), eos, ref)
 
 
 def _algo(session, beta=0.0):

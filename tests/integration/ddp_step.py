@@ -34,16 +34,17 @@ class FixedResponses(vidrl.RolloutBackend):
     def __init__(self, eos_id, pad_id, vocab):
         self.eos_id, self.pad_id, self.vocab = eos_id, pad_id, vocab
 
-    def generate(self, prompt, sampling):
+    def generate(self, request):
         rows = []
-        for j, (ids, mask) in enumerate(zip(prompt["input_ids"], prompt["attention_mask"], strict=True)):
-            ids = ids[mask.bool()]  # without the left padding, which depends on the batch
-            g = torch.Generator().manual_seed(int((ids * torch.arange(len(ids))).sum()) * 10 + j % G)
-            n = int(torch.randint(1, T, (1,), generator=g))
-            row = torch.full((T,), self.pad_id)
-            row[:n] = torch.randint(0, 100, (n,), generator=g)
-            row[n] = self.eos_id if n < T else row[n - 1]
-            rows.append(row)
+        for ids in request.prompt_ids():  # without the left padding, which depends on the batch
+            ids = torch.tensor(ids)
+            for k in range(request.group_size):
+                g = torch.Generator().manual_seed(int((ids * torch.arange(len(ids))).sum()) * 10 + k)
+                n = int(torch.randint(1, T, (1,), generator=g))
+                row = torch.full((T,), self.pad_id)
+                row[:n] = torch.randint(0, 100, (n,), generator=g)
+                row[n] = self.eos_id if n < T else row[n - 1]
+                rows.append(row)
         return torch.stack(rows)
 
 

@@ -27,7 +27,8 @@ class Forced(vidrl.RolloutBackend):
         self.model, self.tok, self.scripts, self.stop_ids = model, tok, scripts, stop_ids
         self.turn, self.rows_done, self.seen = 0, set(), {r: [] for r in range(len(scripts))}
 
-    def generate(self, prompt, sampling):
+    def generate(self, request):
+        prompt, sampling = request.batch, request.sampling
         rows = [r for r in range(len(self.scripts)) if r not in self.rows_done]
         width = prompt["input_ids"].shape[1]
         ids = {r: self.tok(self.scripts[r][self.turn], add_special_tokens=False)["input_ids"] for r in rows}

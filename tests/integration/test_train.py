@@ -399,7 +399,8 @@ def test_lora_under_bf16_mixed_generates_under_autocast(tiny_model_dir, tmp_path
     dtypes = []
     q.register_forward_hook(lambda mod, args, out: dtypes.append(out.dtype))
     ids = policy.tokenizer(["how many?"], return_tensors="pt")
-    vidrl.HFGenerate(policy.base, policy.eos_id, policy.pad_id).generate(
-        dict(ids), vidrl.Sampling(max_new_tokens=3)
+    request = vidrl.RolloutRequest(
+        dict(ids), 1, vidrl.Sampling(max_new_tokens=3), (policy.eos_id,), policy.pad_id
     )
+    vidrl.HFGenerate().attach(policy.base).generate(request)
     assert dtypes and set(dtypes) == {torch.bfloat16}

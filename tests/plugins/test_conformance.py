@@ -123,6 +123,29 @@ class SloppyStage(vidrl.Stage):
         pass
 
 
+class GroupMajor(vidrl.HFGenerate):
+    """Right responses in the wrong order: sample k of every prompt, then sample k + 1, ..."""
+
+    name = "group_major"
+
+    def generate(self, request):
+        ids = super().generate(request)
+        g, p = request.group_size, request.num_prompts
+        return ids.view(p, g, -1).transpose(0, 1).reshape(p * g, -1)
+
+
+class NoPadding(vidrl.HFGenerate):
+    """Keeps sampling past the stop token."""
+
+    name = "no_padding"
+
+    def generate(self, request):
+        ids = super().generate(request)
+        ids[:, -1] = request.stop_ids[0]
+        ids[:, 0] = request.stop_ids[0]
+        return ids
+
+
 class Mutants:
     @vidrl.hookimpl
     def register_advantage_estimators(self, register):
@@ -155,6 +178,11 @@ class Mutants:
     def register_stages(self, register):
         register(SloppyStage)
 
+    @vidrl.hookimpl
+    def register_rollout_backends(self, register):
+        register(GroupMajor)
+        register(NoPadding)
+
 
 @pytest.mark.parametrize(
     ("kind", "name", "expected"),
@@ -169,6 +197,8 @@ class Mutants:
         ("judge", "silent", "one Judgement per item"),
         ("tool", "raising", "raised TypeError"),
         ("stage", "sloppy", "check must return a list of str, got [3]"),
+        ("rollout_backend", "group_major", "a prompt's G responses must be equal"),
+        ("rollout_backend", "no_padding", "only pad_id may follow a row's first stop id"),
     ],
 )
 def test_each_suite_catches_a_broken_component(kind, name, expected):
