@@ -156,7 +156,10 @@ class SynthConfig:
 class DataConfig:
     """Data sets (paths to .jsonl/.json/.parquet; ``synth`` when ``train`` is None) and how their
     videos become model inputs: frames at ``fps`` within [min_frames, max_frames], the vision
-    ``budget`` per prompt, the ``system`` prompt. ``cache_clips``: decoded clips kept in memory."""
+    ``budget`` per prompt, the ``system`` prompt. ``cache_clips``: decoded clips kept in memory.
+    ``num_workers``: threads decoding a batch's clips, the next batch's while a step trains (0:
+    in the training thread, when the batch is drawn); the samples and their order do not depend
+    on it."""
 
     train: str | None = None
     eval: str | None = None
@@ -170,10 +173,17 @@ class DataConfig:
     budget: VisionBudget = VisionBudget()
     system: str | None = None
     cache_clips: int = 512
+    num_workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.fps <= 0 or not 1 <= self.min_frames <= self.max_frames or self.cache_clips < 0:
-            raise ValueError(f"need fps > 0, 1 <= min_frames <= max_frames, cache_clips >= 0; got {self}")
+        if (
+            self.fps <= 0
+            or not 1 <= self.min_frames <= self.max_frames
+            or min(self.cache_clips, self.num_workers) < 0
+        ):
+            raise ValueError(
+                f"need fps > 0, 1 <= min_frames <= max_frames, cache_clips >= 0, num_workers >= 0; got {self}"
+            )
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,8 @@ class RunContext:
         stream = SampleStream(len(ds), batch_size, seed, s.rank, s.world_size)
         clips = Clips(ds, self.video_backend, self.config.data)
         data = dataclasses.replace(self.config.data, system=self.system_prompt())
-        return PromptFeed(ds, stream, clips, self.policy().processor, data, self.accelerator.device)
+        processor, device = self.policy().processor, self.accelerator.device
+        return PromptFeed(ds, stream, clips, processor, data, device, self.config.data.num_workers)
 
     def system_prompt(self) -> str | None:
         """``data.system``, followed by the run's ``tools`` (``vidrl.tool_prompt``) when it lists any."""
@@ -356,8 +357,7 @@ class RunContext:
         if loop.scheduler is not None:
             loop.scheduler.load_state_dict(blob["scheduler"])
         if loop.feed is not None:
-            loop.feed.stream.load_state_dict(blob["feed"])
-            loop.feed.skipped = int(blob["skipped"])
+            loop.feed.load_state_dict({"skipped": blob["skipped"], **blob["feed"]})  # older: skipped apart
         ckpt.set_rng_state(ckpt.read_rng(self.checkpoints.resume_path, self.state.rank))
 
     # -- loop stages ------------------------------------------------------------------------

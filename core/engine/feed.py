@@ -5,8 +5,11 @@ raised or counted and skipped (``data.on_bad_row``)."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -69,14 +72,16 @@ class Clips:
     def __init__(self, dataset: Dataset, backend: VideoBackend, config: DataConfig):
         self.dataset, self.backend, self.config = dataset, backend, config
         self._cache: OrderedDict[str, Frames] = OrderedDict()
+        self._lock = threading.Lock()  # feeds decode in threads
 
     def get(self, sample: Sample, frame_factor: int) -> Frames | None:
         """The clip of ``sample`` (None without a video). Raises ``VideoError`` naming the row."""
         if sample.video is None:
             return None
-        if sample.video in self._cache:
-            self._cache.move_to_end(sample.video)
-            return self._cache[sample.video]
+        with self._lock:
+            if sample.video in self._cache:
+                self._cache.move_to_end(sample.video)
+                return self._cache[sample.video]
         c = self.config
         path = str(self.dataset.path(sample.video))
         try:
@@ -84,26 +89,63 @@ class Clips:
                               frame_factor=frame_factor)  # fmt: skip
         except VideoError as e:
             raise VideoError(f"sample {sample.id!r}: {e}") from None
-        if c.cache_clips:
-            self._cache[sample.video] = clip
-            while len(self._cache) > c.cache_clips:
-                self._cache.popitem(last=False)
+        with self._lock:
+            if c.cache_clips:
+                self._cache[sample.video] = clip
+                while len(self._cache) > c.cache_clips:
+                    self._cache.popitem(last=False)
         return clip
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A batch drawn from the stream: samples [P], their clips [P] (None: no video), and the
+    feed's position after it (``PromptFeed.state_dict``)."""
+
+    samples: list[Sample]
+    clips: list[Frames | None]
+    position: dict[str, int]
 
 
 class PromptFeed:
     """Batches of (samples, processor batch) drawn from a ``SampleStream``. With ``on_bad_row:
     skip`` a sample whose video fails to decode is logged, counted in ``skipped`` and replaced
-    by the next index of the stream; otherwise the ``VideoError`` propagates."""
+    by the next index of the stream; otherwise the ``VideoError`` propagates (at the draw of the
+    batch that holds the sample).
+
+    With ``workers`` ≥ 1, clips are decoded by that many threads, and the next batch's while the
+    current step trains (prefetch); the samples, their order and the resume position do not
+    depend on ``workers``. Threads, not processes: the decoders (decord, PyAV, torchcodec) and
+    torch's resizing release the GIL, a decoded clip is not copied between processes, nothing
+    forks after CUDA starts, and the clip cache is shared."""
 
     def __init__(
         self, dataset: Dataset, stream: SampleStream, clips: Clips, processor: Any, config: DataConfig,
-        device: torch.device | str = "cpu",
+        device: torch.device | str = "cpu", workers: int = 0,
     ):  # fmt: skip
         self.dataset, self.stream, self.clips = dataset, stream, clips
         self.processor, self.config, self.device = processor, config, device
         self.factor = processor.video_processor.temporal_patch_size
-        self.skipped = 0
+        self._skipped = 0  # counted by the drawing thread, ahead of the batches handed out
+        self._pool = ThreadPoolExecutor(workers, "vidrl-decode") if workers else None
+        self._ahead = ThreadPoolExecutor(1, "vidrl-prefetch") if workers else None
+        self._next: Future[Drawn] | None = None
+        self._handed = {**stream.state_dict(), "skipped": 0}  # the position after the last batch handed out
+
+    @property
+    def skipped(self) -> int:
+        """Samples skipped so far in the batches handed out."""
+        return int(self._handed["skipped"])
+
+    def state_dict(self) -> dict[str, int]:
+        """The position after the last batch handed out (a prefetched one is drawn again on resume)."""
+        return dict(self._handed)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._discard()
+        self.stream.load_state_dict(state)
+        self._skipped = int(state.get("skipped", 0))
+        self._handed = {**self.stream.state_dict(), "skipped": self._skipped}
 
     def next(self) -> tuple[list[Sample], Any]:
         """The next batch: (samples [P], processor batch)."""
@@ -112,23 +154,51 @@ class PromptFeed:
 
     def draw(self) -> tuple[list[Sample], list[Frames | None]]:
         """The next samples [P] and their decoded clips, not yet prepared."""
-        samples, clips = [], []
-        pending = self.stream.next_indices()
+        drawn = self._next.result() if self._next is not None else self._draw()
+        self._next = self._ahead.submit(self._draw) if self._ahead is not None else None
+        self._handed = drawn.position
+        return drawn.samples, drawn.clips
+
+    def _discard(self) -> None:
+        """Drop a prefetched batch (waiting for its thread, whose error is then no batch's)."""
+        if self._next is not None and not self._next.cancel():
+            self._next.exception()
+        self._next = None
+
+    def _draw(self) -> Drawn:
+        """This rank's next samples and clips, in the stream's order: a round decodes every pending
+        sample (in parallel), and each sample that fails is replaced by the stream's next index,
+        decoded in the next round (the order a serial loop gives)."""
+        samples, clips, pending = [], [], self.stream.next_indices()
         while pending:
-            sample = self.dataset[pending.pop(0)]
+            rows = [self.dataset[i] for i in pending]
+            pending = []
+            for sample, clip in zip(rows, self._decode(rows), strict=True):
+                if isinstance(clip, VideoError):
+                    pending += self._skip(clip)
+                    continue
+                samples.append(sample)
+                clips.append(clip)
+        return Drawn(samples, clips, {**self.stream.state_dict(), "skipped": self._skipped})
+
+    def _decode(self, rows: Sequence[Sample]) -> list[Frames | VideoError | None]:
+        def get(sample: Sample) -> Frames | VideoError | None:
             try:
-                clips.append(self.clips.get(sample, self.factor))
+                return self.clips.get(sample, self.factor)
             except VideoError as e:
-                if self.config.on_bad_row != "skip":
-                    raise
-                self.skipped += 1
-                log.warning("skipping a sample whose video does not decode: %s", e)
-                pending += self.stream.take(1)[:1]
-                if self.skipped > 10 * len(self.dataset):
-                    raise VideoError("no video of the data set decodes") from e
-                continue
-            samples.append(sample)
-        return samples, clips
+                return e
+
+        return list(self._pool.map(get, rows)) if self._pool is not None else [get(s) for s in rows]
+
+    def _skip(self, error: VideoError) -> list[int]:
+        """A replacement index for a sample whose video does not decode (``on_bad_row: skip``)."""
+        if self.config.on_bad_row != "skip":
+            raise error
+        self._skipped += 1
+        log.warning("skipping a sample whose video does not decode: %s", error)
+        if self._skipped > 10 * len(self.dataset):
+            raise VideoError("no video of the data set decodes") from error
+        return self.stream.take(1)[:1]
 
     def batch(self, samples: Sequence[Sample], clips: Sequence[Frames | None]) -> Any:
         batch, fitted = prepare_batch(self.processor, samples, clips, self.config.budget, self.config.system)

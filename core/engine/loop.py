@@ -54,7 +54,7 @@ class StepLoop:
         generators of every rank and the plugins' state."""
         blob = {
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "feed": None if self.feed is None else self.feed.stream.state_dict(),
+            "feed": None if self.feed is None else self.feed.state_dict(),
             "skipped": 0 if self.feed is None else self.feed.skipped,
         }
         return self.run.save_checkpoint(name, blob, keep, optimizer=self.optimizer)

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from vidrl.config import DataConfig
 from vidrl.data.datasets import load_dataset
@@ -45,26 +46,71 @@ def test_bad_stream_arguments(bad):
         SampleStream(**bad)
 
 
-def _feed(tmp_path, synth_data, on_bad_row, video_prompts):
-    shutil.copytree(synth_data.parent / "videos", tmp_path / "videos")
-    (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
-    rows = [json.loads(r) for r in synth_data.read_text().splitlines()[:3]]
-    rows.insert(0, {**rows[0], "id": "broken", "video": "videos/broken.mp4"})
-    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+def _feed(tmp_path, synth_data, on_bad_row, video_prompts, workers=0, rows=3, batch_size=4):
+    """A feed over ``rows`` synthetic rows after a row whose video is broken (and, with more
+    than 3 rows, a second broken one in the middle)."""
+    if not (tmp_path / "videos").exists():
+        shutil.copytree(synth_data.parent / "videos", tmp_path / "videos")
+        (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
+    good = [json.loads(r) for r in synth_data.read_text().splitlines()[:rows]]
+    data = [{**good[0], "id": "broken", "video": "videos/broken.mp4"}, *good]
+    if rows > 3:
+        data.insert(len(data) // 2, {**good[0], "id": "broken-2", "video": "videos/broken.mp4"})
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
     ds = load_dataset(tmp_path / "data.jsonl")
-    config = DataConfig(on_bad_row=on_bad_row, max_frames=2)
+    config = DataConfig(on_bad_row=on_bad_row, max_frames=2, cache_clips=0)
     clips = Clips(ds, Session().load().create("video_backend", "pyav"), config)
-    return PromptFeed(ds, SampleStream(len(ds), 4, seed=0), clips, video_prompts[1], config)
+    stream = SampleStream(len(ds), batch_size, seed=0)
+    return PromptFeed(ds, stream, clips, video_prompts[1], config, workers=workers)
 
 
-def test_a_bad_video_raises_naming_the_sample(tmp_path, synth_data, video_prompts):
-    feed = _feed(tmp_path, synth_data, "error", video_prompts)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_bad_video_raises_naming_the_sample(tmp_path, synth_data, video_prompts, workers):
+    feed = _feed(tmp_path, synth_data, "error", video_prompts, workers)
     with pytest.raises(VideoError, match="sample 'broken'"):
         feed.next()
 
 
-def test_a_bad_video_is_skipped_counted_and_replaced(tmp_path, synth_data, video_prompts):
-    feed = _feed(tmp_path, synth_data, "skip", video_prompts)  # a batch of all 4 rows: "broken" is in it
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_bad_video_is_skipped_counted_and_replaced(tmp_path, synth_data, video_prompts, workers):
+    feed = _feed(
+        tmp_path, synth_data, "skip", video_prompts, workers
+    )  # a batch of all 4 rows: "broken" in it
     samples, batch = feed.next()
     assert feed.skipped >= 1 and len(samples) == 4 and "broken" not in {s.id for s in samples}
     assert batch["input_ids"].shape[0] == 4
+
+
+def _draws(feed, n):
+    """n draws: (sample ids, clips' pixels, the feed's position after each)."""
+    out = []
+    for _ in range(n):
+        samples, clips = feed.draw()
+        out.append(([s.id for s in samples], [c.pixels for c in clips], feed.state_dict()))
+    return out
+
+
+def _same(a, b):
+    return all(
+        ids == ids2 and pos == pos2 and all(torch.equal(x, y) for x, y in zip(px, px2, strict=True))
+        for (ids, px, pos), (ids2, px2, pos2) in zip(a, b, strict=True)
+    )
+
+
+def test_decoding_threads_and_prefetch_draw_what_the_training_thread_draws(
+    tmp_path, synth_data, video_prompts
+):
+    """Same samples, clips and positions with 0 or 3 workers, over epochs with two broken rows."""
+    serial = _draws(_feed(tmp_path, synth_data, "skip", video_prompts, 0, rows=6, batch_size=3), 6)
+    threaded = _draws(_feed(tmp_path, synth_data, "skip", video_prompts, 3, rows=6, batch_size=3), 6)
+    assert _same(serial, threaded)
+    assert serial[-1][2]["skipped"] >= 2 and serial[-1][2]["epoch"] >= 1
+
+
+def test_a_prefetching_feed_resumes_at_the_last_batch_handed_out(tmp_path, synth_data, video_prompts):
+    a = _feed(tmp_path, synth_data, "skip", video_prompts, 2, rows=6, batch_size=3)
+    _draws(a, 2)  # a third batch is being decoded meanwhile
+    b = _feed(tmp_path, synth_data, "skip", video_prompts, 2, rows=6, batch_size=3)
+    b.load_state_dict(a.state_dict())
+    assert b.skipped == a.skipped
+    assert _same(_draws(a, 3), _draws(b, 3))
