@@ -188,7 +188,10 @@ class Generation:
     included: then ``response_attention`` [B, T] is 1 on every real token (observations too, which
     the mask leaves out of the loss), ``response_types`` [B, T] their ``mm_token_type_ids``, and
     ``clip_rows`` [C] the row of each clip in the prompt's vision inputs (a row may own several:
-    its prompt's video, then each observation's, in order)."""
+    its prompt's video, then each observation's, in order).
+
+    ``group_size``: G when rows p·G … p·G + G − 1 repeat prompt p (a roll-out's groups: the
+    shared-prefix forward computes such a prompt once), 1 when no rows are known to share one."""
 
     prompt: dict[str, Any]
     response_ids: torch.Tensor
@@ -196,6 +199,7 @@ class Generation:
     response_attention: torch.Tensor | None = None
     response_types: torch.Tensor | None = None
     clip_rows: torch.Tensor | None = None
+    group_size: int = 1
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ class RL(vidrl.Stage):
         split: str = "train"
         #: at most this many token positions per forward, besides micro_batch_size rows (0: no limit)
         max_tokens_per_micro_batch: int = 0
+        #: compute each prompt once per micro-batch in the log-prob and update forwards (exact)
+        share_prefix: bool = True
 
         def __post_init__(self) -> None:
             self._check_counts(
@@ -120,7 +122,7 @@ class RL(vidrl.Stage):
         c, policy, algo = self.config, context.policy(), context.algorithm()
         sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
         opts = vidrl.StepOptions(c.group_size, c.micro_batch_size, c.num_iterations, c.optim.max_grad_norm,
-                                 sampling, c.max_tokens_per_micro_batch)  # fmt: skip
+                                 sampling, c.max_tokens_per_micro_batch, c.share_prefix)  # fmt: skip
         vidrl.check_micro_batches(algo, opts)  # fail before the reference model loads
         ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)

@@ -7,8 +7,9 @@ over ``--steps`` steps after one warm-up step, the step's peak memory, its token
 the model FLOPs utilisation of the training passes (MFU: the log-prob forward, 2·N·tokens, and the
 update's forward and backward, 6·N·tokens, plus the LM head on the response tokens, 8·V·H each,
 over the log-prob and update phases' time and the device's dense bf16 peak; N the language
-model's trainable parameters without embeddings and head). β = 0, so no reference model is
-loaded; the vision tower is frozen.
+model's trainable parameters without embeddings and head; a prompt counted once per micro-batch
+when the forwards share it, as they do unless ``--forward-every-copy``). β = 0, so no reference
+model is loaded; the vision tower is frozen.
 
     python benchmarks/gpu/rl_step.py --size qwen2_5_vl_3b --precision bf16-mixed --gradient-checkpointing
 """
@@ -121,7 +122,9 @@ def run(args: argparse.Namespace) -> dict:
         session.create("advantage", "grpo"), session.create("loss", "ppo_clip"), [("length", 1.0, Length())]
     )
     sampling = vidrl.Sampling(1.0, 1.0, args.max_new_tokens)
-    opts = StepOptions(args.group, args.micro_batch, 1, 1.0, sampling)
+    opts = StepOptions(
+        args.group, args.micro_batch, 1, 1.0, sampling, share_prefix=not args.forward_every_copy
+    )
     rows = []
     for i in range(args.steps + 1):
         phases = PeakPhases(cuda)
@@ -141,7 +144,11 @@ def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, head:
     step = sum(med["seconds"].values())
     b = args.prompts * args.group
     response = b * statistics.median(r["response_tokens"] for r in rows)
-    tokens = b * batch["input_ids"].shape[1] + response
+    # prompt copies a training forward computes: one per row, or one per (micro-batch, prompt) shared
+    copies = (
+        b if args.forward_every_copy else len({(i // args.micro_batch, i // args.group) for i in range(b)})
+    )
+    tokens = copies * batch["input_ids"].shape[1] + response
     flops = 8 * n_lm * tokens + 8 * head * response  # log-prob fwd (2) + update fwd and bwd (6)
     prefills = args.prompts * (args.group if args.prefill_every_copy else 1)
     rollout_flops = 2 * n_lm * (prefills * batch["input_ids"].shape[1] + response)  # prefill + decoding
@@ -151,7 +158,8 @@ def _summary(args: argparse.Namespace, rows: list[dict], batch, n_lm: int, head:
     return {
         "device": device, "size": args.size, "precision": args.precision, "frames": args.frames,
         "side": args.side, "shared_vision": not args.encode_every_copy,
-        "shared_prefill": not args.prefill_every_copy, "rollout_tflops": rollout_flops / 1e12,
+        "shared_prefill": not args.prefill_every_copy, "shared_prefix": not args.forward_every_copy,
+        "rollout_tflops": rollout_flops / 1e12,
         "train_tflops": flops / 1e12,
         "gradient_checkpointing": args.gradient_checkpointing, "prompts": args.prompts, "group": args.group,
         "prompt_tokens": int(batch["input_ids"].shape[1]), "trainable_params": n_lm, "steps": args.steps,
@@ -168,7 +176,8 @@ def markdown(r: dict) -> str:
     lines = [
         f"## {r['size']} — {r['device']}, {r['precision']}, checkpointing {r['gradient_checkpointing']}, "
         f"{r['frames']} frames of {r['side']}², clips {'shared' if r['shared_vision'] else 'per row'}, "
-        f"prefill {'once per prompt' if r['shared_prefill'] else 'per row'}",
+        f"prefill {'once per prompt' if r['shared_prefill'] else 'per row'}, "
+        f"update forward {'once per prompt' if r.get('shared_prefix', False) else 'per row'}",
         "",
         f"{r['prompts']} prompts × {r['group']} roll-outs, prompt {r['prompt_tokens']} tokens, "
         f"{r['trainable_params'] / 1e9:.2f} B trainable; median of {r['steps']} steps: "
@@ -204,6 +213,11 @@ def main() -> None:
         "--prefill-every-copy",
         action="store_true",
         help="generation prefills each of a prompt's G copies (as before the prompt was shared)",
+    )
+    ap.add_argument(
+        "--forward-every-copy",
+        action="store_true",
+        help="the log-prob and update forwards compute each row's copy of its prompt (no shared prefix)",
     )
     ap.add_argument("--out", type=Path, help="append the result to <out>/rl-step.{jsonl,md}")
     args = ap.parse_args()

@@ -69,7 +69,7 @@ def stitch(
     for k, p in enumerate(replaced):
         ids[p * g : (p + 1) * g] = new_ids[k * g : (k + 1) * g]
         mask[p * g : (p + 1) * g] = new_mask[k * g : (k + 1) * g]
-    return Generation(repeat_batch(prompt, g), ids, mask)
+    return Generation(repeat_batch(prompt, g), ids, mask, group_size=g)
 
 
 def merge(

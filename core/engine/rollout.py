@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from vidrl import ops
+from vidrl.engine.shared_prefix import can_share, packed_inputs
 from vidrl.models.inputs import PER_CLIP_KEYS, TOKEN_KEYS, VISION_KEYS, repeat_batch
 from vidrl.plugin.components import RolloutBackend
 from vidrl.types import Generation, RolloutRequest, Sampling
@@ -44,7 +45,7 @@ def rollout(
     stops = (stop_ids,) if isinstance(stop_ids, int) else tuple(stop_ids)
     request = RolloutRequest(prompt_batch, g, sampling, stops, pad_id, prompt_batch.get(FITTED_FRAMES))
     ids = backend.generate(request)
-    return Generation(repeat_batch(prompt_batch, g), ids, response_mask(ids, stops[0]))
+    return Generation(repeat_batch(prompt_batch, g), ids, response_mask(ids, stops[0]), group_size=g)
 
 
 def given_responses(prompt_batch: Mapping[str, Any], tokenizer: Any, texts: list[str]) -> Generation:
@@ -65,7 +66,11 @@ def given_responses(prompt_batch: Mapping[str, Any], tokenizer: Any, texts: list
 
 
 def sequence_logprobs(
-    model: Any, gen: Generation, rows: slice | None = None, temperature: float = 1.0
+    model: Any,
+    gen: Generation,
+    rows: slice | None = None,
+    temperature: float = 1.0,
+    share_prefix: bool = False,
 ) -> torch.Tensor:
     """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where
     the response mask is 0. One forward over prompt + response with the vision inputs, without
@@ -73,8 +78,12 @@ def sequence_logprobs(
     hidden states of the t positions that predict the kept response columns only and projects
     those of the masked positions onto the vocabulary in chunks (``token_logprobs_out``): no
     [sequence, vocabulary] logits tensor is ever built, neither over the prompt (thousands of
-    video tokens) nor over the response."""
+    video tokens) nor over the response. With ``share_prefix``, rows that repeat a prompt
+    (``gen.group_size``) are scored by the shared-prefix forward (``vidrl.engine.shared_prefix``:
+    the prompt computed once) when the model and the roll-outs allow it."""
     rows = rows or slice(None)
+    if share_prefix and can_share(model, gen, rows):
+        return _shared_prefix_logprobs(model, gen, rows, temperature)
     prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
     lead, t = trimmed_lengths(gen, rows)
     prompt = {k: v[:, -lead:] if k in TOKEN_KEYS and k in prompt else v for k, v in prompt.items()}
@@ -94,6 +103,16 @@ def sequence_logprobs(
     return torch.nn.functional.pad(lp, (0, gen.response_ids.shape[1] - t))  # [b, T]: 0 past every row's end
 
 
+def _shared_prefix_logprobs(model: Any, gen: Generation, rows: slice, temperature: float) -> torch.Tensor:
+    """``sequence_logprobs`` by the shared-prefix forward: [b, T]."""
+    inputs, prow, pcol = packed_inputs(model, gen, rows)
+    t = prow.shape[1]
+    resp, mask = gen.response_ids[rows, :t], gen.response_mask[rows, :t]
+    with token_logprobs_out(model, resp, mask.bool(), temperature, at=(prow, pcol)):
+        lp = model(**inputs, logits_to_keep=0).logits
+    return torch.nn.functional.pad(lp, (0, gen.response_ids.shape[1] - t))
+
+
 def trimmed_lengths(gen: Generation, rows: slice) -> tuple[int, int]:
     """(prompt columns, response columns) that rows ``rows`` of ``gen`` need: without the leading
     prompt columns that are padding in every one of them, and the trailing response columns none
@@ -109,20 +128,23 @@ def trimmed_lengths(gen: Generation, rows: slice) -> tuple[int, int]:
 
 @contextmanager
 def token_logprobs_out(
-    model: Any, targets: torch.Tensor, keep: torch.Tensor, temperature: float
-) -> Iterator[None]:
+    model: Any, targets: torch.Tensor, keep: torch.Tensor, temperature: float,
+    at: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Iterator[None]:  # fmt: skip
     """Within the block, ``model``'s forward returns as ``logits`` the log-probs [b, T] of
     ``targets`` [b, T] where ``keep`` [b, T] (0 elsewhere), computed inside its LM head's forward
-    from the hidden states of the last T + 1 positions [b, T + 1, H] (the last one predicts nothing)
-    by ``vidrl.ops.linear_token_logprobs``. Inside the forward, so that a sharded head (FSDP2) has
-    its whole weight [V, H] there. ``model`` may be wrapped (DDP: ``.module``)."""
+    by ``vidrl.ops.linear_token_logprobs`` from the hidden states of the last T + 1 positions
+    [b, T + 1, H] (the last one predicts nothing), or with ``at`` = (rows [b, T], positions
+    [b, T]) from those hidden states of the forward's [n, N, H]. Inside the forward, so that a
+    sharded head (FSDP2) has its whole weight [V, H] there. ``model`` may be wrapped (DDP: ``.module``)."""
     base = getattr(model, "module", model)
     head = base.get_output_embeddings()
     if not isinstance(getattr(head, "weight", None), torch.Tensor) or getattr(head, "bias", None) is not None:
         raise TypeError(f"{type(base).__name__}: expected a bias-free linear LM head, got {head!r}")
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
-        h, w = hidden[:, :-1][keep], head.weight
+        h = hidden[:, :-1][keep] if at is None else hidden[at[0][keep], at[1][keep]]
+        w = head.weight
         with torch.autocast(h.device.type, enabled=False):  # in the head's dtype: float32 (FSDP2 too)
             values = ops.linear_token_logprobs(h.to(w.dtype), w, targets[keep], temperature)
         return torch.zeros(targets.shape, dtype=values.dtype, device=targets.device).masked_scatter(

@@ -41,7 +41,9 @@ class StepOptions:
     ``num_iterations``: optimizer steps on one rollout batch; ``max_grad_norm``: clipping (0 =
     none); ``max_tokens_per_micro_batch``: also at most this many token positions per forward
     (rows × their trimmed prompt + response length; 0: no limit; one row, or one group for a
-    loss that needs whole groups, may exceed it)."""
+    loss that needs whole groups, may exceed it); ``share_prefix``: the log-prob and update
+    forwards compute each prompt once per micro-batch for the rows that repeat it
+    (``vidrl.engine.shared_prefix``; exact)."""
 
     group_size: int = 8
     micro_batch_size: int = 8
@@ -49,6 +51,7 @@ class StepOptions:
     max_grad_norm: float = 1.0
     sampling: Sampling = field(default_factory=Sampling)
     max_tokens_per_micro_batch: int = 0
+    share_prefix: bool = True
 
 
 class Collective:
@@ -113,12 +116,14 @@ def old_from_update(opts: StepOptions) -> bool:
     return opts.num_iterations == 1
 
 
-def logprobs(model: Any, gen: Generation, micro: int | Sequence[slice], temperature: float) -> torch.Tensor:
+def logprobs(
+    model: Any, gen: Generation, micro: int | Sequence[slice], temperature: float, share_prefix: bool = False
+) -> torch.Tensor:
     """No-grad log-probs [B, T] in micro-batches of ``micro`` rows, or the given row ranges (old
     or reference policy)."""
     with torch.no_grad():
         parts = _parts(len(gen.response_ids), micro)
-        return torch.cat([sequence_logprobs(model, gen, part, temperature) for part in parts])
+        return torch.cat([sequence_logprobs(model, gen, part, temperature, share_prefix) for part in parts])
 
 
 def _parts(rows: int, micro: int | Sequence[slice]) -> Sequence[slice]:
@@ -220,7 +225,7 @@ def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptio
     """``num_iterations`` optimizer steps over the batch (metrics averaged over them)."""
 
     def loss_fn(rows: slice) -> LossOutput:
-        lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature)
+        lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature, opts.share_prefix)
         return call_loss(algo.loss, batch.loss_inputs(lp, rows))
 
     sums: dict[str, float] = {}
@@ -380,8 +385,8 @@ def _logprob_phase(
     if want_old or want_ref:
         temp = opts.sampling.temperature
         with phases("logprob"):
-            old = logprobs(learner.model, gen, parts, temp) if want_old else None
-            ref = logprobs(learner.reference, gen, parts, temp) if want_ref else None
+            old = logprobs(learner.model, gen, parts, temp, opts.share_prefix) if want_old else None
+            ref = logprobs(learner.reference, gen, parts, temp, opts.share_prefix) if want_ref else None
     return old, ref, current
 
 

@@ -55,13 +55,13 @@ def _algo(session, beta=0.0):
                      [("length", 1.0, Length()), ("format", 1.0, fmt)])  # fmt: skip
 
 
-def _step(setup, micro, beta=0.0, iterations=1, optimizer="sgd", max_tokens=0):
+def _step(setup, micro, beta=0.0, iterations=1, optimizer="sgd", max_tokens=0, share_prefix=True):
     path, processor, batch, samples = setup
     learner = _learner(path, processor, optimizer, reference=beta > 0)
     before = [p.detach().clone() for p in learner.model.parameters()]
     opts = StepOptions(group_size=3, micro_batch_size=micro, num_iterations=iterations, max_grad_norm=0.0,
                        sampling=Sampling(max_new_tokens=6),
-                       max_tokens_per_micro_batch=max_tokens)  # fmt: skip
+                       max_tokens_per_micro_batch=max_tokens, share_prefix=share_prefix)  # fmt: skip
     torch.manual_seed(123)  # the same roll-outs in every call
     metrics, record = rl_step(
         learner, _algo(Session().load(), beta), processor.tokenizer, batch, samples, opts
@@ -134,6 +134,18 @@ def test_token_budgets_split_micro_batches_without_changing_the_update(setup, be
         for a, b in zip(whole, split, strict=True):
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
     assert micro_batches(gen, 6, 1, multiple=3) == [slice(0, 3), slice(3, 6)]  # whole groups kept
+
+
+@pytest.mark.parametrize(("micro", "iterations", "beta"), [(6, 1, 0.0), (4, 2, 0.05)])
+def test_the_shared_prefix_forward_makes_the_same_update(setup, micro, iterations, beta):
+    """Each prompt computed once per micro-batch (old, reference and update forwards alike; 4 rows
+    cut a group of 3) gives the per-row forward's metrics and parameter update."""
+    m_row, _, per_row = _step(setup, micro=micro, beta=beta, iterations=iterations, share_prefix=False)
+    m_shared, _, shared = _step(setup, micro=micro, beta=beta, iterations=iterations)
+    for a, b in zip(per_row, shared, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    for key in ("loss", "grad_norm", "clip_frac", "ratio"):
+        assert m_shared[key] == pytest.approx(m_row[key], rel=1e-4, abs=1e-6), key
 
 
 def test_every_rank_runs_as_many_micro_batches(setup):
