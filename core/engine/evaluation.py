@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from vidrl import text
 from vidrl.data.video import VideoError
 from vidrl.engine.feed import Clips
-from vidrl.engine.rollout import FITTED_FRAMES, decode, rollout
+from vidrl.engine.rollout import decode, rollout
 from vidrl.models.generate import HFGenerate
-from vidrl.models.inputs import prepare_batch
+from vidrl.models.inputs import FITTED_FRAMES, prepare_batch
 from vidrl.models.sharding import gathered
 from vidrl.plugin.components import RolloutBackend
 from vidrl.tools.report import tool_metrics

@@ -17,8 +17,7 @@ import torch
 from vidrl.config import DataConfig
 from vidrl.data.datasets import Dataset
 from vidrl.data.video import VideoBackend, VideoError, read_video
-from vidrl.engine.rollout import FITTED_FRAMES
-from vidrl.models.inputs import prepare_batch
+from vidrl.models.inputs import FITTED_FRAMES, prepare_batch
 from vidrl.types import Frames, Sample
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,9 @@ import torch
 
 from vidrl import ops
 from vidrl.engine.shared_prefix import can_share, packed_inputs
-from vidrl.models.inputs import PER_CLIP_KEYS, TOKEN_KEYS, VISION_KEYS, repeat_batch
+from vidrl.models.inputs import FITTED_FRAMES, PER_CLIP_KEYS, TOKEN_KEYS, VISION_KEYS, repeat_batch
 from vidrl.plugin.components import RolloutBackend
 from vidrl.types import Generation, RolloutRequest, Sampling
-
-#: the prompt-batch entry (not a tensor) with each prompt's clip as fitted (``Frames`` or None),
-#: set by the engine's feeds for roll-out backends (``RolloutRequest.frames``)
-FITTED_FRAMES = "fitted_frames"
 
 
 def decode(tokenizer: Any, gen: Generation) -> list[str]:
@@ -82,8 +78,23 @@ def sequence_logprobs(
     (``gen.group_size``) are scored by the shared-prefix forward (``vidrl.engine.shared_prefix``:
     the prompt computed once) when the model and the roll-outs allow it."""
     rows = rows or slice(None)
+    inputs, t = row_inputs(gen, rows)
+    resp, mask = gen.response_ids[rows, :t], gen.response_mask[rows, :t]
     if share_prefix and can_share(model, gen, rows):
-        return _shared_prefix_logprobs(model, gen, rows, temperature)
+        packed, at = packed_inputs(model, gen, rows, inputs, t)
+        with token_logprobs_out(model, resp, mask.bool(), temperature, at):
+            lp = model(**packed, logits_to_keep=0).logits
+    else:
+        with token_logprobs_out(model, resp, mask.bool(), temperature):
+            # the last t + 1 positions reach the head: those predicting the t response tokens, and the last
+            lp = model(**inputs, logits_to_keep=t + 1).logits
+    return torch.nn.functional.pad(lp, (0, gen.response_ids.shape[1] - t))  # [b, T]: 0 past every row's end
+
+
+def row_inputs(gen: Generation, rows: slice) -> tuple[dict[str, Any], int]:
+    """The per-row forward's inputs for rows ``rows`` of ``gen``: each row's prompt and response,
+    without the columns none of them needs (``trimmed_lengths``): ``input_ids``,
+    ``attention_mask`` and ``mm_token_type_ids`` [b, lead + t] and the rows' vision inputs; and t."""
     prompt = _slice_prompt(gen.prompt, rows, gen.clip_rows)
     lead, t = trimmed_lengths(gen, rows)
     prompt = {k: v[:, -lead:] if k in TOKEN_KEYS and k in prompt else v for k, v in prompt.items()}
@@ -97,20 +108,7 @@ def sequence_logprobs(
     if "mm_token_type_ids" in prompt:
         types = torch.zeros_like(resp) if gen.response_types is None else gen.response_types[rows, :t]
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], types], dim=1)
-    with token_logprobs_out(model, resp, mask.bool(), temperature):
-        # the last t + 1 positions reach the head: those predicting the t response tokens, and the final one
-        lp = model(**inputs, logits_to_keep=t + 1).logits
-    return torch.nn.functional.pad(lp, (0, gen.response_ids.shape[1] - t))  # [b, T]: 0 past every row's end
-
-
-def _shared_prefix_logprobs(model: Any, gen: Generation, rows: slice, temperature: float) -> torch.Tensor:
-    """``sequence_logprobs`` by the shared-prefix forward: [b, T]."""
-    inputs, prow, pcol = packed_inputs(model, gen, rows)
-    t = prow.shape[1]
-    resp, mask = gen.response_ids[rows, :t], gen.response_mask[rows, :t]
-    with token_logprobs_out(model, resp, mask.bool(), temperature, at=(prow, pcol)):
-        lp = model(**inputs, logits_to_keep=0).logits
-    return torch.nn.functional.pad(lp, (0, gen.response_ids.shape[1] - t))
+    return inputs, t
 
 
 def trimmed_lengths(gen: Generation, rows: slice) -> tuple[int, int]:

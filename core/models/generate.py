@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from vidrl.models.inputs import TOKEN_KEYS, repeat_batch
+from vidrl.models.positions import language_backbone, text_offsets
 from vidrl.models.sharding import gathered
 from vidrl.plugin.components import RolloutBackend
 from vidrl.types import RolloutRequest
@@ -79,16 +80,16 @@ class HFGenerate(RolloutBackend):
     def _prefill(self, batch: dict[str, torch.Tensor], g: int) -> Any:
         """The KV cache of every prompt token but the last (which ``generate`` then feeds), from one
         forward over the P prompts with their vision inputs, repeated for the G samples of each
-        ([P, ...] → [P·G, ...]). The M-RoPE offsets that Qwen-VL models keep from the prefill
-        (``rope_deltas`` [P, 1]) are repeated alike."""
+        ([P, ...] → [P·G, ...]). A Qwen-VL model continues a cached sequence at its text position
+        plus ``rope_deltas`` [P·G, 1]: set here from the positions the model computes for the
+        whole prompt, as ``generate`` does not from a prefill of part of it."""
         from transformers import DynamicCache
 
-        p, cache = batch["input_ids"].shape[0], DynamicCache(config=self.model.config)
+        cache = DynamicCache(config=self.model.config)
         head = {k: v[:, :-1] if k in TOKEN_KEYS else v for k, v in batch.items()}
         self.model(**head, **{self.cache_key: cache}, use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(g)
-        for module in self.model.modules():
-            deltas = getattr(module, "rope_deltas", None)
-            if torch.is_tensor(deltas) and deltas.shape[0] == p:
-                module.rope_deltas = deltas.repeat_interleave(g, dim=0)
+        inner = language_backbone(self.model)
+        if inner is not None and hasattr(inner, "rope_deltas"):
+            inner.rope_deltas = text_offsets(inner, batch).repeat_interleave(g, dim=0)
         return cache

@@ -27,6 +27,9 @@ VISION_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "imag
 PER_CLIP_KEYS = ("second_per_grid_ts",)
 #: prompt-batch keys with a column per prompt token ([b, L]): trimmed together
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
+#: the prompt-batch entry (not a tensor) with each prompt's clip as fitted (``Frames`` or None),
+#: set by the engine's feeds for roll-out backends (``RolloutRequest.frames``)
+FITTED_FRAMES = "fitted_frames"
 
 
 class BudgetError(VidrlError):

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from vidrl.config import TurnLimits, VisionBudget
-from vidrl.models.inputs import Geometry, fit_clip, run_processor
+from vidrl.models.inputs import FITTED_FRAMES, Geometry, fit_clip, run_processor
 from vidrl.plugin.components import RolloutBackend, Tool
 from vidrl.tools.calls import CLOSE, call_tool, parse_tool_call
 from vidrl.types import Generation, Observation, RolloutRequest, Sample, Sampling, ToolContext
@@ -159,18 +159,16 @@ def tool_rollout(
     active conversations, stopping on ``setup.stop_ids``). Returns the ``Generation`` to train on
     and the conversations (texts for rewards: ``conv.text``; calls for logs and the tool bonus:
     ``conv.calls``)."""
-    tok, device = processor.tokenizer, batch["input_ids"].device
+    tok = processor.tokenizer
     convs, stops = conversations(batch, g), set(setup.stop_ids)
-    for _ in range(limits.max_turns + 1):
+    for k in range(limits.max_turns + 1):
         active = [(i, c) for i, c in enumerate(convs) if not c.done]
         if not active:
             break
         rooms = [min(limits.max_turn_tokens, limits.max_total_tokens - c.response_len) for _, c in active]
         turn_sampling = Sampling(sampling.temperature, sampling.top_p, max(1, max(rooms)))
-        inputs = collate([c for _, c in active], tok.pad_token_id, device)
-        rows = backend.generate(
-            RolloutRequest(inputs, 1, turn_sampling, tuple(setup.stop_ids), tok.pad_token_id)
-        )
+        rows = backend.generate(_turn_request(batch, [c for _, c in active], g if k == 0 else 1,
+                                              turn_sampling, setup, tok.pad_token_id))  # fmt: skip
         for (i, conv), row, room in zip(active, rows, rooms, strict=True):
             toks = _turn_tokens(row, stops, tok.pad_token_id, room)
             turn = tok.decode(toks, skip_special_tokens=True)
@@ -180,6 +178,19 @@ def tool_rollout(
                 obs = _observe(conv, turn, setup.tools, setup.contexts[i // g])
                 _append(conv, obs, processor, setup, limits.max_total_tokens)
     return _generation(batch, convs, g, tok.pad_token_id), convs
+
+
+def _turn_request(
+    batch: Mapping[str, Any], active: Sequence[Conversation], g: int, sampling: Sampling, setup: ToolSetup,
+    pad_id: int,
+) -> RolloutRequest:  # fmt: skip
+    """A turn's request: on the first (``g`` > 1: every conversation still holds its prompt alone)
+    the prompts themselves, G samples each, so that a backend may prefill each prompt once; then
+    every active conversation, one sample each."""
+    stops = tuple(setup.stop_ids)
+    if g > 1:
+        return RolloutRequest(batch, g, sampling, stops, pad_id, batch.get(FITTED_FRAMES))
+    return RolloutRequest(collate(active, pad_id, batch["input_ids"].device), 1, sampling, stops, pad_id)
 
 
 def _policy_turn(conv: Conversation, toks: Sequence[int], text: str) -> None:
@@ -228,7 +239,9 @@ def _generation(batch: Mapping[str, Any], convs: Sequence[Conversation], g: int,
         ids[r, :n], mask[r, :n] = torch.tensor(c.ids[p:], dtype=torch.long), torch.tensor(c.trained[p:])
         attention[r, :n], types[r, :n] = 1, torch.tensor(c.types[p:], dtype=torch.long)
     rows = torch.tensor([r for r, _ in clips], dtype=torch.long) if clips else None
-    return Generation(prompt, ids.to(device), mask.to(device), attention.to(device), types.to(device), rows)
+    return Generation(
+        prompt, ids.to(device), mask.to(device), attention.to(device), types.to(device), rows, g
+    )
 
 
 def given_conversations(

@@ -14,23 +14,24 @@ from vidrl.types import Frames, Sample, VideoInfo
 G = 3
 
 
-def _clip(frames: int, seed: int) -> Frames:
+def _clip(frames: int, seed: int, fps: float = 2.0) -> Frames:
     g = torch.Generator().manual_seed(seed)
     pixels = torch.randint(0, 256, (frames, 56, 56, 3), generator=g, dtype=torch.uint8)
-    return Frames(pixels, torch.arange(frames) / 2.0, torch.arange(frames), VideoInfo(frames, 2.0, 56, 56))
+    return Frames(pixels, torch.arange(frames) / fps, torch.arange(frames), VideoInfo(frames, fps, 56, 56))
 
 
 @pytest.fixture(scope="module", params=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def arch_prompts(request, tiny_model_dir):
     """(model, tokenizer, batch): two prompts of different lengths (so one is left-padded), with
-    clips of 4 and 6 frames."""
+    clips of 8 and 6 frames at 0.05 fps (40 s per temporal patch: M-RoPE's time
+    axis runs far ahead of the token count, which a wrong offset after the prefill would show)."""
     path = tiny_model_dir(request.param)
     processor = AutoProcessor.from_pretrained(path)
     samples = [
         Sample(id="a", question="What colour is it?", answer="A"),
         Sample(id="b", question="How many squares cross the frame from the left, in all?", answer="3"),
     ]
-    batch, _ = prepare_batch(processor, samples, [_clip(4, 0), _clip(6, 1)])
+    batch, _ = prepare_batch(processor, samples, [_clip(8, 0, fps=0.05), _clip(6, 1, fps=0.05)])
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(path).eval()
     return model, processor.tokenizer, {k: v for k, v in batch.items() if torch.is_tensor(v)}
@@ -53,6 +54,23 @@ def test_sharing_the_prompt_samples_the_same_tokens_as_prefilling_every_copy(arc
         out[share] = backend.generate(request)
     assert out[True].shape == (2 * G, out[True].shape[1]) and out[True].shape[1] <= 10
     assert torch.equal(out[True], out[False])
+
+
+def test_sharing_the_prompt_decodes_with_the_same_logits(arch_prompts):
+    """The next-token logits of every decoding step equal those of G prefills (sensitive to the
+    M-RoPE positions the decoding continues from, which the tokens of a random tiny model may
+    not be)."""
+    model, tok, batch = arch_prompts
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "max_new_tokens": 5,
+           "eos_token_id": [eos], "pad_token_id": tok.pad_token_id, "min_new_tokens": 5,
+           "output_logits": True, "return_dict_in_generate": True}  # fmt: skip
+    logits = {}
+    for share in (False, True):
+        backend = vidrl.HFGenerate(vidrl.HFGenerate.Config(share_prompt=share)).attach(model)
+        with torch.no_grad():
+            logits[share] = torch.stack(backend._generate(batch, G, how).logits)  # [steps, P·G, V]
+    torch.testing.assert_close(logits[True], logits[False], atol=1e-4, rtol=1e-4)
 
 
 def test_sharing_the_prompt_prefills_each_prompt_once(arch_prompts):

@@ -18,13 +18,15 @@ G, T = 3, 7
 
 @pytest.fixture(scope="module", params=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def setup(request, tiny_model_dir):
-    """(model, generation): 2 video prompts of different lengths (4 and 6 frames) × G random
+    """(model, generation): 2 video prompts of different lengths (4 frames at 2 fps, 6 at 0.05) × G random
     responses of lengths 7, 3, 5 | 1, 6, 7 (no media placeholder among them)."""
     path = tiny_model_dir(request.param)
     processor = AutoProcessor.from_pretrained(path)
     samples = [builders.sample(i=0), builders.sample("numeric", i=1, question="How many squares cross the "
                                                      "frame from the left, and in which order?")]  # fmt: skip
-    batch, _ = prepare_batch(processor, samples, [builders.frames(4, seed=0), builders.frames(6, seed=1)])
+    batch, _ = prepare_batch(
+        processor, samples, [builders.frames(4, seed=0), builders.frames(6, seed=1, fps=0.05)]
+    )
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(path, attn_implementation="sdpa")
     media = {getattr(model.config, k) for k in MEDIA_TOKEN_KEYS}

@@ -8,7 +8,8 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import vidrl
-from vidrl.models.inputs import prepare_batch
+from vidrl.engine.shared_prefix import can_share
+from vidrl.models.inputs import prepare_batch, repeat_batch
 from vidrl.plugins.frame_toolbox import GetVideoClipFrame
 from vidrl.tools.multiturn import ToolSetup, TurnLimits, tool_rollout
 
@@ -28,7 +29,8 @@ class Forced(vidrl.RolloutBackend):
         self.turn, self.rows_done, self.seen = 0, set(), {r: [] for r in range(len(scripts))}
 
     def generate(self, request):
-        prompt, sampling = request.batch, request.sampling
+        g, sampling = request.group_size, request.sampling
+        prompt = request.batch if g == 1 else repeat_batch(request.batch, g)  # the first turn: G per prompt
         rows = [r for r in range(len(self.scripts)) if r not in self.rows_done]
         width = prompt["input_ids"].shape[1]
         ids = {r: self.tok(self.scripts[r][self.turn], add_special_tokens=False)["input_ids"] for r in rows}
@@ -100,6 +102,29 @@ def test_a_tool_rollout_scores_in_one_forward_as_it_was_sampled(setup):
     torch.testing.assert_close(
         vidrl.sequence_logprobs(model, gen, slice(1, 2))[0], lp[1][: lp.shape[1]], atol=1e-5, rtol=1e-5
     )
+
+
+def test_the_shared_prefix_forward_scores_tool_rollouts_exactly(setup):
+    """Two roll-outs of one prompt, one with an observation clip inside its response: packed with
+    the prompt once, their log-probs and gradients equal the per-row forward's."""
+    model, processor, batch, tools = setup
+    forced = Forced(model, processor.tokenizer, [[CALL, ANSWER], [ANSWER]], tools.stop_ids)
+    limits = TurnLimits(max_turns=2, max_turn_tokens=128, max_total_tokens=2048)
+    gen, _ = tool_rollout(forced, processor, batch, 2, vidrl.Sampling(0.0, max_new_tokens=128), limits, tools)
+    assert gen.group_size == 2 and can_share(model, gen, slice(None))
+    out = {}
+    for share in (False, True):
+        model.zero_grad()
+        lp = vidrl.sequence_logprobs(model, gen, temperature=0.9, share_prefix=share)
+        (lp * torch.linspace(-1, 1, lp.numel()).view_as(lp)).sum().backward()
+        out[share] = (
+            lp.detach(),
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        )
+    torch.testing.assert_close(out[True][0], out[False][0], atol=1e-5, rtol=0)
+    for name, grad in out[False][1].items():
+        scale = grad.abs().max().clamp_min(1.0)
+        torch.testing.assert_close(out[True][1][name] / scale, grad / scale, atol=1e-5, rtol=0, msg=name)
 
 
 def test_teacher_forcing_builds_the_sequence_a_rollout_of_the_same_turns_builds(setup):
