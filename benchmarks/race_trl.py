@@ -1,13 +1,15 @@
-"""A race: Hugging Face TRL's GRPOTrainer against vidrl's RL step, on the same tiny Qwen2.5-VL
-(random weights), with the same shapes: 2 prompts × 4 roll-outs, at most 16 new tokens, β = 0,
-one 56×56 image per prompt for TRL (which takes no video) and a 2-frame 56×56 clip (the same
-pixel count after the temporal patch of 2) for vidrl; AdamW at lr 1e-5 on both sides,
-CPU, the same torch build (TRL is installed with ``--no-deps`` into ``--trl-site`` on top of this
+"""A race: Hugging Face TRL's GRPOTrainer against vidrl's ``rl`` stage (the whole stage, as
+``vidrl train`` runs it: data feed, roll-out, update, logs), on the same tiny Qwen2.5-VL (random
+weights), with the same shapes: 2 prompts × 4 roll-outs, at most 16 new tokens, β = 0, one S×S
+image per prompt for TRL (which takes no video) and a 2-frame S×S clip of a synthetic mp4 (the
+same pixel count after the temporal patch of 2) for vidrl; AdamW at lr 1e-5 on both sides, CPU,
+the same torch build (TRL is installed with ``--no-deps`` into ``--trl-site`` on top of this
 environment, created when missing). Each side runs in its own process, alternated ``--rounds``
-times; per step wall time (steps after the first, median) and the process's peak resident
-memory; reports the medians and vidrl/TRL ratios.
+times; per step wall time (between step ends, the first step excluded, median) and the process's
+peak resident memory; reports the medians and vidrl/TRL ratios. S = ``--px`` (56: 4 vision
+tokens per prompt; 224: 64).
 
-    python benchmarks/race_trl.py [--rounds 3] [--steps 6] [--out benchmarks/results/cpu]
+    python benchmarks/race_trl.py [--rounds 3] [--steps 6] [--px 56] [--out benchmarks/results/cpu]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _reward(completions, **_) -> list[float]:  # response length / 10: never a z
     return [len(c[0]["content"] if isinstance(c, list) else c) / 10 for c in completions]
 
 
-def run_trl(steps: int) -> list[float]:
+def run_trl(steps: int, side: int) -> list[float]:
     import numpy as np
     from datasets import Dataset
     from PIL import Image
@@ -45,7 +47,7 @@ def run_trl(steps: int) -> list[float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = _tiny(Path(tmp))
-        images = [Image.fromarray(np.random.RandomState(i).randint(0, 255, (56, 56, 3), dtype=np.uint8))
+        images = [Image.fromarray(np.random.RandomState(i).randint(0, 255, (side, side, 3), dtype=np.uint8))
                   for i in range(2)]  # fmt: skip
         prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
         data = Dataset.from_dict({"prompt": [prompt, prompt], "image": images})
@@ -68,29 +70,13 @@ def run_trl(steps: int) -> list[float]:
     return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
-def run_vidrl(steps: int) -> list[float]:
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
+def run_vidrl(steps: int, side: int) -> list[float]:
+    """vidrl's ``rl`` stage through ``vidrl.engine.pipeline.train``: its feed (synthetic mp4s,
+    decoded and prepared each step), roll-out, update, logs; a plugin stamps each step's end."""
     import vidrl
-    from vidrl.engine.step import Algorithm, Learner, StepOptions, rl_step
-    from vidrl.models.inputs import prepare_batch
-    from vidrl.models.shared_vision import share_identical_clips
-    from vidrl.testing import builders
+    from vidrl.engine.pipeline import train
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = _tiny(Path(tmp))
-        processor = AutoProcessor.from_pretrained(path)
-        torch.manual_seed(0)
-        model = AutoModelForImageTextToText.from_pretrained(path)
-        share_identical_clips(model)  # as vidrl.models.policy.load_model does
-    tok = processor.tokenizer
-    samples = [builders.sample("numeric", i) for i in range(2)]
-    clips = [builders.frames(2, 56, 56, seed=i) for i in range(2)]
-    eos = tok.convert_tokens_to_ids("<|im_end|>")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    learner = Learner(model, opt, None, vidrl.HFGenerate().attach(model), eos)
-    session = vidrl.Session().load()
+    stamps: list[float] = []
 
     class Length(vidrl.Reward):
         name = "length"
@@ -98,28 +84,42 @@ def run_vidrl(steps: int) -> list[float]:
         def __call__(self, responses, samples):
             return [len(r) / 10 for r in responses]
 
-    algo = Algorithm(
-        session.create("advantage", "grpo"), session.create("loss", "ppo_clip"), [("length", 1.0, Length())]
-    )
-    opts = StepOptions(
-        group_size=4, micro_batch_size=8, max_grad_norm=1.0, sampling=vidrl.Sampling(1.0, 1.0, 16)
-    )
-    stamps = [time.perf_counter()]
-    for _ in range(steps):
-        batch, _ = prepare_batch(processor, samples, clips)  # each step, as a trainer does
-        rl_step(learner, algo, tok, batch, samples, opts)
-        stamps.append(time.perf_counter())
-    return [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]  # the first step excluded
+    class Race:
+        @vidrl.hookimpl
+        def register_rewards(self, register):
+            register(Length)
+
+        @vidrl.hookimpl
+        def on_step_end(self, state, metrics):
+            stamps.append(time.perf_counter())
+
+    rl = {"steps": steps, "prompts_per_step": 2, "group_size": 4, "micro_batch_size": 8, "max_new_tokens": 16,
+          "optim": {"lr": 1e-5, "max_grad_norm": 1.0}}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = {
+            "seed": 0,
+            "model": {"path": str(_tiny(Path(tmp))), "precision": "fp32"},
+            "data": {"synth": {"train_videos": 2, "eval_videos": 0}, "max_frames": 2, "min_frames": 2,
+                     "budget": {"max_pixels": side * side, "min_pixels": side * side}},
+            "stages": [{"name": "rl", "options": rl}],
+            "advantage": "grpo",
+            "loss": {"name": "ppo_clip", "options": {"beta": 0.0}},
+            "rewards": ["length"],
+            "log": {"progress": False, "plot": False, "samples_every": 0},
+            "eval": {"before": False, "between_stages": False, "after": False},
+        }  # fmt: skip
+        train(*vidrl.load_config(raw, extra_plugins=[(Race(), "race")]), Path(tmp) / "run")
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]  # the first step excluded
 
 
-def _side(name: str, steps: int, trl_site: Path) -> dict:
+def _side(name: str, steps: int, px: int, trl_site: Path) -> dict:
     env = None
     if name == "trl":
         import os
 
         env = {**os.environ, "PYTHONPATH": f"{trl_site}:{os.environ.get('PYTHONPATH', '')}"}
-    out = subprocess.run([sys.executable, __file__, "--side", name, "--steps", str(steps)], env=env,
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    cmd = [sys.executable, __file__, "--side", name, "--steps", str(steps), "--px", str(px)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -135,6 +135,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--px", type=int, default=56, help="side of the images and clip frames")
     ap.add_argument("--trl-site", type=Path, default=Path(__file__).parent / ".trl-site")
     ap.add_argument("--out", type=Path)
     ap.add_argument(
@@ -142,12 +143,16 @@ def main() -> None:
     )  # one side, in its own process
     args = ap.parse_args()
     if args.side:
-        times = (run_trl if args.side == "trl" else run_vidrl)(args.steps)
+        times = (run_trl if args.side == "trl" else run_vidrl)(args.steps, args.px)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
         print(json.dumps({"side": args.side, "step_seconds": times, "peak_mib": peak}))
         return
     _ensure_trl(args.trl_site)
-    runs = [_side(side, args.steps, args.trl_site) for _ in range(args.rounds) for side in ("trl", "vidrl")]
+    runs = [
+        _side(side, args.steps, args.px, args.trl_site)
+        for _ in range(args.rounds)
+        for side in ("trl", "vidrl")
+    ]
     summary = {}
     for side in ("trl", "vidrl"):
         mine = [r for r in runs if r["side"] == side]
@@ -157,7 +162,7 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "race-trl.json").write_text(
+        (args.out / f"race-trl-{args.px}.json").write_text(
             json.dumps({"summary": summary, "runs": runs}, indent=2) + "\n"
         )
 

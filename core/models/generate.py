@@ -53,11 +53,14 @@ class HFGenerate(RolloutBackend):
     def generate(self, request: RolloutRequest) -> torch.Tensor:
         s, batch = request.sampling, {k: v for k, v in request.batch.items() if torch.is_tensor(v)}
         if s.temperature > 0:
-            how = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p}
+            how = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": 0}
         else:
             how = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        # the model's own generation_config.json must not reshape the policy's distribution (Qwen2.5-VL
+        # Instruct ships top_k 1 and repetition_penalty 1.05): the samples must be the policy's own
         how.update(max_new_tokens=s.max_new_tokens, eos_token_id=list(request.stop_ids), synced_gpus=False,
-                   pad_token_id=request.pad_id, suppress_tokens=self.suppress or None)  # fmt: skip
+                   pad_token_id=request.pad_id, suppress_tokens=self.suppress or None, repetition_penalty=1.0,
+                   no_repeat_ngram_size=0, min_new_tokens=0)  # fmt: skip
         was_training = self.model.training
         self.model.eval()
         try:

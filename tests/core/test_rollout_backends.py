@@ -90,6 +90,26 @@ def test_sharing_the_prompt_prefills_each_prompt_once(arch_prompts):
     assert shapes[1] == (p * G, 1) and all(s == (p * G, 1) for s in shapes[1:])
 
 
+def test_samples_come_from_the_policy_not_the_checkpoints_generation_defaults(arch_prompts):
+    """A checkpoint's generation_config.json (Qwen2.5-VL Instruct's: top_k 1, top_p 0.001,
+    temperature 0.1, repetition_penalty 1.05) must not shape roll-outs: with top_k 1 a group's
+    samples would all be equal."""
+    model, tok, batch = arch_prompts
+    saved = model.generation_config.to_dict()
+    model.generation_config.update(
+        top_k=1, top_p=0.001, temperature=0.1, repetition_penalty=1.05, do_sample=True
+    )
+    try:
+        torch.manual_seed(0)
+        ids = vidrl.HFGenerate().attach(model).generate(_request(tok, batch, vidrl.Sampling(1.0, 1.0, 8)))
+    finally:
+        model.generation_config.update(**saved)
+    assert (
+        len({tuple(row.tolist()) for row in ids[:G]}) > 1
+        and len({tuple(row.tolist()) for row in ids[G:]}) > 1
+    )
+
+
 def test_a_static_cache_decodes_the_same_greedy_tokens(arch_prompts):
     model, tok, batch = arch_prompts
     request = _request(tok, batch, vidrl.Sampling(temperature=0.0, max_new_tokens=6))
