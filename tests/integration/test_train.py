@@ -201,7 +201,7 @@ class LetterAPlugin:
 
 def test_rl_alone_raises_an_easy_reward(tiny_model_dir, tmp_path):
     rl = {"steps": 24, "prompts_per_step": 2, "group_size": 6, "micro_batch_size": 12, "max_new_tokens": 8,
-          "optim": {"lr": 3e-3}}  # fmt: skip
+          "optim": {"lr": 1e-2}}  # fmt: skip
     raw = {
         "seed": 0,
         "model": {"path": str(tiny_model_dir("qwen2_5_vl"))},
