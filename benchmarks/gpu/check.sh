@@ -9,7 +9,9 @@
 #    the gpu-marked full-size shapes included; it reports nothing if one fails), then vidrl's Triton
 #    kernels against torch;
 # 2. an RL step by phase (benchmarks/gpu/rl_step.py) on the tiny model, and on a real-size
-#    Qwen2.5-VL-3B with random weights in bf16-mixed with gradient checkpointing.
+#    Qwen2.5-VL-3B with random weights in bf16-mixed with gradient checkpointing; then the 3B step
+#    at G = 8 with a 32-frame clip with each prompt computed once per group (the default) and
+#    with every copy computed (--encode-every-copy --prefill-every-copy --forward-every-copy).
 # 3. only when a PyAV wheel is carried in .whl/ (the machine has no video decoder; fetch it here with
 #    `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64
 #    -d .whl av`): `vidrl train` end to end, the embedded demo (SFT, then RL, held-out evaluation
@@ -43,6 +45,11 @@ part kernels 240 python3 benchmarks/gpu_harness.py --out benchmarks/results
 part rl-step-tiny 45 python3 benchmarks/gpu/rl_step.py --size tiny --out "$out"
 part rl-step-3b 150 python3 benchmarks/gpu/rl_step.py --size qwen2_5_vl_3b --precision bf16-mixed \
   --gradient-checkpointing --prompts 2 --group 4 --frames 16 --side 336 --max-new-tokens 64 --out "$out"
+for flags in "" "--encode-every-copy --prefill-every-copy --forward-every-copy"; do
+  part "prompt-once${flags:+-off}" 150 python3 benchmarks/gpu/rl_step.py --size qwen2_5_vl_3b \
+    --precision bf16-mixed --gradient-checkpointing --prompts 1 --group 8 --micro-batch 8 --frames 32 \
+    --side 336 --max-new-tokens 64 --steps 2 $flags --out "$out"
+done
 if ls .whl/av-*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps --no-compile \
     --target "$site" .whl/av-*.whl >>"$out/install.log" 2>&1; then
   vidrl() { python3 -c "import sys; from vidrl.cli import main; sys.argv[0] = 'vidrl'; sys.exit(main())" "$@"; }
