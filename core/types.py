@@ -166,6 +166,8 @@ class RolloutRequest:
     def __post_init__(self) -> None:
         if self.group_size < 1 or not self.stop_ids:
             raise ValueError(f"need group_size >= 1 and a stop id; got {self.group_size}, {self.stop_ids}")
+        if self.frames is not None and len(self.frames) != self.num_prompts:
+            raise ValueError(f"{len(self.frames)} frames entries for {self.num_prompts} prompts")
 
     @property
     def num_prompts(self) -> int:

@@ -185,14 +185,16 @@ class RunContext:
     def optimizer(self, config: OptimConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         return build_optimizer(self.policy().model, config, total_steps)
 
-    def rollout_backend(self) -> RolloutBackend:
-        """The run's ``rollout`` backend (created once, attached to the policy), synced: a stage
-        or an evaluation asks for it at its start, after whatever changed the weights before."""
+    def rollout_backend(self, sync: bool = True) -> RolloutBackend:
+        """The run's ``rollout`` backend (created once, attached to the policy), synced unless
+        ``sync`` is False: a stage or an evaluation asks for it at its start, on every rank,
+        after whatever changed the weights before."""
         if self._backend is None:
             spec = self.config.rollout or ComponentSpec("hf_generate")
             backend = self.create("rollout_backend", spec, "rollout")
             self._backend = backend.attach(self.policy().base)
-        self._backend.sync()
+        if sync:
+            self._backend.sync()
         return self._backend
 
     # -- data -------------------------------------------------------------------------------

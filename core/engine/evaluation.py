@@ -159,7 +159,7 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
             row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
             answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
 
-    result = evaluate(ctx.rollout_backend(), p.tokenizer, eval_batches(ctx, split), p.eos_id,
+    result = evaluate(ctx.rollout_backend(sync=False), p.tokenizer, eval_batches(ctx, split), p.eos_id,
                       ctx.config.eval.max_new_tokens, on_batch=keep, respond=respond)  # fmt: skip
     if respond is not None:
         result.update(tool_metrics(calls))
@@ -171,6 +171,7 @@ def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
     step and written to ``eval-<label>.json``, every answer to ``eval-<label>-answers.jsonl``."""
     if not has_eval(ctx.config):
         return None
+    ctx.rollout_backend()  # created and synced with the weights on every rank
     with gathered(ctx.policy().model):  # a sharded model: whole on every rank meanwhile
         result = _evaluate_on_main(ctx, label) if ctx.is_main else None
         ctx.barrier()

@@ -153,10 +153,18 @@ class PromptFeed:
 
     def draw(self) -> tuple[list[Sample], list[Frames | None]]:
         """The next samples [P] and their decoded clips, not yet prepared."""
-        drawn = self._next.result() if self._next is not None else self._draw()
+        ahead, self._next = self._next, None
+        drawn = ahead.result() if ahead is not None else self._draw()
         self._next = self._ahead.submit(self._draw) if self._ahead is not None else None
         self._handed = drawn.position
         return drawn.samples, drawn.clips
+
+    def close(self) -> None:
+        """Stop prefetching and end the threads (a drawn-ahead batch is dropped)."""
+        self._discard()
+        for pool in (self._ahead, self._pool):
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
     def _discard(self) -> None:
         """Drop a prefetched batch (waiting for its thread, whose error is then no batch's)."""

@@ -30,6 +30,8 @@ class StepLoop:
     def __iter__(self) -> Iterator[int]:
         yield from range(self.start, self.total)
         self.bar.close()
+        if self.feed is not None:
+            self.feed.close()  # no batch decoded for a step that will not come
 
     def end_step(self, metrics: dict[str, float], record: Any = None) -> None:
         """After an optimizer step: ``on_step_end``, ``metrics.jsonl``, samples (from the step's

@@ -26,9 +26,11 @@ def decode(tokenizer: Any, gen: Generation) -> list[str]:
     return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-def response_mask(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """[B, T] long: 1 on every token up to and including the first ``eos_id``, 0 after."""
-    is_eos = (response_ids == eos_id).long()
+def response_mask(response_ids: torch.Tensor, eos_id: int | Sequence[int]) -> torch.Tensor:
+    """[B, T] long: 1 on every token up to and including the first ``eos_id`` (or the first of
+    any of several), 0 after."""
+    stops = torch.tensor([eos_id] if isinstance(eos_id, int) else list(eos_id), device=response_ids.device)
+    is_eos = torch.isin(response_ids, stops).long()
     after = torch.cumsum(is_eos, dim=1) - is_eos  # eos tokens seen strictly before this position
     return (after == 0).long()
 
@@ -37,11 +39,11 @@ def rollout(
     backend: RolloutBackend, prompt_batch: Mapping[str, Any], g: int, sampling: Sampling,
     stop_ids: int | Sequence[int], pad_id: int,
 ) -> Generation:  # fmt: skip
-    """G responses per prompt of a processor batch (the first of ``stop_ids`` ends a turn)."""
+    """G responses per prompt of a processor batch (each ends at its first token of ``stop_ids``)."""
     stops = (stop_ids,) if isinstance(stop_ids, int) else tuple(stop_ids)
     request = RolloutRequest(prompt_batch, g, sampling, stops, pad_id, prompt_batch.get(FITTED_FRAMES))
     ids = backend.generate(request)
-    return Generation(repeat_batch(prompt_batch, g), ids, response_mask(ids, stops[0]), group_size=g)
+    return Generation(repeat_batch(prompt_batch, g), ids, response_mask(ids, stops), group_size=g)
 
 
 def given_responses(prompt_batch: Mapping[str, Any], tokenizer: Any, texts: list[str]) -> Generation:

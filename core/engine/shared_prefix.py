@@ -12,8 +12,8 @@ instead of k times, and its gradient is the sum over the k responses within one 
 ``tests/core/test_shared_prefix.py``).
 
 Shapes: b rows of the micro-batch, u distinct prompts among them, N the longest packed row, t
-response columns. Qwen-VL models (``get_rope_index``) with sdpa or eager attention (a 4-D mask
-is not a flash-attention input).
+response columns. Qwen-VL models (``get_rope_index``) with sdpa attention: it takes the boolean
+4-D mask (eager attention would add it as numbers, flash-attention takes none).
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from vidrl.types import Generation
 
 def can_share(model: Any, gen: Generation, rows: slice) -> bool:
     """Whether rows ``rows`` of ``gen`` can take the shared-prefix forward and gain from it: two
-    or more of them repeat a prompt, and the model is a Qwen-VL one with sdpa or eager attention."""
-    if gen.group_size < 2 or not any(len(members) > 1 for members in groups(gen, rows)):
+    or more of them repeat a prompt, and the model is a Qwen-VL one with sdpa attention."""
+    if gen.group_size < 2 or not any(len(members) > 1 for members in prompt_groups(gen, rows)):
         return False
     if sum(pixels in gen.prompt for pixels, _ in VISION_KEYS) > 1:  # images and videos: not yet
         return False
     inner = language_backbone(model)
-    return getattr(getattr(inner, "config", None), "_attn_implementation", None) in ("sdpa", "eager")
+    return getattr(getattr(inner, "config", None), "_attn_implementation", None) == "sdpa"
 
 
-def groups(gen: Generation, rows: slice) -> list[list[int]]:
+def prompt_groups(gen: Generation, rows: slice) -> list[list[int]]:
     """The rows of ``rows`` by the prompt they repeat (consecutive runs of ``gen.group_size``),
     as indices into ``rows``."""
     start, stop, _ = rows.indices(len(gen.response_ids))
@@ -66,7 +66,7 @@ def packed_inputs(
     prow = torch.zeros(attend.shape[0], t, dtype=torch.long)
     pcol = torch.zeros_like(prow)
     seqs, order = [], []
-    for j, members in enumerate(groups(gen, rows)):
+    for j, members in enumerate(prompt_groups(gen, rows)):
         first = members[0]
         keep = attend[first, :lead]
         cols = [torch.arange(lead, device=keep.device)[keep]]

@@ -62,8 +62,9 @@ class StageContext(Protocol):
         """An optimizer over the policy's trainable parameters and its schedule."""
         ...
 
-    def rollout_backend(self) -> RolloutBackend:
-        """The run's ``rollout`` backend, attached to the policy and synced with its weights."""
+    def rollout_backend(self, sync: bool = True) -> RolloutBackend:
+        """The run's ``rollout`` backend, attached to the policy and (unless ``sync`` is False)
+        synced with its weights; ask on every rank."""
         ...
 
     # -- data -------------------------------------------------------------------------------

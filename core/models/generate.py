@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from vidrl.models.inputs import TOKEN_KEYS, repeat_batch
+from vidrl.models.inputs import TOKEN_KEYS, model_inputs, repeat_batch
 from vidrl.models.positions import language_backbone, text_offsets
 from vidrl.models.sharding import gathered
 from vidrl.plugin.components import RolloutBackend
@@ -51,7 +51,7 @@ class HFGenerate(RolloutBackend):
 
     @torch.no_grad()
     def generate(self, request: RolloutRequest) -> torch.Tensor:
-        s, batch = request.sampling, {k: v for k, v in request.batch.items() if torch.is_tensor(v)}
+        s, batch = request.sampling, model_inputs(request.batch)
         if s.temperature > 0:
             how = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": 0}
         else:
@@ -60,7 +60,8 @@ class HFGenerate(RolloutBackend):
         # Instruct ships top_k 1 and repetition_penalty 1.05): the samples must be the policy's own
         how.update(max_new_tokens=s.max_new_tokens, eos_token_id=list(request.stop_ids), synced_gpus=False,
                    pad_token_id=request.pad_id, suppress_tokens=self.suppress or None, repetition_penalty=1.0,
-                   no_repeat_ngram_size=0, min_new_tokens=0)  # fmt: skip
+                   no_repeat_ngram_size=0, min_new_tokens=0, typical_p=1.0, epsilon_cutoff=0.0,
+                   eta_cutoff=0.0)  # fmt: skip
         was_training = self.model.training
         self.model.eval()
         try:

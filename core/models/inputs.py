@@ -170,23 +170,25 @@ def run_processor(processor: Any, texts: list[str], clips: list[Frames | None]) 
     return processor(text=texts, **kwargs)
 
 
+def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The model inputs of a processor batch: its tensors, per-clip lists as tensors (a processor
+    may return ``second_per_grid_ts`` as a list), nothing else (``FITTED_FRAMES``)."""
+    out = {k: v for k, v in batch.items() if torch.is_tensor(v)}
+    for key in PER_CLIP_KEYS:
+        if key in batch and not torch.is_tensor(batch[key]):
+            out[key] = torch.tensor(batch[key])
+    return out
+
+
 def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
     """Each prompt of a processor batch repeated ``g`` times in place ([P, ...] → [P·g, ...]),
     vision patch blocks included. Assumes one clip per prompt for each vision key present."""
     _check_one_clip_per_prompt(batch)
-    out: dict[str, Any] = {}
-    for key, value in batch.items():
-        if not torch.is_tensor(value):
-            continue
-        out[key] = value.repeat_interleave(g, dim=0)
-    for pixels, grid in VISION_KEYS:
+    out = {key: value.repeat_interleave(g, dim=0) for key, value in model_inputs(batch).items()}
+    for pixels, grid in VISION_KEYS:  # one block of rows per clip
         if pixels in batch:
-            sizes = batch[grid].prod(-1).tolist()
-            blocks = torch.split(batch[pixels], sizes)
+            blocks = torch.split(batch[pixels], batch[grid].prod(-1).tolist())
             out[pixels] = torch.cat([b for b in blocks for _ in range(g)])
-    for key in PER_CLIP_KEYS:
-        if key in batch and not torch.is_tensor(batch[key]):
-            out[key] = torch.tensor(batch[key]).repeat_interleave(g, dim=0)
     return out
 
 

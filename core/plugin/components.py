@@ -248,9 +248,10 @@ class RolloutBackend(Component, abc.ABC):
     backend returns token ids only and its numerics (kernels, precision, batching) never reach
     the loss: a serving engine such as vLLM or SGLang fits behind this interface.
 
-    The engine calls ``attach(model)`` once with the policy before the first ``generate``, and
-    ``sync()`` whenever the policy's weights may have changed since the last roll-out (after each
-    RL step's update, at the start of every stage and evaluation)."""
+    The engine calls ``attach(model)`` once with the policy before the first ``generate`` (on
+    every rank), and ``sync()`` on every rank whenever the policy's weights may have changed since
+    the last roll-out (after each RL step's update, at the start of each stage and held-out
+    evaluation that rolls out)."""
 
     def attach(self, model: Any) -> RolloutBackend:
         """Bind to the policy ``model`` (the Hugging Face model, unwrapped; FSDP2-sharded when the

@@ -167,8 +167,8 @@ def tool_rollout(
             break
         rooms = [min(limits.max_turn_tokens, limits.max_total_tokens - c.response_len) for _, c in active]
         turn_sampling = Sampling(sampling.temperature, sampling.top_p, max(1, max(rooms)))
-        rows = backend.generate(_turn_request(batch, [c for _, c in active], g if k == 0 else 1,
-                                              turn_sampling, setup, tok.pad_token_id))  # fmt: skip
+        rows = backend.generate(_turn_request(batch, [c for _, c in active], g, k == 0, turn_sampling,
+                                              setup, tok.pad_token_id))  # fmt: skip
         for (i, conv), row, room in zip(active, rows, rooms, strict=True):
             toks = _turn_tokens(row, stops, tok.pad_token_id, room)
             turn = tok.decode(toks, skip_special_tokens=True)
@@ -181,14 +181,14 @@ def tool_rollout(
 
 
 def _turn_request(
-    batch: Mapping[str, Any], active: Sequence[Conversation], g: int, sampling: Sampling, setup: ToolSetup,
-    pad_id: int,
+    batch: Mapping[str, Any], active: Sequence[Conversation], g: int, first: bool, sampling: Sampling,
+    setup: ToolSetup, pad_id: int,
 ) -> RolloutRequest:  # fmt: skip
-    """A turn's request: on the first (``g`` > 1: every conversation still holds its prompt alone)
-    the prompts themselves, G samples each, so that a backend may prefill each prompt once; then
+    """A turn's request: on the ``first`` (every conversation still holds its prompt alone) the
+    prompts themselves, G samples each, so that a backend may prefill each prompt once; then
     every active conversation, one sample each."""
     stops = tuple(setup.stop_ids)
-    if g > 1:
+    if first and g > 1:
         return RolloutRequest(batch, g, sampling, stops, pad_id, batch.get(FITTED_FRAMES))
     return RolloutRequest(collate(active, pad_id, batch["input_ids"].device), 1, sampling, stops, pad_id)
 

@@ -26,6 +26,8 @@ def setup(video_prompts):
 def test_response_mask_stops_after_the_first_end_of_turn():
     ids = torch.tensor([[5, 9, 7, 0, 0], [5, 5, 5, 5, 5], [9, 9, 1, 1, 1]])
     assert response_mask(ids, eos_id=9).tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+    stops = response_mask(torch.tensor([[5, 7, 9, 1], [9, 7, 3, 3], [4, 4, 4, 4]]), eos_id=(7, 9))
+    assert stops.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]]  # the first of any stop id
 
 
 def test_repeat_batch_repeats_prompts_and_their_patch_blocks(setup):

@@ -129,6 +129,8 @@ def test_a_request_hands_over_each_prompt_without_its_padding():
         vidrl.RolloutRequest(batch, 0, vidrl.Sampling(), (3,), 0)
     with pytest.raises(ValueError, match="stop id"):
         vidrl.RolloutRequest(batch, 2, vidrl.Sampling(), (), 0)
+    with pytest.raises(ValueError, match="3 frames entries for 2 prompts"):
+        vidrl.RolloutRequest(batch, 2, vidrl.Sampling(), (3,), 0, frames=[None] * 3)
 
 
 def test_the_run_config_names_the_backend_and_validates_its_options():

@@ -88,3 +88,10 @@ def test_rows_that_share_no_prompt_take_the_per_row_forward(setup):
     model, gen = setup
     assert not can_share(model, gen, slice(2, 4))  # one row of each prompt
     assert not can_share(model, Generation(gen.prompt, gen.response_ids, gen.response_mask), slice(None))
+    config = model.model.config
+    for attn in ("eager", "flash_attention_2"):  # eager would add a boolean mask as numbers; flash takes none
+        config._attn_implementation, saved = attn, config._attn_implementation
+        try:
+            assert not can_share(model, gen, slice(None))
+        finally:
+            config._attn_implementation = saved
