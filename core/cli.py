@@ -270,7 +270,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     for p in problems:
         print(p)
     verdict = f"{len(problems)} of {total} rows are bad" if problems else f"all {total} rows are good"
-    print(f"{args.dataset}: {verdict} (decoded with {backend.name})")
+    members = getattr(backend, "members", [backend])  # backend auto: each in turn, until one reads the file
+    print(f"{args.dataset}: {verdict} (decoded with {', then '.join(m.name for m in members)})")
     return 1 if problems else 0
 
 
@@ -324,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidrl",
         description="RL post-training for video language models.",
         epilog="--traceback (anywhere on the line) or VIDRL_DEBUG=1: show the original traceback of an error "
-        "(and, with `plugins`, of each plugin that failed to load)",
+        "(and, with `plugins`, of each plugin that failed to load); --verbose (anywhere) or VIDRL_VERBOSE=1: "
+        "let the video libraries (FFmpeg, decord) print their own log lines",
     )
     p.add_argument("--version", action="version", version=f"vidrl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -445,7 +447,9 @@ _default_showwarning = warnings.showwarning
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     tracebacks = "--traceback" in argv or os.environ.get("VIDRL_DEBUG", "") not in ("", "0")
-    args = build_parser().parse_args([a for a in argv if a != "--traceback"])
+    if "--verbose" in argv:
+        os.environ["VIDRL_VERBOSE"] = "1"  # read by the video backends
+    args = build_parser().parse_args([a for a in argv if a not in ("--traceback", "--verbose")])
     args.traceback = tracebacks
     warnings.showwarning = _show_warning
     try:

@@ -4,10 +4,15 @@ library error into a ``vidrl.VideoError`` naming the file."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
 import os
+import stat
+import sys
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -20,10 +25,38 @@ def _missing(module: str) -> str | None:
 
 
 def _check_exists(path: str) -> None:
-    if not os.path.isfile(path):
+    """A regular, non-empty file; otherwise a ``VideoError`` saying what is there instead."""
+    if not os.path.exists(path):
         raise vidrl.VideoError(f"{path}: no such file")
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise vidrl.VideoError(f"{path}: is a directory, not a video file")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise vidrl.VideoError(f"{path}: is {kind}, not a regular video file")
     if os.path.getsize(path) == 0:
         raise vidrl.VideoError(f"{path}: the file is empty")
+
+
+_STDERR = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Swallow what C libraries print to the process's stderr meanwhile (decord's log lines), unless
+    ``VIDRL_VERBOSE`` is set (``vidrl --verbose``). The library's exception keeps the cause."""
+    if os.environ.get("VIDRL_VERBOSE"):
+        yield
+        return
+    with _STDERR, open(os.devnull, "wb") as null:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _checked_info(path: str, num_frames: int, fps: float, width: int, height: int) -> vidrl.VideoInfo:
@@ -47,9 +80,12 @@ class Decord(vidrl.VideoBackend):
     def _reader(self, path: str):
         import decord
 
+        quiet = not os.environ.get("VIDRL_VERBOSE")
+        decord.logging.set_level(decord.logging.QUIET if quiet else decord.logging.ERROR)  # its FFmpeg's too
         _check_exists(path)
         try:
-            return decord.VideoReader(path, num_threads=1)
+            with _quiet_stderr():  # decord's own "ERROR opening" line
+                return decord.VideoReader(path, num_threads=1)
         except Exception as e:  # decord raises its own DECORDError for unreadable files
             raise vidrl.VideoError(f"{path}: not a readable video (decord: {str(e).splitlines()[0]})") from e
 
@@ -64,7 +100,10 @@ class Decord(vidrl.VideoBackend):
 
 
 class PyAV(vidrl.VideoBackend):
-    """PyAV (FFmpeg): decodes sequentially up to the last frame asked for."""
+    """PyAV (FFmpeg). In a constant-frame-rate stream it seeks to a frame more than ``SEEK_GAP``
+    frames past the last one decoded (to the keyframe before it, then decodes forward; a frame's
+    index is its time × fps); otherwise, or when the stream's rate varies, it decodes
+    sequentially (a frame's index is its decoding order)."""
 
     name = "pyav"
     priority = 10
@@ -78,8 +117,9 @@ class PyAV(vidrl.VideoBackend):
 
         _check_exists(path)
         try:
-            container = av.open(path)
-        except Exception as e:
+            with _ffmpeg_errors():
+                container = av.open(path)
+        except Exception as e:  # its message ends with FFmpeg's last error line ("moov atom not found")
             raise vidrl.VideoError(f"{path}: not a readable video (PyAV: {e})") from e
         if not container.streams.video:
             container.close()
@@ -95,17 +135,73 @@ class PyAV(vidrl.VideoBackend):
 
     def decode(self, path: str, indices: list[int]) -> torch.Tensor:
         wanted = sorted(set(indices))
-        found: dict[int, np.ndarray] = {}
         with self._open(path) as container:
-            for i, frame in enumerate(container.decode(container.streams.video[0])):
-                if i in wanted:
-                    found[i] = frame.to_ndarray(format="rgb24")
-                if i >= wanted[-1]:
-                    break
+            stream = container.streams.video[0]
+            constant = stream.average_rate and stream.guessed_rate == stream.average_rate
+            found = _seeking(container, stream, wanted) if constant and stream.time_base else None
+        if found is None:  # a varying rate, or frames without time stamps: by decoding order
+            with self._open(path) as container:
+                found = _sequential(container, container.streams.video[0], wanted)
         missing = [i for i in wanted if i not in found]
         if missing:
             raise vidrl.VideoError(f"{path}: frames {missing[:8]} could not be decoded (truncated file?)")
         return torch.from_numpy(np.stack([found[i] for i in indices]))
+
+
+#: a wanted frame this far past the last decoded one is sought (x264's default keyframe interval)
+SEEK_GAP = 250
+
+
+def _sequential(container, stream, wanted: list[int]) -> dict[int, np.ndarray]:
+    """The ``wanted`` frames (sorted indices in decoding order), decoding every frame up to the last."""
+    found, keep = {}, set(wanted)
+    for i, frame in enumerate(container.decode(stream)):
+        if i in keep:
+            found[i] = frame.to_ndarray(format="rgb24")
+        if i >= wanted[-1]:
+            break
+    return found
+
+
+def _seeking(container, stream, wanted: list[int]) -> dict[int, np.ndarray] | None:
+    """The ``wanted`` frames of a constant-rate stream, by time (index = round(time × fps)):
+    seeking to the keyframe before a frame more than ``SEEK_GAP`` past the last decoded one.
+    None when a frame has no time stamp."""
+    fps, start = float(stream.average_rate), stream.start_time or 0
+    found, keep, frames, last = {}, set(wanted), None, -1
+    for target in wanted:
+        if target in found:
+            continue
+        if frames is None or target - last > SEEK_GAP:
+            container.seek(start + int(target / fps / stream.time_base), stream=stream, backward=True)
+            frames = container.decode(stream)
+        for frame in frames:
+            if frame.pts is None:
+                return None
+            last = round(float((frame.pts - start) * stream.time_base) * fps)
+            if last in keep:
+                found[last] = frame.to_ndarray(format="rgb24")
+            if last >= target:
+                break
+    return found
+
+
+@contextlib.contextmanager
+def _ffmpeg_errors() -> Iterator[None]:
+    """FFmpeg's error lines captured by PyAV (so that its exceptions carry the last one) instead
+    of printed; printed as usual with ``VIDRL_VERBOSE``."""
+    import av
+
+    if os.environ.get("VIDRL_VERBOSE"):
+        yield
+        return
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture():
+            yield
+    finally:
+        av.logging.set_level(level)
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -82,8 +83,17 @@ def _media(value: Any, root: Path, name: str) -> str:
     resolved = (root / value).resolve()
     if not resolved.is_relative_to(root):
         raise ValueError(f"field {name!r}: path {value!r} escapes the data-set root {str(root)!r}")
-    if not resolved.is_file():
+    if not resolved.exists():
         raise ValueError(f"field {name!r}: file {value!r} does not exist under {str(root)!r}")
+    if not resolved.is_file():
+        what = (
+            "a directory"
+            if resolved.is_dir()
+            else "a named pipe"
+            if resolved.is_fifo()
+            else "not a regular file"
+        )
+        raise ValueError(f"field {name!r}: {value!r} is {what}, not a media file")
     return str(resolved.relative_to(root))
 
 
@@ -145,6 +155,7 @@ def load_dataset(
     root: str | Path | None = None,
     on_bad_row: Literal["error", "skip"] = "error",
     log_skips: bool = True,
+    allow_empty: bool = False,
 ) -> Dataset:
     """Load a data set. ``source``: a .jsonl/.json/.parquet path (root defaults to its folder) or
     an iterable of row mappings such as a ``datasets.Dataset`` (root defaults to the cwd)."""
@@ -171,8 +182,10 @@ def load_dataset(
             ds.skipped.append(msg)
             if log_skips:
                 log.warning("skipped %s", msg)
-    if not ds.samples:
-        raise DataError(f"data set {source!r} has no usable rows ({len(ds.skipped)} skipped)")
+    if not ds.samples and not allow_empty:
+        first = f"; the first: {ds.skipped[0]}" if ds.skipped else ""
+        name = str(source) if isinstance(source, (str, Path)) else "of rows"
+        raise DataError(f"data set {name} has no usable rows ({len(ds.skipped)} skipped{first})")
     return ds
 
 
@@ -183,8 +196,10 @@ def check_dataset(
 
     Returns (rows seen, problems), each problem ``origin: reason``. Never raises for bad data."""
     try:
-        ds = load_dataset(source, root, on_bad_row="skip", log_skips=False)  # reported below instead
-    except DataError as e:
+        ds = load_dataset(
+            source, root, on_bad_row="skip", log_skips=False, allow_empty=True
+        )  # reported below
+    except DataError as e:  # the file itself (missing, unreadable)
         return 0, [str(e)]
     problems = list(ds.skipped)
     for sample, origin in _progress(zip(ds.samples, ds.origins, strict=True), len(ds)):
@@ -195,7 +210,13 @@ def check_dataset(
                 _check_image(ds.path(image))
         except (VideoError, ValueError) as e:
             problems.append(f"{origin}: {e}")
-    return len(ds) + len(ds.skipped), problems
+    return len(ds) + len(ds.skipped), sorted(problems, key=_line_order)
+
+
+def _line_order(problem: str) -> tuple[int, str]:
+    """Sort key of ``origin: reason`` problems: the origin's line (``file:12``, ``row 12``) first."""
+    found = re.search(r"(\d+)\D*$", problem.split(": ", 1)[0])  # the origin's last number
+    return (int(found.group(1)) if found else 1 << 62, problem)
 
 
 def _check_image(path: Path) -> None:

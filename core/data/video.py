@@ -10,6 +10,9 @@ optional [start, end] window. Only the planned frames are decoded.
 from __future__ import annotations
 
 import math
+import re
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -73,19 +76,99 @@ def decode_frames(backend: VideoBackend, path: str, indices: list[int], info: Vi
 
 
 def select_backend(registry: Registry[type[VideoBackend]], name: str = "auto") -> VideoBackend:
-    """The named backend, or with ``auto`` the available one of highest priority (decord, then
-    PyAV). A named backend that cannot run here is an error saying why."""
+    """The named backend, or with ``auto`` every available one in priority order (decord,
+    torchcodec, PyAV) behind one ``Fallback``: a file one of them cannot read goes to the next.
+    A named backend that cannot run here is an error saying why."""
     if name == "auto":
         usable = [c for c in registry.entries() if c.obj.unavailable_reason() is None]
         if not usable:
             why = {e.name: e.obj.unavailable_reason() for e in registry.entries()}
             raise VideoError(f"no video backend can run here: {why or 'none registered'}")
-        return max(usable, key=lambda e: e.obj.priority).obj()
+        return Fallback([e.obj() for e in sorted(usable, key=lambda e: -e.obj.priority)])
     cls = registry.get(name)
     reason = cls.unavailable_reason()
     if reason:
         raise VideoError(f"video backend {name!r} cannot run here: {reason}; {choices_hint(name, registry)}")
     return cls()
+
+
+class Fallback(VideoBackend):
+    """Several backends as one (``backend: auto``): each file is probed by the first that can read
+    it, and decoded by the same one, or by the next that can if it fails; a file is bad only when
+    every backend fails, and the error gives the plainest cause any of them found. ``fallbacks``
+    counts the files a later backend read; ``used(path)`` names the backend that read ``path``."""
+
+    name = "auto"
+
+    def __init__(self, members: list[VideoBackend]):
+        super().__init__()
+        self.members, self.fallbacks = members, 0
+        self._chosen: OrderedDict[str, VideoBackend] = OrderedDict()  # the newest 4096 files
+        self._lock = threading.Lock()  # feeds decode in threads
+
+    def used(self, path: str) -> str | None:
+        with self._lock:
+            member = self._chosen.get(path)
+        return None if member is None else member.name
+
+    def probe(self, path: str) -> VideoInfo:
+        return self._first(path, self.members, lambda m: m.probe(path))
+
+    def decode(self, path: str, indices: list[int]) -> torch.Tensor:
+        with self._lock:
+            first = self._chosen.get(path, self.members[0])
+        order = [first] + [m for m in self.members if m is not first]
+
+        def decode(m: VideoBackend) -> torch.Tensor:
+            if m is not first and max(indices) >= m.probe(path).num_frames:
+                raise VideoError(f"{path}: {m.name} counts fewer frames than {max(indices) + 1}")
+            return m.decode(path, indices)
+
+        return self._first(path, order, decode)
+
+    def _first(self, path: str, order: list[VideoBackend], call: Any) -> Any:
+        errors: list[tuple[str, str]] = []
+        for m in order:
+            try:
+                out = call(m)
+            except Exception as e:  # a library's own error: the next backend may read the file
+                errors.append((m.name, str(e)))
+                continue
+            with self._lock:
+                if m is not self.members[0] and self._chosen.get(path) is not m:
+                    self.fallbacks += 1
+                self._chosen[path] = m
+                self._chosen.move_to_end(path)
+                while len(self._chosen) > 4096:
+                    self._chosen.popitem(last=False)
+            return out
+        raise VideoError(unreadable(path, errors))
+
+
+#: library texts that say nothing to a user (C++ assertions, "Error reading FILE...")
+_OPAQUE = re.compile(r"Check failed|\.cc:\d+|Error reading |DECORDError|\bcore dumped\b")
+
+
+def plain_cause(path: str, text: str) -> str:
+    """A library's error text in plain words: without the file name, errno codes, C++ source
+    locations; FFmpeg's last log line (e.g. "moov atom not found") first when it has one."""
+    text = text.replace(f"{path}: ", "").replace(f": '{path}'", "").replace(f"'{path}'", "the file")
+    text = re.sub(r"^not a readable video \(\w+: (.*)\)$", r"\1", text.strip(), flags=re.S)
+    text = re.sub(r"\[Errno -?\d+\] ", "", text)
+    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+\.cc:\d+: ", "", text)
+    main, _, log = text.partition("; last error log: ")
+    if log:
+        cause = re.sub(r"^\[[^]]*\] ", "", log).strip()  # "[mov,mp4,...] moov atom not found"
+        main = f"{cause} ({main.strip()})"
+    return main.strip().splitlines()[0] if main.strip() else "unknown error"
+
+
+def unreadable(path: str, errors: list[tuple[str, str]]) -> str:
+    """One line for a file no backend could read: the plainest cause, and who tried."""
+    causes = [plain_cause(path, text) for _, text in errors]
+    best = next((c for c in causes if not _OPAQUE.search(c)), causes[0] if causes else "no backend tried")
+    tried = ", ".join(name for name, _ in errors)
+    return f"{path}: not a readable video: {best} (tried {tried})"
 
 
 def read_video(backend: VideoBackend, path: str, timestamps: bool = False, **plan: Any) -> Frames:

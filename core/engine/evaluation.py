@@ -9,6 +9,7 @@ cannot be parsed counts as wrong (IoU 0).
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from vidrl.types import Sample, Sampling
 if TYPE_CHECKING:
     from vidrl.config import RunConfig
     from vidrl.engine.context import RunContext
+
+log = logging.getLogger(__name__)
 
 
 def grade(response: str, sample: Sample) -> tuple[float | None, float | None]:
@@ -104,9 +107,12 @@ def has_eval(config: RunConfig) -> bool:
     return d.eval is not None or (d.train is None and d.synth.eval_videos > 0)
 
 
-def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[Any], Any]]:
+def eval_batches(
+    ctx: RunContext, split: str = "eval", skipped: list[dict[str, str]] | None = None
+) -> Iterator[tuple[list[Any], Any]]:
     """The data set in order, in batches of ``eval.batch_size`` (first ``eval.max_samples``);
-    undecodable videos raise, or are skipped with ``data.on_bad_row: skip``."""
+    undecodable videos raise, or with ``data.on_bad_row: skip`` are left out, each logged and
+    appended to ``skipped`` as ``{"sample": id, "skipped": reason}``."""
     c, ds = ctx.config, ctx.dataset(split)
     processor = ctx.policy().processor
     clips = Clips(ds, ctx.video_backend, c.data)
@@ -117,9 +123,12 @@ def eval_batches(ctx: RunContext, split: str = "eval") -> Iterator[tuple[list[An
         for sample in ds.samples[i : min(n, i + c.eval.batch_size)]:
             try:
                 frames.append(clips.get(sample, factor))
-            except VideoError:
+            except VideoError as e:
                 if c.data.on_bad_row != "skip":
                     raise
+                log.warning("evaluation leaves out a sample whose video does not decode: %s", e)
+                if skipped is not None:
+                    skipped.append({"sample": sample.id, "skipped": str(e)})
                 continue
             samples.append(sample)
         if samples:
@@ -148,9 +157,10 @@ def tool_responder(ctx: RunContext, calls: list[list[dict]], split: str = "eval"
 
 def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Greedy answers of the policy on ``split`` (tool roll-outs when the run lists tools):
-    (scores — accuracy / mIoU per task, with tools ``tools/calls`` and ``tools/success`` —, every
-    answer: sample, response, ``correct``, ``iou``, with tools its ``calls``)."""
-    p, calls, answers = ctx.policy(), [], []
+    (scores — accuracy / mIoU per task, ``skipped`` (rows whose video did not decode, left out of
+    ``n``), with tools ``tools/calls`` and ``tools/success`` —, every answer: sample, response,
+    ``correct``, ``iou``, with tools its ``calls``; then each left-out row with its reason)."""
+    p, calls, answers, skipped = ctx.policy(), [], [], []
     respond = tool_responder(ctx, calls, split)
 
     def keep(texts: list[str], samples: Any) -> None:
@@ -159,11 +169,13 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
             row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
             answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
 
-    result = evaluate(ctx.rollout_backend(sync=False), p.tokenizer, eval_batches(ctx, split), p.eos_id,
+    batches = eval_batches(ctx, split, skipped)
+    result = evaluate(ctx.rollout_backend(sync=False), p.tokenizer, batches, p.eos_id,
                       ctx.config.eval.max_new_tokens, on_batch=keep, respond=respond)  # fmt: skip
     if respond is not None:
         result.update(tool_metrics(calls))
-    return result, answers
+    result["skipped"] = float(len(skipped))
+    return result, answers + skipped
 
 
 def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:

@@ -16,7 +16,7 @@ import torch
 
 from vidrl.config import DataConfig
 from vidrl.data.datasets import Dataset
-from vidrl.data.video import VideoBackend, VideoError, read_video
+from vidrl.data.video import Fallback, VideoBackend, VideoError, read_video
 from vidrl.models.inputs import FITTED_FRAMES, prepare_batch
 from vidrl.types import Frames, Sample
 
@@ -88,6 +88,9 @@ class Clips:
                               frame_factor=frame_factor)  # fmt: skip
         except VideoError as e:
             raise VideoError(f"sample {sample.id!r}: {e}") from None
+        used = self.backend.used(path) if isinstance(self.backend, Fallback) else None
+        if used is not None and used != self.backend.members[0].name:
+            sample.metadata["video_backend"] = used  # read by a later backend than the preferred one
         with self._lock:
             if c.cache_clips:
                 self._cache[sample.video] = clip
@@ -130,6 +133,11 @@ class PromptFeed:
         self._ahead = ThreadPoolExecutor(1, "vidrl-prefetch") if workers else None
         self._next: Future[Drawn] | None = None
         self._handed = {**stream.state_dict(), "skipped": 0}  # the position after the last batch handed out
+
+    @property
+    def fallbacks(self) -> int:
+        """Video files a later backend read because the preferred one could not (``backend: auto``)."""
+        return int(getattr(self.clips.backend, "fallbacks", 0))
 
     @property
     def skipped(self) -> int:

@@ -41,6 +41,7 @@ class StepLoop:
         self.run.hook.on_step_end(state=self.state, metrics=metrics)
         if self.feed is not None:
             metrics["data/skipped"] = float(self.feed.skipped)
+            metrics["data/video_fallbacks"] = float(self.feed.fallbacks)
         self.run.log_step(metrics, record)
         now = time.perf_counter()
         shown = {k: metrics[k] for k in ("reward/mean", "loss") if k in metrics}

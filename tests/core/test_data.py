@@ -91,7 +91,9 @@ def test_skip_mode_counts_and_never_substitutes(root):
 
 def test_all_rows_bad_is_an_error(root):
     (root / "d.jsonl").write_text("{oops\n")
-    with pytest.raises(DataError, match="has no usable rows \\(1 skipped\\)"):
+    with pytest.raises(
+        DataError, match="has no usable rows \\(1 skipped; the first: d.jsonl:1: invalid JSON"
+    ):
         load_dataset(root / "d.jsonl", on_bad_row="skip")
 
 
