@@ -156,7 +156,9 @@ class SynthConfig:
 class DataConfig:
     """Data sets (paths to .jsonl/.json/.parquet; ``synth`` when ``train`` is None) and how their
     videos become model inputs: frames at ``fps`` within [min_frames, max_frames], the vision
-    ``budget`` per prompt, the ``system`` prompt. ``cache_clips``: decoded clips kept in memory.
+    ``budget`` per prompt, the ``system`` prompt. ``cache_clips`` and ``cache_mb``: decoded clips
+    kept in memory (at the largest size the budget lets the model see), at most so many and so
+    many MiB.
     ``num_workers``: threads decoding a batch's clips, the next batch's while a step trains (0:
     in the training thread, when the batch is drawn); the samples and their order do not depend
     on it."""
@@ -173,16 +175,18 @@ class DataConfig:
     budget: VisionBudget = VisionBudget()
     system: str | None = None
     cache_clips: int = 512
+    cache_mb: int = 2048
     num_workers: int = 2
 
     def __post_init__(self) -> None:
         if (
             self.fps <= 0
             or not 1 <= self.min_frames <= self.max_frames
-            or min(self.cache_clips, self.num_workers) < 0
+            or min(self.cache_clips, self.cache_mb, self.num_workers) < 0
         ):
             raise ValueError(
-                f"need fps > 0, 1 <= min_frames <= max_frames, cache_clips >= 0, num_workers >= 0; got {self}"
+                "need fps > 0, 1 <= min_frames <= max_frames, cache_clips, cache_mb and num_workers >= 0; "
+                f"got {self}"
             )
 
 

@@ -19,7 +19,7 @@ from vidrl.data.video import VideoError
 from vidrl.engine.feed import Clips
 from vidrl.engine.rollout import decode, rollout
 from vidrl.models.generate import HFGenerate
-from vidrl.models.inputs import FITTED_FRAMES, prepare_batch
+from vidrl.models.inputs import FITTED_FRAMES, Geometry, prepare_batch
 from vidrl.models.sharding import gathered
 from vidrl.plugin.components import RolloutBackend
 from vidrl.tools.report import tool_metrics
@@ -116,13 +116,13 @@ def eval_batches(
     c, ds = ctx.config, ctx.dataset(split)
     processor = ctx.policy().processor
     clips = Clips(ds, ctx.video_backend, c.data)
-    factor = processor.video_processor.temporal_patch_size
+    geometry = Geometry.of(processor)
     n = len(ds) if c.eval.max_samples is None else min(len(ds), c.eval.max_samples)
     for i in range(0, n, c.eval.batch_size):
         samples, frames = [], []
         for sample in ds.samples[i : min(n, i + c.eval.batch_size)]:
             try:
-                frames.append(clips.get(sample, factor))
+                frames.append(clips.get(sample, geometry))
             except VideoError as e:
                 if c.data.on_bad_row != "skip":
                     raise

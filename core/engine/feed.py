@@ -17,7 +17,7 @@ import torch
 from vidrl.config import DataConfig
 from vidrl.data.datasets import Dataset
 from vidrl.data.video import Fallback, VideoBackend, VideoError, read_video
-from vidrl.models.inputs import FITTED_FRAMES, prepare_batch
+from vidrl.models.inputs import FITTED_FRAMES, Geometry, fit_pixels, prepare_batch
 from vidrl.types import Frames, Sample
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,20 @@ class SampleStream:
 
 
 class Clips:
-    """Decoded, planned clips of a data set's videos (per ``DataConfig``), LRU-cached."""
+    """Decoded, planned clips of a data set's videos (per ``DataConfig``), resized to the largest
+    frames the pixel budget lets the model see (what ``prepare_batch`` would resize them to first)
+    and LRU-cached: at most ``cache_clips`` clips and ``cache_mb`` MiB."""
 
     def __init__(self, dataset: Dataset, backend: VideoBackend, config: DataConfig):
         self.dataset, self.backend, self.config = dataset, backend, config
         self._cache: OrderedDict[str, Frames] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()  # feeds decode in threads
 
-    def get(self, sample: Sample, frame_factor: int) -> Frames | None:
-        """The clip of ``sample`` (None without a video). Raises ``VideoError`` naming the row."""
+    def get(self, sample: Sample, geometry: Geometry) -> Frames | None:
+        """The clip of ``sample`` (None without a video), planned with the processor's temporal
+        patch and resized on its grid within the budget. Raises ``VideoError`` naming the row (a
+        file no backend reads, or frames too elongated for any budget)."""
         if sample.video is None:
             return None
         with self._lock:
@@ -85,17 +90,19 @@ class Clips:
         path = str(self.dataset.path(sample.video))
         try:
             clip = read_video(self.backend, path, fps=c.fps, min_frames=c.min_frames, max_frames=c.max_frames,
-                              frame_factor=frame_factor)  # fmt: skip
+                              frame_factor=geometry.temporal)  # fmt: skip
+            clip = fit_pixels(clip, geometry, c.budget, path)
         except VideoError as e:
             raise VideoError(f"sample {sample.id!r}: {e}") from None
         used = self.backend.used(path) if isinstance(self.backend, Fallback) else None
         if used is not None and used != self.backend.members[0].name:
             sample.metadata["video_backend"] = used  # read by a later backend than the preferred one
         with self._lock:
-            if c.cache_clips:
+            if c.cache_clips and sample.video not in self._cache:
                 self._cache[sample.video] = clip
-                while len(self._cache) > c.cache_clips:
-                    self._cache.popitem(last=False)
+                self._bytes += clip.pixels.nbytes
+                while len(self._cache) > c.cache_clips or self._bytes > c.cache_mb * 2**20:
+                    self._bytes -= self._cache.popitem(last=False)[1].pixels.nbytes
         return clip
 
 
@@ -127,7 +134,7 @@ class PromptFeed:
     ):  # fmt: skip
         self.dataset, self.stream, self.clips = dataset, stream, clips
         self.processor, self.config, self.device = processor, config, device
-        self.factor = processor.video_processor.temporal_patch_size
+        self.geometry = Geometry.of(processor)
         self._skipped = 0  # counted by the drawing thread, ahead of the batches handed out
         self._pool = ThreadPoolExecutor(workers, "vidrl-decode") if workers else None
         self._ahead = ThreadPoolExecutor(1, "vidrl-prefetch") if workers else None
@@ -199,7 +206,7 @@ class PromptFeed:
     def _decode(self, rows: Sequence[Sample]) -> list[Frames | VideoError | None]:
         def get(sample: Sample) -> Frames | VideoError | None:
             try:
-                return self.clips.get(sample, self.factor)
+                return self.clips.get(sample, self.geometry)
             except VideoError as e:
                 return e
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from vidrl.config import VisionBudget
+from vidrl.data.video import VideoError
 from vidrl.errors import VidrlError
 from vidrl.types import Frames, Sample
 
@@ -50,12 +51,18 @@ class Geometry:
         return cls(factor=vp.patch_size * vp.merge_size, temporal=vp.temporal_patch_size)
 
     def resize(self, height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-        """Qwen's smart_resize: both sides multiples of factor, area within the bounds, aspect kept."""
+        """Qwen's smart_resize: both sides multiples of factor, area within the bounds, aspect kept;
+        where a side cannot go below one factor (a very elongated frame), the other is cut so that
+        the area stays within ``max_pixels`` (Qwen's own would exceed it)."""
         f = self.factor
         h, w = max(f, round(height / f) * f), max(f, round(width / f) * f)
         if h * w > max_pixels:
             beta = math.sqrt(height * width / max_pixels)
             h, w = max(f, math.floor(height / beta / f) * f), max(f, math.floor(width / beta / f) * f)
+            if h * w > max_pixels and h == f:  # the short side is at its floor of one factor
+                w = max(f, max_pixels // h // f * f)
+            elif h * w > max_pixels:
+                h = max(f, max_pixels // w // f * f)
         elif h * w < min_pixels:
             beta = math.sqrt(min_pixels / (height * width))
             h, w = math.ceil(height * beta / f) * f, math.ceil(width * beta / f) * f
@@ -92,6 +99,21 @@ def _resize(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
     x = pixels.permute(0, 3, 1, 2).float()
     x = torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+#: the most elongated frame vidrl resizes (Qwen's smart_resize refuses more)
+MAX_ASPECT = 200
+
+
+def fit_pixels(frames: Frames, geometry: Geometry, budget: VisionBudget, path: str = "") -> Frames:
+    """``frames`` resized to the largest size on the patch grid the budget allows per frame (what
+    ``fit_clip`` resizes them to first), so that a cache holds no more than the model sees. A frame
+    more elongated than ``MAX_ASPECT``:1 is a ``VideoError`` with its size."""
+    h, w = frames.pixels.shape[1:3]
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise VideoError(f"{path}: frames of {w}x{h} px are more elongated than {MAX_ASPECT}:1")
+    rh, rw = geometry.resize(h, w, budget.min_pixels, budget.max_pixels)
+    return Frames(_resize(frames.pixels, rh, rw), frames.times, frames.indices, frames.info)
 
 
 def fit_clip(frames: Frames, geometry: Geometry, budget: VisionBudget, text_tokens: int) -> Frames:

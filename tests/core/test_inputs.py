@@ -24,12 +24,23 @@ def clips_and_samples(synth_data):
 
 
 @pytest.mark.parametrize("factor", [28, 32])
-def test_resize_matches_the_qwen_rule(factor):
+def test_resize_matches_the_qwen_rule_within_the_budget(factor):
+    """Qwen's smart_resize, except where it exceeds ``max_pixels`` (a side stuck at one factor):
+    then the other side is cut to fit, and the short side stays."""
     g = Geometry(factor=factor, temporal=2)
     for h in (30, 57, 112, 224, 480, 1080):
         for w in (40, 112, 640, 1920):
             for lo, hi in ((factor**2, 128 * 128), (56 * 56, 448 * 448)):
-                assert g.resize(h, w, lo, hi) == smart_resize(h, w, factor, lo, hi), (h, w, lo, hi)
+                ours, qwen = g.resize(h, w, lo, hi), smart_resize(h, w, factor, lo, hi)
+                if qwen[0] * qwen[1] <= hi:
+                    assert ours == qwen, (h, w, lo, hi)
+                else:  # the short side is at one factor in both; ours cuts the long one to fit
+                    short = min(ours) == min(qwen) == factor
+                    assert ours[0] * ours[1] <= hi and short, (h, w, lo, hi, ours, qwen)
+    for h, w in ((4, 1000), (1000, 4), (8, 8), (3, 599), (30, 30000)):  # below a factor, very elongated
+        for lo, hi in ((factor**2, 128 * 128), (factor**2, 4 * factor**2)):
+            rh, rw = g.resize(h, w, lo, hi)
+            assert rh % factor == rw % factor == 0 and factor**2 <= rh * rw <= hi, (h, w, hi, rh, rw)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -182,3 +182,38 @@ def test_pyav_seeks_to_far_frames_and_gets_the_same_pixels(odd, monkeypatch):
     if HAS_DECORD:
         decord = read_video(REGISTRY.get("decord")(), path, fps=0.5, min_frames=2, max_frames=16)
         assert torch.equal(decord.pixels, sequential.pixels)
+
+
+def test_the_clip_cache_holds_frames_at_the_size_the_model_sees_within_its_bytes(odd):
+    """A 640x480 clip is cached at the budget's largest size on the patch grid (not at its own),
+    the cache stays within ``cache_mb``, and a frame more elongated than 200:1 is refused with
+    its size (as a bad row: ``on_bad_row`` applies)."""
+    from vidrl.config import DataConfig, VisionBudget
+    from vidrl.data.datasets import load_dataset
+    from vidrl.engine.feed import Clips
+    from vidrl.models.inputs import Geometry
+
+    d = Path(odd["ok"]).parent
+    _write(d / "big.mp4", 640, 480, frames=20)
+    _write(d / "thin.mp4", 2, 420, frames=4)  # 210:1
+    rows = [
+        {"id": n, "video": f"{n}.mp4", "question": "q?", "answer": "a"} for n in ("big", "ok", "tiny", "thin")
+    ]
+    (d / "cache.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = load_dataset(d / "cache.jsonl")
+    budget, geometry = VisionBudget(max_pixels=56 * 56), Geometry(factor=28, temporal=2)
+    clips = Clips(ds, select_backend(REGISTRY, "auto"), DataConfig(budget=budget, cache_mb=1, max_frames=8))
+    big = clips.get(ds.samples[0], geometry)
+    fitted = geometry.resize(480, 640, budget.min_pixels, budget.max_pixels)
+    assert tuple(big.pixels.shape[1:3]) == fitted == (28, 56)  # not 480x640
+    for sample in ds.samples[1:3]:
+        clip = clips.get(sample, geometry)
+        h, w = clip.pixels.shape[1:3]
+        assert h % 28 == w % 28 == 0 and budget.min_pixels <= h * w <= budget.max_pixels
+    cached = sum(c.pixels.nbytes for c in clips._cache.values())
+    assert cached == clips._bytes <= 2**20 and len(clips._cache) == 3
+    with pytest.raises(VideoError, match="sample 'thin': .*frames of 2x420 px are more elongated than 200:1"):
+        clips.get(ds.samples[3], geometry)
+    small = Clips(ds, select_backend(REGISTRY, "auto"), DataConfig(budget=budget, cache_mb=0, max_frames=8))
+    small.get(ds.samples[0], geometry)
+    assert small._bytes == 0 and not small._cache  # a 0 MiB cache holds nothing
