@@ -38,7 +38,7 @@ def _check_exists(path: str) -> None:
         raise vidrl.VideoError(f"{path}: the file is empty")
 
 
-_STDERR = threading.Lock()
+_STDERR, _AV_LOG = threading.Lock(), threading.Lock()
 
 
 @contextlib.contextmanager
@@ -195,13 +195,14 @@ def _ffmpeg_errors() -> Iterator[None]:
     if os.environ.get("VIDRL_VERBOSE"):
         yield
         return
-    level = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
-    try:
-        with av.logging.Capture():
-            yield
-    finally:
-        av.logging.set_level(level)
+    with _AV_LOG:  # the level is global: threads opening files at once must not interleave it
+        level = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        try:
+            with av.logging.Capture():
+                yield
+        finally:
+            av.logging.set_level(level)
 
 
 @functools.cache

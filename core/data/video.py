@@ -1,9 +1,9 @@
 """Video decoding: which frames to read, the backend interface, and the errors.
 
 A ``VideoBackend`` (a component kind, so a plugin can add one) probes a file and decodes a list
-of frame indices. ``plan_frames`` chooses the indices the way the Qwen-VL utilities do: frames at
+of frame indices. ``plan_frames`` chooses the indices exactly as ``qwen_vl_utils`` does: frames at
 a target fps, between ``min_frames`` and ``max_frames`` (a long clip is subsampled uniformly), a
-count rounded to a multiple of ``frame_factor`` (the processors' temporal patch), within an
+count rounded down to a multiple of ``frame_factor`` (the processors' temporal patch), within an
 optional [start, end] window. Only the planned frames are decoded.
 """
 
@@ -38,26 +38,33 @@ def plan_frames(
     start: float = 0.0,
     end: float | None = None,
 ) -> list[int]:
-    """Frame indices to decode: about ``fps`` per second of [start, end], clamped to
-    [min_frames, max_frames] and to the frames available, rounded to a multiple of
-    ``frame_factor``, spread uniformly (first and last frame of the window included)."""
+    """Frame indices to decode, as ``qwen_vl_utils`` chooses them (``calculate_video_frame_range``,
+    ``smart_nframes``; parity tested in ``tests/core/test_qwen_parity.py``): the window's frames
+    [ceil(start · video fps), floor(end · video fps)] (the whole video without ``end``); their
+    duration × ``fps`` clamped to [``min_frames`` rounded up, ``max_frames`` rounded down to a
+    multiple of ``frame_factor``] and to the frames in the window, rounded down to a multiple of
+    ``frame_factor``; spread uniformly (first and last included). One deliberate difference: a
+    window holding fewer frames than ``frame_factor`` (a still video) repeats its frames up to
+    ``frame_factor`` where ``qwen_vl_utils`` fails."""
     if fps <= 0 or min_frames < 1 or max_frames < min_frames or frame_factor < 1:
         raise ValueError(
             f"need fps > 0 and 1 <= min_frames <= max_frames, got fps={fps}, "
             f"min_frames={min_frames}, max_frames={max_frames}, frame_factor={frame_factor}"
         )
-    end = info.duration if end is None else min(end, info.duration)
-    if not 0 <= start < end:
+    stop = info.duration if end is None else min(end, info.duration)
+    if not 0 <= start < stop:
         raise ValueError(
-            f"window [{start}, {end}] is empty or outside the video (0 to {info.duration:.3f} s)"
+            f"window [{start}, {stop}] is empty or outside the video (0 to {info.duration:.3f} s)"
         )
-    first = min(info.num_frames - 1, math.floor(start * info.fps))
-    last = max(first, min(info.num_frames - 1, math.ceil(end * info.fps) - 1))
-    wanted = min(max_frames, max(min_frames, round((end - start) * fps)))
-    n = max(frame_factor, (wanted // frame_factor) * frame_factor)
-    positions = torch.linspace(first, last, n) if n > 1 else torch.tensor([float(first)])
-    # with fewer frames available than n, some repeat: the processors need a multiple of the factor
-    return positions.round().long().clamp(first, last).tolist()
+    first = math.ceil(start * info.fps)
+    last = info.num_frames - 1 if end is None else min(info.num_frames - 1, math.floor(stop * info.fps))
+    if first > last:
+        raise ValueError(f"window [{start}, {stop}] holds no frame of the video ({info.fps:g} fps)")
+    available = last - first + 1
+    f = frame_factor
+    n = min(max(available / info.fps * fps, math.ceil(min_frames / f) * f), max_frames // f * f)
+    n = max(f, math.floor(min(n, available) / f) * f)
+    return torch.linspace(first, last, n).round().long().tolist()
 
 
 def decode_frames(backend: VideoBackend, path: str, indices: list[int], info: VideoInfo) -> Frames:
