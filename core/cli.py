@@ -457,7 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VidrlError as e:
         if tracebacks:
             traceback.print_exc()
-        print(f"vidrl {args.command}: {'' if isinstance(e, ConfigError) else 'error: '}{e}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
+        print(f"vidrl {command}: {'' if isinstance(e, ConfigError) else 'error: '}{e}", file=sys.stderr)
         return 1 if isinstance(e, ConfigError) else 2
     finally:
         warnings.showwarning = _default_showwarning

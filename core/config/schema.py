@@ -158,7 +158,8 @@ class DataConfig:
     videos become model inputs: frames at ``fps`` within [min_frames, max_frames], the vision
     ``budget`` per prompt, the ``system`` prompt. ``cache_clips`` and ``cache_mb``: decoded clips
     kept in memory (at the largest size the budget lets the model see), at most so many and so
-    many MiB.
+    many MiB. ``decode_timeout``: seconds one clip may take to decode before it is a bad row (0:
+    no limit).
     ``num_workers``: threads decoding a batch's clips, the next batch's while a step trains (0:
     in the training thread, when the batch is drawn); the samples and their order do not depend
     on it."""
@@ -177,15 +178,17 @@ class DataConfig:
     cache_clips: int = 512
     cache_mb: int = 2048
     num_workers: int = 2
+    decode_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         if (
             self.fps <= 0
             or not 1 <= self.min_frames <= self.max_frames
-            or min(self.cache_clips, self.cache_mb, self.num_workers) < 0
+            or min(self.cache_clips, self.cache_mb, self.num_workers, self.decode_timeout) < 0
         ):
             raise ValueError(
-                "need fps > 0, 1 <= min_frames <= max_frames, cache_clips, cache_mb and num_workers >= 0; "
+                "need fps > 0, 1 <= min_frames <= max_frames, cache_clips, cache_mb, num_workers and "
+                "decode_timeout >= 0; "
                 f"got {self}"
             )
 

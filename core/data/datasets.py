@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from vidrl.data.video import VideoError, read_video
+from vidrl.data.video import VideoError, read_video, within
 from vidrl.errors import VidrlError
 from vidrl.plugin.components import VideoBackend
 from vidrl.types import TASK_TYPES, Sample
@@ -190,8 +190,9 @@ def load_dataset(
 
 
 def check_dataset(
-    source: str | Path, backend: VideoBackend, root: str | Path | None = None, **plan: Any
-) -> tuple[int, list[str]]:
+    source: str | Path, backend: VideoBackend, root: str | Path | None = None, decode_timeout: float = 300.0,
+    **plan: Any,
+) -> tuple[int, list[str]]:  # fmt: skip
     """Decode every row's media as training would (``plan_frames`` options in ``plan``).
 
     Returns (rows seen, problems), each problem ``origin: reason``. Never raises for bad data."""
@@ -205,7 +206,8 @@ def check_dataset(
     for sample, origin in _progress(zip(ds.samples, ds.origins, strict=True), len(ds)):
         try:
             if sample.video is not None:
-                read_video(backend, str(ds.path(sample.video)), **plan)
+                path = str(ds.path(sample.video))
+                within(decode_timeout, path, lambda path=path: read_video(backend, path, **plan))
             for image in sample.images:
                 _check_image(ds.path(image))
         except (VideoError, ValueError) as e:

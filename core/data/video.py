@@ -13,12 +13,13 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from vidrl.errors import VidrlError, choices_hint
+from vidrl.errors import VidrlError
 from vidrl.plugin.components import VideoBackend
 from vidrl.plugin.registry import Registry
 from vidrl.types import Frames, VideoInfo
@@ -95,7 +96,10 @@ def select_backend(registry: Registry[type[VideoBackend]], name: str = "auto") -
     cls = registry.get(name)
     reason = cls.unavailable_reason()
     if reason:
-        raise VideoError(f"video backend {name!r} cannot run here: {reason}; {choices_hint(name, registry)}")
+        usable = [e.name for e in registry.entries() if e.obj.unavailable_reason() is None]
+        raise VideoError(
+            f"video backend {name!r} cannot run here: {reason}; available: {', '.join(usable) or 'none'}"
+        )
     return cls()
 
 
@@ -176,6 +180,32 @@ def unreadable(path: str, errors: list[tuple[str, str]]) -> str:
     best = next((c for c in causes if not _OPAQUE.search(c)), causes[0] if causes else "no backend tried")
     tried = ", ".join(name for name, _ in errors)
     return f"{path}: not a readable video: {best} (tried {tried})"
+
+
+def within(seconds: float, what: str, fn: Callable[[], Any]) -> Any:
+    """``fn()``, or a ``VideoError`` naming ``what`` when it takes longer than ``seconds`` (0: no
+    limit). It runs in a daemon thread, abandoned on time-out: a decoder hung inside a C call
+    cannot be stopped, but it no longer stops the run (or its exit)."""
+    if seconds <= 0:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = fn()
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name="vidrl-decode-limit", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise VideoError(
+            f"{what}: decoding took longer than {seconds:g} s (data.decode_timeout); left behind"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
 
 
 def read_video(backend: VideoBackend, path: str, timestamps: bool = False, **plan: Any) -> Frames:

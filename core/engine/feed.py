@@ -16,7 +16,7 @@ import torch
 
 from vidrl.config import DataConfig
 from vidrl.data.datasets import Dataset
-from vidrl.data.video import Fallback, VideoBackend, VideoError, read_video
+from vidrl.data.video import Fallback, VideoBackend, VideoError, read_video, within
 from vidrl.models.inputs import FITTED_FRAMES, Geometry, fit_pixels, prepare_batch
 from vidrl.types import Frames, Sample
 
@@ -89,8 +89,9 @@ class Clips:
         c = self.config
         path = str(self.dataset.path(sample.video))
         try:
-            clip = read_video(self.backend, path, fps=c.fps, min_frames=c.min_frames, max_frames=c.max_frames,
-                              frame_factor=geometry.temporal)  # fmt: skip
+            plan = {"fps": c.fps, "min_frames": c.min_frames, "max_frames": c.max_frames,
+                    "frame_factor": geometry.temporal}  # fmt: skip
+            clip = within(c.decode_timeout, path, lambda: read_video(self.backend, path, **plan))
             clip = fit_pixels(clip, geometry, c.budget, path)
         except VideoError as e:
             raise VideoError(f"sample {sample.id!r}: {e}") from None

@@ -217,3 +217,64 @@ def test_the_clip_cache_holds_frames_at_the_size_the_model_sees_within_its_bytes
     small = Clips(ds, select_backend(REGISTRY, "auto"), DataConfig(budget=budget, cache_mb=0, max_frames=8))
     small.get(ds.samples[0], geometry)
     assert small._bytes == 0 and not small._cache  # a 0 MiB cache holds nothing
+
+
+class Hangs(vidrl.VideoBackend):
+    """Probes fine, then never finishes decoding (as a backend stuck inside a C call)."""
+
+    name = "hangs"
+
+    def probe(self, path):
+        return vidrl.VideoInfo(num_frames=20, fps=10.0, width=56, height=56)
+
+    def decode(self, path, indices):
+        import threading
+
+        threading.Event().wait()  # forever: only a daemon thread may be left like this
+
+
+def test_a_decode_that_hangs_is_a_named_bad_row_after_the_timeout(odd):
+    import time
+
+    from vidrl.config import DataConfig
+    from vidrl.data.datasets import load_dataset
+    from vidrl.engine.feed import Clips
+    from vidrl.models.inputs import Geometry
+
+    ds = load_dataset([{"id": "stuck", "video": odd["ok"], "question": "q?", "answer": "a"}], root="/")
+    clips = Clips(ds, Hangs(), DataConfig(decode_timeout=0.5))
+    start = time.perf_counter()
+    with pytest.raises(VideoError, match=r"sample 'stuck': .*ok.mp4: decoding took longer than 0.5 s"):
+        clips.get(ds.samples[0], Geometry(factor=28, temporal=2))
+    assert time.perf_counter() - start < 5
+
+
+def test_a_variable_frame_rate_video_is_read_by_decoding_order(odd):
+    """Alternating 50 and 16.7 fps stretches: PyAV decodes in order (no seeking by time) and frame i
+    is the i-th one encoded (its colour says so), as decord reads it."""
+    import fractions
+
+    path = str(Path(odd["ok"]).parent / "vfr.mp4")
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width = stream.height = 32
+        stream.pix_fmt, stream.codec_context.time_base = "yuv420p", fractions.Fraction(1, 1000)
+        pts = 0
+        for i in range(120):
+            image = np.zeros((32, 32, 3), np.uint8)
+            image[..., 0], image[..., 2] = i, 128
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
+            pts += 20 if (i // 10) % 2 == 0 else 60
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    frames = read_video(REGISTRY.get("pyav")(), path, fps=2.0, max_frames=8)
+    colour = frames.pixels[:, 16, 16, 0].long()
+    assert frames.indices.tolist() == [0, 17, 34, 51, 68, 85, 102, 119]
+    assert (colour - frames.indices).abs().max() <= 3  # the frame encoded i-th (up to compression)
+    if HAS_DECORD:
+        assert torch.equal(
+            read_video(REGISTRY.get("decord")(), path, fps=2.0, max_frames=8).pixels, frames.pixels
+        )
