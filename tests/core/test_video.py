@@ -86,5 +86,6 @@ def test_unavailable_backend_is_refused_with_the_reason():
     s.add_plugin(P(), "ghosts")
     reg = s.load().registry("video_backend")
     assert "ghost" not in [m.name for m in select_backend(reg).members]  # auto skips what cannot run
-    with pytest.raises(VideoError, match="'ghost' cannot run here: ghostlib is not installed; available: decord"):
+    refused = "'ghost' cannot run here: ghostlib is not installed; available: decord"
+    with pytest.raises(VideoError, match=refused):
         select_backend(reg, "ghost")
