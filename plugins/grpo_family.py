@@ -28,7 +28,8 @@ def _advantages(rewards: torch.Tensor, group_ids: torch.Tensor, **kwargs: object
 
 
 class GRPO(vidrl.AdvantageEstimator):
-    """A_i = (R_i − mean_g R) / (std_g R + eps), or R_i − mean_g R when ``scale_std`` is off.
+    """A_i = (R_i − mean_g R) / (std_g R + eps), or R_i − mean_g R when ``scale_std`` is off; with
+    ``std_scope: batch`` the std is the whole batch's (TRL's ``scale_rewards: batch``).
 
     Defaults follow verl's statistics (unbiased std, eps 1e-6) with TRL's singleton rule (A = 0);
     ``eps: 1e-4`` gives TRL's, ``singleton: raw`` verl's singleton rule. Shapes: [B] → [B].
@@ -42,12 +43,18 @@ class GRPO(vidrl.AdvantageEstimator):
         std: Literal["unbiased", "biased"] = "unbiased"
         eps: float = 1e-6
         singleton: Singleton = "zero"
+        std_scope: Literal["group", "batch"] = "group"
 
         def __post_init__(self) -> None:
             _check_eps(self.eps)
 
     def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> vidrl.Advantages:
         c = self.config
+        if c.scale_std and c.std_scope == "batch":  # centred per group, scaled by the batch's std
+            out = _advantages(rewards, group_ids, mode="mean", singleton=c.singleton)
+            r = rewards.to(out.advantages.dtype)
+            std = r.std(unbiased=c.std == "unbiased") if r.numel() > 1 else r.new_zeros(())
+            return vidrl.Advantages(out.advantages / (std + c.eps), out.zero_std, out.group_weights)
         mode = "mean_std" if c.scale_std else "mean"
         return _advantages(rewards, group_ids, mode=mode, std=c.std, eps=c.eps, singleton=c.singleton)
 
@@ -83,9 +90,10 @@ Aggregation = Literal["token_mean", "sequence_mean", "constant"]
 
 
 class PPOClip(vidrl.PolicyLoss):
-    """Per token: −min(r·A, clip(r, 1 − ε_low, 1 + ε_high)·A) + β·KL(π_θ ‖ π_ref), r = π_θ / π_old,
-    aggregated over the optimizer step (``vidrl.ops.aggregate``). β = 0 needs no reference model.
-    Metrics: ``clip_frac`` (tokens whose clipped term is the active one), ``kl``, ``ratio``."""
+    """Per token: −min(r·A, clip(r, 1 − ε_low, 1 + ε_high)·A) + β·KL(π_θ ‖ π_ref) (the KL times r
+    with ``kl_bias_correction``, TRL's default), r = π_θ / π_old, aggregated over the optimizer
+    step (``vidrl.ops.aggregate``). β = 0 needs no reference model. Metrics: ``clip_frac``
+    (tokens whose clipped term is the active one), ``kl``, ``ratio``."""
 
     name = "ppo_clip"
 
@@ -95,6 +103,8 @@ class PPOClip(vidrl.PolicyLoss):
         eps_high: float = 0.2
         beta: float = 0.0
         kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+        #: multiply the per-token KL by the unclipped ratio r (TRL's ``use_bias_correction_kl``)
+        kl_bias_correction: bool = False
         aggregation: Aggregation = "token_mean"
         max_length: int | None = None  # the constant normaliser of aggregation "constant"
 
@@ -119,7 +129,7 @@ class PPOClip(vidrl.PolicyLoss):
         metrics = {}
         if c.beta > 0:
             kl = ops.kl_penalty(lp, inputs.ref_logprobs, c.kl_estimator)
-            per_token = per_token + c.beta * kl
+            per_token = per_token + c.beta * (kl * ratio if c.kl_bias_correction else kl)
             metrics["kl"] = _masked_mean(kl.detach(), mask)
         loss = ops.aggregate(
             per_token, mask, c.aggregation, inputs.step_tokens, inputs.step_sequences, c.max_length

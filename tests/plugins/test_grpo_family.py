@@ -71,3 +71,25 @@ def test_every_registered_estimator_honours_the_contract(session, name):
     assert out.advantages.shape == (20,) and out.zero_std.shape == (5,) and out.group_weights.shape == (5,)
     assert torch.isfinite(out.advantages).all()
     assert torch.equal(out.advantages[:4], torch.zeros(4)) and out.zero_std[0]
+
+
+def test_batch_level_std_matches_the_fp64_reference(session):
+    """``std_scope: batch`` (TRL's ``scale_rewards: batch``): (R_i − mean of its group) / (std of
+    the whole batch + eps), groups of unequal sizes, a singleton and an all-equal group included."""
+    cls = session.registry("advantage").get("grpo")
+    g = torch.Generator().manual_seed(5)
+    ids = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])
+    rewards = torch.randn(10, generator=g, dtype=torch.float64)
+    rewards[3:5] = 0.5  # group 1: all equal
+    for std, eps in (("unbiased", 1e-4), ("biased", 1e-6)):
+        out = cls(cls.Config(std_scope="batch", std=std, eps=eps))(rewards, ids)
+        scale = float(rewards.std(unbiased=std == "unbiased")) + eps
+        expected = []
+        for i in range(10):
+            members = [float(rewards[j]) for j in range(10) if ids[j] == ids[i]]
+            centred = 0.0 if len(members) == 1 else float(rewards[i]) - sum(members) / len(members)
+            expected.append(centred / scale)
+        torch.testing.assert_close(
+            out.advantages, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12
+        )
+        assert out.zero_std.tolist() == [False, True, True, False]  # the all-equal group, the singleton

@@ -71,6 +71,37 @@ def test_gradient_matches_fp64_reference(cls, estimator, aggregation):
     torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def test_kl_bias_correction_matches_the_fp64_reference(cls, estimator):
+    """TRL's ``use_bias_correction_kl``: the per-token KL times the unclipped ratio (with its
+    gradient); on-policy the value is unchanged, the gradient is not."""
+    g = torch.Generator().manual_seed(11)
+    b, t = 4, 6
+    lp = (torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3).requires_grad_(True)
+    old = lp.detach() + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3
+    ref = lp.detach() + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3
+    adv, mask = torch.randn(b, generator=g, dtype=torch.float64), torch.ones(b, t, dtype=torch.float64)
+    mask[0, 4:] = 0
+    cfg = cls.Config(beta=0.1, kl_estimator=estimator, kl_bias_correction=True)
+    loss = cls(cfg)(_inputs(lp, old, adv, mask, ref)).loss
+    (grad,) = torch.autograd.grad(loss, lp)
+    x = lp.detach().clone().requires_grad_(True)
+    ratio = (x - old).exp()
+    surr = torch.minimum(ratio * adv[:, None], ratio.clamp(0.8, 1.2) * adv[:, None])
+    d = ref - x
+    kl = {"k1": -d, "k3": d.exp() - d - 1}[estimator]
+    ref_loss = ((-surr + 0.1 * kl * ratio) * mask).sum() / mask.sum()
+    (ref_grad,) = torch.autograd.grad(ref_loss, x)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
+    on = _inputs(lp, lp.detach(), adv, mask, ref)  # on-policy: r = 1
+    plain, corrected = cls(cls.Config(beta=0.1, kl_estimator=estimator)), cls(cfg)
+    torch.testing.assert_close(corrected(on).loss, plain(on).loss, rtol=1e-12, atol=1e-12)
+    g_plain = torch.autograd.grad(plain(on).loss, lp)[0]
+    g_corr = torch.autograd.grad(corrected(on).loss, lp)[0]
+    assert not torch.allclose(g_plain, g_corr)
+
+
 def test_needs_follow_beta(cls):
     assert cls(cls.Config()).needs() == {vidrl.Need.OLD_LOGPROBS}
     assert vidrl.Need.REFERENCE_MODEL in cls(cls.Config(beta=0.01)).needs()
