@@ -93,6 +93,8 @@ class RL(vidrl.Stage):
         max_tokens_per_micro_batch: int = 0
         #: compute each prompt once per micro-batch in the log-prob and update forwards (exact)
         share_prefix: bool = True
+        #: roll-outs cut off at max_new_tokens leave the loss (DAPO's overlong filtering)
+        mask_truncated: bool = False
 
         def __post_init__(self) -> None:
             self._check_counts(
@@ -122,7 +124,8 @@ class RL(vidrl.Stage):
         c, policy, algo = self.config, context.policy(), context.algorithm()
         sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
         opts = vidrl.StepOptions(c.group_size, c.micro_batch_size, c.num_iterations, c.optim.max_grad_norm,
-                                 sampling, c.max_tokens_per_micro_batch, c.share_prefix)  # fmt: skip
+                                 sampling, c.max_tokens_per_micro_batch, c.share_prefix,
+                                 c.mask_truncated)  # fmt: skip
         vidrl.check_micro_batches(algo, opts)  # fail before the reference model loads
         ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)

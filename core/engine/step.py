@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -43,7 +43,9 @@ class StepOptions:
     (rows × their trimmed prompt + response length; 0: no limit; one row, or one group for a
     loss that needs whole groups, may exceed it); ``share_prefix``: the log-prob and update
     forwards compute each prompt once per micro-batch for the rows that repeat it
-    (``vidrl.engine.shared_prefix``; exact)."""
+    (``vidrl.engine.shared_prefix``; exact); ``mask_truncated``: roll-outs cut off at the token
+    budget keep their reward in their group's advantages but leave the loss (DAPO's overlong
+    filtering, arXiv 2503.14476)."""
 
     group_size: int = 8
     micro_batch_size: int = 8
@@ -52,6 +54,7 @@ class StepOptions:
     sampling: Sampling = field(default_factory=Sampling)
     max_tokens_per_micro_batch: int = 0
     share_prefix: bool = True
+    mask_truncated: bool = False
 
 
 class Collective:
@@ -306,10 +309,25 @@ class Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
 
 
+def truncated_rows(gen: Generation, eos_id: int) -> torch.Tensor:
+    """[B] bool: the response ended without an end-of-turn token (cut off at the token budget)."""
+    return ~((gen.response_ids == eos_id) & gen.response_mask.bool()).any(1)
+
+
+def _without_truncated(gen: Generation, eos_id: int) -> Generation:
+    """``gen`` with the rows cut off at the token budget masked out of the loss entirely."""
+    keep = (~truncated_rows(gen, eos_id)).to(gen.response_mask.dtype)[:, None]
+    return replace(gen, response_mask=gen.response_mask * keep)
+
+
+def _truncated_share(gen: Generation, eos_id: int) -> dict[str, float]:
+    return {"truncated/masked_frac": float(truncated_rows(gen, eos_id).float().mean())}
+
+
 def rollout_batch(used: Rollouts, group_ids: torch.Tensor, g: int, eos_id: int) -> RolloutBatch:
     """The frozen view of a step's scored roll-outs that ``on_rollouts_scored`` receives."""
     ids, mask = used.gen.response_ids, used.gen.response_mask
-    truncated = ~((ids == eos_id) & mask.bool()).any(1)
+    truncated = truncated_rows(used.gen, eos_id)
     return RolloutBatch(
         tuple(used.texts), tuple(used.samples), used.scores, group_ids, g, ids, mask, truncated
     )
@@ -357,6 +375,9 @@ def rl_step(
         b, t = gen.response_ids.shape
         adv = check_advantages(algo.estimator, algo.estimator(scores.total, group_ids), b, t, len(samples))
         check_pairing(algo.estimator, algo.loss, adv)
+    if opts.mask_truncated:  # out of the loss and its normalisers, after their advantages
+        extra = {**extra, **_truncated_share(gen, learner.eos_id)}
+        gen = _without_truncated(gen, learner.eos_id)
     parts = plan(gen, opts, algo.loss.needs(), learner.world)
     old, ref, current = _logprob_phase(learner, algo.loss.needs(), gen, opts, parts, phases)
     with phases("update"):

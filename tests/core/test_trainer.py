@@ -55,13 +55,23 @@ def _algo(session, beta=0.0):
                      [("length", 1.0, Length()), ("format", 1.0, fmt)])  # fmt: skip
 
 
-def _step(setup, micro, beta=0.0, iterations=1, optimizer="sgd", max_tokens=0, share_prefix=True):
+def _step(
+    setup,
+    micro,
+    beta=0.0,
+    iterations=1,
+    optimizer="sgd",
+    max_tokens=0,
+    share_prefix=True,
+    mask_truncated=False,
+):
     path, processor, batch, samples = setup
     learner = _learner(path, processor, optimizer, reference=beta > 0)
     before = [p.detach().clone() for p in learner.model.parameters()]
     opts = StepOptions(group_size=3, micro_batch_size=micro, num_iterations=iterations, max_grad_norm=0.0,
                        sampling=Sampling(max_new_tokens=6),
-                       max_tokens_per_micro_batch=max_tokens, share_prefix=share_prefix)  # fmt: skip
+                       max_tokens_per_micro_batch=max_tokens, share_prefix=share_prefix,
+                       mask_truncated=mask_truncated)  # fmt: skip
     torch.manual_seed(123)  # the same roll-outs in every call
     metrics, record = rl_step(
         learner, _algo(Session().load(), beta), processor.tokenizer, batch, samples, opts
@@ -146,6 +156,25 @@ def test_the_shared_prefix_forward_makes_the_same_update(setup, micro, iteration
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
     for key in ("loss", "grad_norm", "clip_frac", "ratio"):
         assert m_shared[key] == pytest.approx(m_row[key], rel=1e-4, abs=1e-6), key
+
+
+def test_masking_truncated_rollouts_takes_them_out_of_the_loss_only(setup):
+    """DAPO's overlong filtering: the same roll-outs and advantages; the rows cut off at the token
+    budget leave the loss, so the update is the one of the other rows alone (here: of none, since
+    the random tiny model never ends a response within 6 tokens)."""
+    from vidrl.engine.step import truncated_rows
+
+    m_all, record, delta = _step(setup, micro=6)
+    m_cut, record_cut, delta_cut = _step(setup, micro=6, mask_truncated=True)
+    cut = truncated_rows(record.generation, _eos(setup))
+    assert m_cut["truncated/masked_frac"] == float(cut.float().mean()) == 1.0
+    assert torch.equal(record_cut.advantages.advantages, record.advantages.advantages)
+    assert record_cut.generation.response_mask.sum() == 0 and m_all["grad_norm"] > 0 == m_cut["grad_norm"]
+    assert all(float(d.abs().sum()) == 0 for d in delta_cut) and any(float(d.abs().sum()) > 0 for d in delta)
+
+
+def _eos(setup):
+    return setup[1].tokenizer.convert_tokens_to_ids("<|im_end|>")
 
 
 def test_every_rank_runs_as_many_micro_batches(setup):
