@@ -39,14 +39,11 @@ class CISPO(vidrl.PolicyLoss):
         weight = ratio.clamp(low, 1 + c.eps_high)
         per_token = -weight * adv * lp
         loss = ops.aggregate(per_token, mask, "token_mean", inputs.step_tokens, inputs.step_sequences)
-        metrics = {"clip_frac": _mean((weight != ratio).to(lp.dtype), mask), "ratio": _mean(ratio, mask)}
+        metrics = {
+            "clip_frac": ops.masked_mean((weight != ratio).to(lp.dtype), mask),
+            "ratio": ops.masked_mean(ratio, mask),
+        }
         return vidrl.LossOutput(loss, metrics)
-
-
-def _mean(x: torch.Tensor, mask: torch.Tensor) -> float:
-    """The mean of ``x`` [b, T] over the trained tokens (``mask``)."""
-    m = mask.to(x.dtype)
-    return float((x * m).sum() / m.sum().clamp(min=1))
 
 
 @vidrl.hookimpl

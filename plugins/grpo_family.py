@@ -130,18 +130,13 @@ class PPOClip(vidrl.PolicyLoss):
         if c.beta > 0:
             kl = ops.kl_penalty(lp, inputs.ref_logprobs, c.kl_estimator)
             per_token = per_token + c.beta * (kl * ratio if c.kl_bias_correction else kl)
-            metrics["kl"] = _masked_mean(kl.detach(), mask)
+            metrics["kl"] = ops.masked_mean(kl.detach(), mask)
         loss = ops.aggregate(
             per_token, mask, c.aggregation, inputs.step_tokens, inputs.step_sequences, c.max_length
         )
-        metrics["clip_frac"] = _masked_mean((clipped < unclipped).float(), mask)
-        metrics["ratio"] = _masked_mean(ratio.detach(), mask)
+        metrics["clip_frac"] = ops.masked_mean((clipped < unclipped).float(), mask)
+        metrics["ratio"] = ops.masked_mean(ratio.detach(), mask)
         return vidrl.LossOutput(loss, metrics)
-
-
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
-    m = mask.to(x.dtype)
-    return float((x * m).sum() / m.sum().clamp(min=1))
 
 
 @vidrl.hookimpl

@@ -60,8 +60,8 @@ class GSPO(vidrl.PolicyLoss):
         has = (mask.sum(-1) > 0).to(per.dtype)  # a sequence with no trained token adds nothing
         loss = (per * has).sum() / inputs.step_sequences
         active = (clipped < unclipped).to(lp.dtype)
-        frac = active.mean() if c.variant == "sequence" else (active * mask).sum() / mask.sum().clamp(min=1)
-        return vidrl.LossOutput(loss, {"clip_frac": float(frac), "seq_ratio": float(seq.detach().mean())})
+        frac = float(active.mean()) if c.variant == "sequence" else vidrl.ops.masked_mean(active, mask)
+        return vidrl.LossOutput(loss, {"clip_frac": frac, "seq_ratio": float(seq.detach().mean())})
 
 
 @vidrl.hookimpl

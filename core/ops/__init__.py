@@ -19,7 +19,7 @@ from vidrl.ops.advantages import (
 )
 from vidrl.ops.dispatch import PRIMITIVES
 from vidrl.ops.logprobs import check_linear_args, check_logprob_args
-from vidrl.ops.losses import AGGREGATIONS, KL_ESTIMATORS, aggregate, kl_penalty
+from vidrl.ops.losses import AGGREGATIONS, KL_ESTIMATORS, aggregate, kl_penalty, masked_mean
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, **kwargs):
@@ -70,6 +70,7 @@ __all__ = [
     "group_index",
     "group_stats",
     "kl_penalty",
+    "masked_mean",
     "linear_token_logprobs",
     "token_logprobs",
 ]

@@ -53,3 +53,10 @@ def aggregate(
             raise ValueError(f"aggregation 'constant' needs max_length >= 1, got {max_length!r}")
         return (per_token * m).sum() / (max_length * max(step_sequences, 1.0))
     raise ValueError(f"unknown aggregation {mode!r}; valid choices: {', '.join(AGGREGATIONS)}")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    """The mean of ``x`` [b, T] over the positions where ``mask`` [b, T] is 1 (0 when none), as a
+    float: for a loss's metrics."""
+    m = mask.to(x.dtype)
+    return float((x.detach() * m).sum() / m.sum().clamp(min=1))

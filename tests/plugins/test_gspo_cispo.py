@@ -143,4 +143,4 @@ def test_micro_batches_sum_to_the_whole_step(name):
         part = LossInputs(x.logprobs[s], x.advantages[s], x.mask[s], x.group_ids[s], x.step_tokens,
                           x.step_sequences, x.old_logprobs[s])  # fmt: skip
         parts = parts + loss(part).loss
-    assert math.isclose(float(whole), float(parts), rel_tol=1e-12, abs_tol=1e-15)
+    assert math.isclose(float(whole.detach()), float(parts.detach()), rel_tol=1e-12, abs_tol=1e-15)

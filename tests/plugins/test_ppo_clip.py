@@ -42,7 +42,9 @@ def test_asymmetric_clip(cls):
 
 @pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
 @pytest.mark.parametrize("aggregation", ["token_mean", "sequence_mean", "constant"])
-def test_gradient_matches_fp64_reference(cls, estimator, aggregation):
+@pytest.mark.parametrize("bias", [False, True])
+def test_gradient_matches_fp64_reference(cls, estimator, aggregation, bias):
+    """``bias``: TRL's ``use_bias_correction_kl``, the per-token KL times the unclipped ratio."""
     g = torch.Generator().manual_seed(zlib.crc32(f"{estimator}{aggregation}".encode()))
     b, t = 5, 7
     lp = (torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3).requires_grad_(True)
@@ -50,7 +52,9 @@ def test_gradient_matches_fp64_reference(cls, estimator, aggregation):
     ref = lp.detach() + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3
     adv = torch.randn(b, generator=g, dtype=torch.float64)
     mask = (torch.rand(b, t, generator=g) > 0.25).double()
-    cfg = cls.Config(beta=0.04, kl_estimator=estimator, aggregation=aggregation, max_length=t)
+    cfg = cls.Config(
+        beta=0.04, kl_estimator=estimator, aggregation=aggregation, max_length=t, kl_bias_correction=bias
+    )
     loss = cls(cfg)(_inputs(lp, old, adv, mask, ref)).loss
     (grad,) = torch.autograd.grad(loss, lp)
 
@@ -60,7 +64,7 @@ def test_gradient_matches_fp64_reference(cls, estimator, aggregation):
     surr = torch.minimum(ratio * adv[:, None], ratio.clamp(0.8, 1.2) * adv[:, None])
     d = ref - x
     kl = {"k1": -d, "k2": d**2 / 2, "k3": d.exp() - d - 1}[estimator]
-    tok = (-surr + 0.04 * kl) * mask
+    tok = (-surr + 0.04 * kl * (ratio if bias else 1)) * mask
     ref_loss = {
         "token_mean": tok.sum() / mask.sum(),
         "sequence_mean": (tok.sum(1) / mask.sum(1).clamp(min=1)).mean(),
@@ -72,30 +76,13 @@ def test_gradient_matches_fp64_reference(cls, estimator, aggregation):
 
 
 @pytest.mark.parametrize("estimator", ["k1", "k3"])
-def test_kl_bias_correction_matches_the_fp64_reference(cls, estimator):
-    """TRL's ``use_bias_correction_kl``: the per-token KL times the unclipped ratio (with its
-    gradient); on-policy the value is unchanged, the gradient is not."""
+def test_kl_bias_correction_keeps_the_on_policy_value_not_its_gradient(cls, estimator):
     g = torch.Generator().manual_seed(11)
-    b, t = 4, 6
-    lp = (torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3).requires_grad_(True)
-    old = lp.detach() + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3
-    ref = lp.detach() + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3
-    adv, mask = torch.randn(b, generator=g, dtype=torch.float64), torch.ones(b, t, dtype=torch.float64)
-    mask[0, 4:] = 0
-    cfg = cls.Config(beta=0.1, kl_estimator=estimator, kl_bias_correction=True)
-    loss = cls(cfg)(_inputs(lp, old, adv, mask, ref)).loss
-    (grad,) = torch.autograd.grad(loss, lp)
-    x = lp.detach().clone().requires_grad_(True)
-    ratio = (x - old).exp()
-    surr = torch.minimum(ratio * adv[:, None], ratio.clamp(0.8, 1.2) * adv[:, None])
-    d = ref - x
-    kl = {"k1": -d, "k3": d.exp() - d - 1}[estimator]
-    ref_loss = ((-surr + 0.1 * kl * ratio) * mask).sum() / mask.sum()
-    (ref_grad,) = torch.autograd.grad(ref_loss, x)
-    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
-    on = _inputs(lp, lp.detach(), adv, mask, ref)  # on-policy: r = 1
-    plain, corrected = cls(cls.Config(beta=0.1, kl_estimator=estimator)), cls(cfg)
+    lp = (torch.randn(4, 6, generator=g, dtype=torch.float64) * 0.3).requires_grad_(True)
+    ref = lp.detach() + torch.randn(4, 6, generator=g, dtype=torch.float64) * 0.3
+    on = _inputs(lp, lp.detach(), torch.randn(4, generator=g, dtype=torch.float64), None, ref)  # r = 1
+    plain = cls(cls.Config(beta=0.1, kl_estimator=estimator))
+    corrected = cls(cls.Config(beta=0.1, kl_estimator=estimator, kl_bias_correction=True))
     torch.testing.assert_close(corrected(on).loss, plain(on).loss, rtol=1e-12, atol=1e-12)
     g_plain = torch.autograd.grad(plain(on).loss, lp)[0]
     g_corr = torch.autograd.grad(corrected(on).loss, lp)[0]
