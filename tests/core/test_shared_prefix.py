@@ -10,6 +10,7 @@ from vidrl.engine.rollout import sequence_logprobs
 from vidrl.engine.shared_prefix import can_share
 from vidrl.models.generate import MEDIA_TOKEN_KEYS
 from vidrl.models.inputs import prepare_batch, repeat_batch
+from vidrl.models.policy import enable_gradient_checkpointing
 from vidrl.testing import builders
 from vidrl.types import Generation
 
@@ -95,3 +96,34 @@ def test_rows_that_share_no_prompt_take_the_per_row_forward(setup):
             assert not can_share(model, gen, slice(None))
         finally:
             config._attn_implementation = saved
+
+
+def test_it_stays_exact_under_gradient_checkpointing(tiny_model_dir):
+    """Each decoder layer recomputed in the backward pass with the packed rows' 4-D mask."""
+    path = tiny_model_dir("qwen2_5_vl")
+    processor = AutoProcessor.from_pretrained(path)
+    samples = [builders.sample(i=0), builders.sample("numeric", i=1)]
+    batch, _ = prepare_batch(
+        processor, samples, [builders.frames(4, seed=0), builders.frames(6, seed=1, fps=0.05)]
+    )
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(path, attn_implementation="sdpa")
+    enable_gradient_checkpointing(model)  # as model.gradient_checkpointing: true does
+    model.train()
+    resp = torch.randint(20, 120, (2 * G, T), generator=torch.Generator().manual_seed(2))
+    mask = (torch.arange(T)[None] < torch.tensor([7, 3, 5, 1, 6, 7])[:, None]).long()
+    tensors = {k: v for k, v in batch.items() if torch.is_tensor(v)}
+    gen = Generation(repeat_batch(tensors, G), resp, mask, group_size=G)
+    out = {}
+    for share in (False, True):
+        model.zero_grad()
+        lp = sequence_logprobs(model, gen, slice(1, 6), share_prefix=share)
+        (lp * torch.linspace(-1, 1, lp.numel(), dtype=lp.dtype).view_as(lp)).sum().backward()
+        out[share] = (
+            lp.detach(),
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        )
+    torch.testing.assert_close(out[True][0], out[False][0], atol=1e-5, rtol=0)
+    for name, grad in out[False][1].items():
+        scale = grad.abs().max().clamp_min(1.0)
+        torch.testing.assert_close(out[True][1][name] / scale, grad / scale, atol=1e-5, rtol=0, msg=name)
