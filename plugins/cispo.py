@@ -13,8 +13,9 @@ from vidrl import ops
 
 
 class CISPO(vidrl.PolicyLoss):
-    """Per token −sg(clip(r, 1 − ε_low, 1 + ε_high))·Â·log π_θ, r = π_θ / π_old, summed over the
-    step's trained tokens and divided by their count (``vidrl.ops.aggregate`` ``token_mean``).
+    """Per token −sg(clip(r, 1 − ε_low, 1 + ε_high))·Â·log π_θ, r = π_θ / π_old [b, T], Â [b] or
+    [b, T], summed over the step's trained tokens (``mask`` [b, T]) and divided by their count
+    (``vidrl.ops.aggregate`` ``token_mean``).
     ``eps_low`` None: no lower bound (the paper's practice); ``eps_high`` the upper one. Metrics:
     ``clip_frac`` (tokens whose weight was clipped), ``ratio``."""
 

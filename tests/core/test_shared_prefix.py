@@ -4,6 +4,7 @@ whole groups, groups cut by a micro-batch, left-padded prompts and responses of 
 
 import pytest
 import torch
+from shared_prefix_check import assert_shared_prefix_exact
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from vidrl.engine.rollout import sequence_logprobs
@@ -44,22 +45,9 @@ def test_log_probs_and_gradients_equal_the_per_row_forward(setup, rows):
     model, gen = setup
     assert can_share(model, gen, rows)
     weights = torch.randn(gen.response_ids[rows].shape, generator=torch.Generator().manual_seed(3))
-    out = {}
-    for share in (False, True):
-        model.zero_grad()
-        lp = sequence_logprobs(model, gen, rows, temperature=0.7, share_prefix=share)
-        (lp * weights).sum().backward()
-        out[share] = (
-            lp.detach(),
-            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
-        )
-    (lp0, g0), (lp1, g1) = out[False], out[True]
-    torch.testing.assert_close(lp1, lp0, atol=1e-5, rtol=0)
-    assert (lp1[gen.response_mask[rows] == 0] == 0).all()
-    assert g0.keys() == g1.keys() and any("visual" in n for n in g0)  # the vision tower's gradient too
-    for name in g0:
-        scale = g0[name].abs().max().clamp_min(1.0)
-        torch.testing.assert_close(g1[name] / scale, g0[name] / scale, atol=1e-5, rtol=0, msg=name)
+    lp, grads = assert_shared_prefix_exact(model, gen, rows, weights, temperature=0.7)
+    assert (lp[gen.response_mask[rows] == 0] == 0).all()
+    assert any("visual" in n for n in grads)  # the vision tower's gradient too
 
 
 def test_each_prompt_goes_through_the_model_once(setup):
@@ -114,16 +102,5 @@ def test_it_stays_exact_under_gradient_checkpointing(tiny_model_dir):
     mask = (torch.arange(T)[None] < torch.tensor([7, 3, 5, 1, 6, 7])[:, None]).long()
     tensors = {k: v for k, v in batch.items() if torch.is_tensor(v)}
     gen = Generation(repeat_batch(tensors, G), resp, mask, group_size=G)
-    out = {}
-    for share in (False, True):
-        model.zero_grad()
-        lp = sequence_logprobs(model, gen, slice(1, 6), share_prefix=share)
-        (lp * torch.linspace(-1, 1, lp.numel(), dtype=lp.dtype).view_as(lp)).sum().backward()
-        out[share] = (
-            lp.detach(),
-            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
-        )
-    torch.testing.assert_close(out[True][0], out[False][0], atol=1e-5, rtol=0)
-    for name, grad in out[False][1].items():
-        scale = grad.abs().max().clamp_min(1.0)
-        torch.testing.assert_close(out[True][1][name] / scale, grad / scale, atol=1e-5, rtol=0, msg=name)
+    weights = torch.linspace(-1, 1, gen.response_ids[1:6].numel()).view(5, T)
+    assert_shared_prefix_exact(model, gen, slice(1, 6), weights)
