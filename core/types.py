@@ -9,6 +9,7 @@ values in its stash (``Sample.extra`` / ``Sample.with_extra``), never loose stri
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -207,11 +208,22 @@ class Generation:
 @dataclass(frozen=True)
 class Scores:
     """The rewards of B roll-outs. ``total``: [B] float, Σ weight · score over the rewards that
-    apply to each sample. ``per_reward``: reward name → [B] float, NaN where the reward does not
-    apply to the sample (another task type's reward)."""
+    scored each sample (0 when none did). ``per_reward``: reward name → [B] float, NaN where the
+    reward does not apply to the sample (another task type's reward) or returned None for it."""
 
     total: torch.Tensor
     per_reward: dict[str, torch.Tensor]
+
+    @property
+    def scored(self) -> torch.Tensor:
+        """[B] bool: some reward scored the sample (every row when there are no per-reward columns)."""
+        cols = [~torch.isnan(s) for s in self.per_reward.values()]
+        return torch.stack(cols).any(0) if cols else torch.ones_like(self.total, dtype=torch.bool)
+
+    def for_estimator(self) -> torch.Tensor:
+        """[B] the total, NaN where no reward scored the sample: an advantage estimator leaves
+        those out of their group's statistics and gives them advantage 0."""
+        return torch.where(self.scored, self.total, torch.full_like(self.total, math.nan))
 
     def means(self) -> dict[str, float]:
         """``reward/<name>``: mean over the samples each reward applies to (NaN-free)."""
@@ -321,7 +333,9 @@ class LossInputs:
     [b] long. ``step_tokens`` and ``step_sequences``: the mask's token count and the sequence
     count of the *whole optimizer step* (every micro-batch, every rank), computed before the
     micro-batch loop, so that gradient accumulation and data parallelism do not change the loss
-    (``vidrl.ops.aggregate``). ``old_logprobs``: [b, T] under the roll-out policy, only when the
+    (``vidrl.ops.aggregate``). ``step_micro_batches``: how many micro-batches the optimizer step
+    has, over all ranks (for a per-micro-batch normaliser, TRL's ``bnpo``). ``old_logprobs``:
+    [b, T] under the roll-out policy, only when the
     loss declares ``Need.OLD_LOGPROBS`` (else None); with ``num_iterations`` 1, ``logprobs``
     detached (the policy has not moved yet; the same storage: read it, never change it in
     place). ``ref_logprobs``: [b, T] under the reference model, only when the loss declares
@@ -336,6 +350,7 @@ class LossInputs:
     step_sequences: float
     old_logprobs: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
+    step_micro_batches: int = 1
 
 
 @dataclass(frozen=True)

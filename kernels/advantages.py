@@ -1,8 +1,8 @@
 """Triton group advantages: one launch, one program per group, every mode of the reference.
 
 Fixed-size groups index the rewards directly; ragged group ids are first sorted into CSR form
-(order, offsets) by torch. Statistics are float32 from upcast loads; all-equal groups (max == min)
-get exactly 0 and their flag; no libdevice (sqrt_rn/div_rn are core Triton), no autotune.
+(order, offsets) by torch. Statistics are float32 from upcast loads over the scored (non-NaN)
+rewards; all-equal groups (max == min) get exactly 0 and their flag, unscored rewards 0; no libdevice (sqrt_rn/div_rn are core Triton), no autotune.
 """
 
 from __future__ import annotations
@@ -35,16 +35,18 @@ def _group_kernel(
         count = (tl.load(offsets_ptr + g + 1) - start).to(tl.int32)
         in_group = lanes < count
         idx = tl.load(order_ptr + start + lanes, mask=in_group, other=0)
-    r = tl.load(r_ptr + idx, mask=in_group, other=0.0).to(tl.float32)
-    k = count.to(tl.float32)
-    mean = tl.div_rn(tl.sum(r, axis=0), k)
-    dev = tl.where(in_group, r - mean, 0.0)
+    loaded = tl.load(r_ptr + idx, mask=in_group, other=0.0).to(tl.float32)
+    scored = in_group & (loaded == loaded)  # NaN: an unscored sample, in no statistic
+    r = tl.where(scored, loaded, 0.0)
+    k = tl.sum(scored.to(tl.float32), axis=0)
+    mean = tl.div_rn(tl.sum(r, axis=0), tl.maximum(k, 1.0))
+    dev = tl.where(scored, r - mean, 0.0)
     ssq = tl.sum(dev * dev, axis=0)
     dof = k - 1.0 if UNBIASED else k
     sigma = tl.sqrt_rn(tl.where(dof > 0.0, tl.div_rn(ssq, tl.maximum(dof, 1.0)), 0.0))
-    r_max = tl.max(tl.where(in_group, r, float("-inf")), axis=0)
-    r_min = tl.min(tl.where(in_group, r, float("inf")), axis=0)
-    zero = r_max == r_min
+    r_max = tl.max(tl.where(scored, r, float("-inf")), axis=0)
+    r_min = tl.min(tl.where(scored, r, float("inf")), axis=0)
+    zero = (r_max == r_min) | (k == 0.0)
     if MODE == 0:
         adv = tl.div_rn(dev, sigma + eps + tl.zeros_like(dev))
     elif MODE == 1:
@@ -54,7 +56,8 @@ def _group_kernel(
     adv = tl.where(zero, 0.0, adv)
     if RAW_SINGLETON:
         raw = tl.div_rn(r, 1.0 + eps + tl.zeros_like(r)) if MODE == 0 else r
-        adv = tl.where(count == 1, raw, adv)
+        adv = tl.where(k == 1.0, raw, adv)
+    adv = tl.where(scored, adv, 0.0)
     if HAS_W:
         adv = adv * tl.load(w_ptr + g).to(tl.float32)
     tl.store(adv_ptr + idx, adv, mask=in_group)

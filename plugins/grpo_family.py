@@ -53,6 +53,7 @@ class GRPO(vidrl.AdvantageEstimator):
         if c.scale_std and c.std_scope == "batch":  # centred per group, scaled by the batch's std
             out = _advantages(rewards, group_ids, mode="mean", singleton=c.singleton)
             r = rewards.to(out.advantages.dtype)
+            r = r[~torch.isnan(r)]  # the scored samples' rewards
             std = r.std(unbiased=c.std == "unbiased") if r.numel() > 1 else r.new_zeros(())
             return vidrl.Advantages(out.advantages / (std + c.eps), out.zero_std, out.group_weights)
         mode = "mean_std" if c.scale_std else "mean"
@@ -86,7 +87,7 @@ class RLOO(_CentredOnly):
     mode = "leave_one_out"
 
 
-Aggregation = Literal["token_mean", "sequence_mean", "constant"]
+Aggregation = Literal["token_mean", "sequence_mean", "constant", "micro_token_mean"]
 
 
 class PPOClip(vidrl.PolicyLoss):
@@ -131,9 +132,8 @@ class PPOClip(vidrl.PolicyLoss):
             kl = ops.kl_penalty(lp, inputs.ref_logprobs, c.kl_estimator)
             per_token = per_token + c.beta * (kl * ratio if c.kl_bias_correction else kl)
             metrics["kl"] = ops.masked_mean(kl.detach(), mask)
-        loss = ops.aggregate(
-            per_token, mask, c.aggregation, inputs.step_tokens, inputs.step_sequences, c.max_length
-        )
+        loss = ops.aggregate(per_token, mask, c.aggregation, inputs.step_tokens, inputs.step_sequences,
+                             c.max_length, inputs.step_micro_batches)  # fmt: skip
         metrics["clip_frac"] = ops.masked_mean((clipped < unclipped).float(), mask)
         metrics["ratio"] = ops.masked_mean(ratio.detach(), mask)
         return vidrl.LossOutput(loss, metrics)

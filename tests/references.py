@@ -10,17 +10,17 @@ import torch
 
 def group_advantages(rewards, ids, mode, std, eps, singleton):
     """Loop over groups (docs/algorithms.md, 'GRPO family — specification') → (advantages [B]
-    float64, zero_std [num_groups])."""
+    float64, zero_std [num_groups]); a NaN reward is left out of its group and gets 0."""
     r = rewards.double().tolist()
     ids = ids.tolist()
     out = [0.0] * len(r)
     zero = []
     for g in sorted(set(ids)):
-        idx = [i for i, x in enumerate(ids) if x == g]
+        idx = [i for i, x in enumerate(ids) if x == g and not math.isnan(r[i])]  # NaN: unscored
         vals = [r[i] for i in idx]
         k = len(vals)
-        mu = sum(vals) / k
-        equal = max(vals) == min(vals)
+        mu = sum(vals) / k if k else 0.0
+        equal = k == 0 or max(vals) == min(vals)
         zero.append(equal)
         for i in idx:
             if k == 1 and singleton == "raw":

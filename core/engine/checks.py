@@ -35,7 +35,9 @@ def check_advantages(estimator: Component, out: Any, b: int, t: int, num_groups:
         raise _fail(estimator, f"returned advantages of shape {got}; expected [{b}] or [{b}, {t}]")
     if not torch.isfinite(adv).all():
         raise _fail(
-            estimator, f"returned non-finite advantages ({int((~torch.isfinite(adv)).sum())} of them)"
+            estimator,
+            f"returned non-finite advantages ({int((~torch.isfinite(adv)).sum())} of them); a NaN "
+            "reward marks an unscored sample, which an estimator leaves out (vidrl.ops.group_advantages)",
         )
     for name in ("zero_std", "group_weights"):
         value = getattr(out, name)

@@ -141,8 +141,8 @@ class TrainBatch:
     """The tensors an update needs: the generation, advantages [B] or [B, T], old and reference
     log-probs [B, T] (each None when the loss does not declare its need; ``old_is_current``: the
     old ones are the update's own, detached), group ids [B], the whole step's response-token
-    and rollout counts over all ranks (the loss normalisers), and the micro-batches (``plan``;
-    empty: planned by ``update``)."""
+    and rollout counts over all ranks (the loss normalisers), the micro-batches (``plan``) and
+    their count over all ranks."""
 
     gen: Generation
     advantages: torch.Tensor
@@ -151,8 +151,9 @@ class TrainBatch:
     group_ids: torch.Tensor
     step_tokens: float
     step_sequences: float
-    old_is_current: bool = False
-    parts: Sequence[slice] = ()
+    old_is_current: bool
+    parts: Sequence[slice]
+    micro_batches: int
 
     def loss_inputs(self, lp: torch.Tensor, rows: slice) -> LossInputs:
         mask = self.gen.response_mask
@@ -165,6 +166,7 @@ class TrainBatch:
             step_sequences=self.step_sequences,
             old_logprobs=lp.detach() if self.old_is_current else _rows(self.old, rows),
             ref_logprobs=_rows(self.ref, rows),
+            step_micro_batches=self.micro_batches,
         )
 
 
@@ -232,9 +234,9 @@ def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptio
         return call_loss(algo.loss, batch.loss_inputs(lp, rows))
 
     sums: dict[str, float] = {}
-    parts = batch.parts or plan(batch.gen, opts, algo.loss.needs(), learner.world)
     for _ in range(opts.num_iterations):
-        _add(sums, accumulate(learner, len(batch.gen.response_ids), parts, opts.max_grad_norm, loss_fn))
+        rows = len(batch.gen.response_ids)
+        _add(sums, accumulate(learner, rows, batch.parts, opts.max_grad_norm, loss_fn))
     return {k: v / opts.num_iterations for k, v in sums.items()}
 
 
@@ -373,7 +375,8 @@ def rl_step(
         if hook is not None:
             hook.on_rollouts_scored(batch=rollout_batch(used, group_ids, g, learner.eos_id), state=state)
         b, t = gen.response_ids.shape
-        adv = check_advantages(algo.estimator, algo.estimator(scores.total, group_ids), b, t, len(samples))
+        raw = algo.estimator(scores.for_estimator(), group_ids)
+        adv = check_advantages(algo.estimator, raw, b, t, len(samples))
         check_pairing(algo.estimator, algo.loss, adv)
     if opts.mask_truncated:  # out of the loss and its normalisers, after their advantages
         extra = {**extra, **_truncated_share(gen, learner.eos_id)}
@@ -384,7 +387,8 @@ def rl_step(
         tokens, seqs = (learner.world.sum(float(x)) for x in (gen.response_mask.sum(), len(used.texts)))
         dev = gen.response_ids.device  # rewards and advantages are computed on the CPU
         adv_, groups = adv.advantages.to(dev), group_ids.to(dev)
-        batch = TrainBatch(gen, adv_, old, ref, groups, tokens, seqs, current, parts)
+        batch = TrainBatch(gen, adv_, old, ref, groups, tokens, seqs, current, parts,
+                           len(parts) * learner.world.size)  # fmt: skip
         metrics = update(learner, algo, batch, opts)
         learner.backend.sync()  # a backend with its own copy of the weights takes the update
     metrics.update({**extra, **_summary(learner, used, adv, g), **_times(phases)})
@@ -444,8 +448,10 @@ def _augment(
 def _summary(learner: Learner, used: Rollouts, adv: Advantages, g: int) -> dict[str, float]:
     """The step's reward, advantage, length and learning-rate metrics, overall and per task."""
     scores = used.scores
+    unscored = {"reward/unscored_frac": float((~scores.scored).float().mean())} if not scores.scored.all() else {}
     return {
         **scores.means(),
+        **unscored,
         **task_metrics(used.samples, used.texts, scores, adv, g),
         "reward/mean": float(scores.total.mean()),
         "adv/zero_std_frac": adv.zero_std_frac,

@@ -8,6 +8,8 @@ exactly this contract.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 MODES = ("mean_std", "mean", "leave_one_out")
@@ -53,9 +55,9 @@ def check_advantage_args(rewards: torch.Tensor, mode: str, std: str, eps: float,
             raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
     if rewards.dim() != 1 or not rewards.dtype.is_floating_point:
         raise ValueError(f"rewards must be a 1-D float tensor [B], got {rewards.dtype} {list(rewards.shape)}")
-    if not torch.isfinite(rewards).all():
-        bad = torch.nonzero(~torch.isfinite(rewards)).flatten().tolist()
-        raise ValueError(f"rewards must be finite; non-finite at indices {bad[:10]}")
+    if torch.isinf(rewards).any():
+        bad = torch.nonzero(torch.isinf(rewards)).flatten().tolist()
+        raise ValueError(f"rewards must be finite or NaN (unscored); infinite at indices {bad[:10]}")
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps!r}")
 
@@ -68,22 +70,26 @@ def check_weights(weights: torch.Tensor, num_groups: int) -> None:
 def group_stats(
     rewards: torch.Tensor, inverse: torch.Tensor, num_groups: int, std: str = "unbiased"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-group (count, mean, std, zero_std), each [num_groups].
+    """Per-group (count, mean, std, zero_std), each [num_groups], over the scored rewards: a NaN
+    reward (an unscored sample) counts in none of them.
 
-    ``zero_std`` is True where every reward of the group is exactly equal (singletons included),
-    tested by max == min rather than by a rounded std. Singletons under ``std="unbiased"`` get std 0.
+    ``zero_std`` is True where every scored reward of the group is exactly equal (singletons and
+    groups with no scored reward included), tested by max == min rather than by a rounded std.
+    Singletons under ``std="unbiased"`` get std 0.
     """
     inverse = inverse.to(rewards.device)
+    scored = ~torch.isnan(rewards)
+    r = torch.where(scored, rewards, 0.0)
     zeros = rewards.new_zeros(num_groups)
-    count = zeros.index_add(0, inverse, torch.ones_like(rewards))
-    mean = zeros.index_add(0, inverse, rewards) / count
-    dev = rewards - mean[inverse]
+    count = zeros.index_add(0, inverse, scored.to(rewards.dtype))
+    mean = zeros.index_add(0, inverse, r) / count.clamp(min=1)
+    dev = torch.where(scored, r - mean[inverse], 0.0)
     ssq = zeros.index_add(0, inverse, dev * dev)
     dof = count - 1 if std == "unbiased" else count
     var = torch.where(dof > 0, ssq / dof.clamp(min=1), zeros)
-    gmax = zeros.scatter_reduce(0, inverse, rewards, "amax", include_self=False)
-    gmin = zeros.scatter_reduce(0, inverse, rewards, "amin", include_self=False)
-    return count, mean, var.sqrt(), gmax == gmin
+    gmax = zeros.scatter_reduce(0, inverse, torch.where(scored, r, -math.inf), "amax", include_self=False)
+    gmin = zeros.scatter_reduce(0, inverse, torch.where(scored, r, math.inf), "amin", include_self=False)
+    return count, mean, var.sqrt(), (gmax == gmin) | (count == 0)
 
 
 def group_advantages(
@@ -100,7 +106,9 @@ def group_advantages(
     """Advantages of grouped rewards.
 
     Args:
-        rewards: [B] float. Computed in at least float32; returned in that dtype.
+        rewards: [B] float. Computed in at least float32; returned in that dtype. NaN marks an
+            unscored sample (every reward declined to score it): it is left out of its group's
+            statistics and gets advantage 0 (TRL's rule for rewards that all return None).
         group_ids / group_size: the grouping, see ``group_index``.
         mode: ``mean_std`` A = (R − μ) / (σ + eps); ``mean`` A = R − μ;
             ``leave_one_out`` A = R − mean of the other rewards = k/(k−1)·(R − μ).
@@ -119,6 +127,8 @@ def group_advantages(
     r = rewards.to(torch.promote_types(rewards.dtype, torch.float32))
     inverse = inverse.to(r.device)
     count, mean, sigma, zero_std = group_stats(r, inverse, num_groups, std)
+    scored = ~torch.isnan(r)
+    r = torch.where(scored, r, 0.0)
     dev = r - mean[inverse]
     if mode == "mean_std":
         adv = dev / (sigma[inverse] + eps)
@@ -131,6 +141,7 @@ def group_advantages(
     if singleton == "raw":
         raw = r / (1 + eps) if mode == "mean_std" else r
         adv = torch.where(count[inverse] == 1, raw, adv)
+    adv = torch.where(scored, adv, 0.0)
     if weights is not None:
         if weights.shape != (num_groups,):
             raise ValueError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 KL_ESTIMATORS = ("k1", "k2", "k3")
-AGGREGATIONS = ("token_mean", "sequence_mean", "constant")
+AGGREGATIONS = ("token_mean", "sequence_mean", "constant", "micro_token_mean")
 
 
 def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
@@ -34,15 +34,23 @@ def aggregate(
     step_tokens: float,
     step_sequences: float,
     max_length: int | None = None,
+    micro_batches: int = 1,
 ) -> torch.Tensor:
     """This micro-batch's share of the optimizer step's loss; summed over micro-batches (and
     ranks) it equals the loss of the whole step at once.
 
-    ``token_mean``: Σ l·m / step_tokens (verl, VITAL). ``sequence_mean``: Σ_seq (Σ_t l·m / Σ_t m)
-    / step_sequences (DeepSeekMath, DeepVideo-R1). ``constant``: Σ l·m / (max_length ·
-    step_sequences) (Dr. GRPO: a fixed normaliser, no length bias). Empty sequences add 0.
+    ``token_mean``: Σ l·m / step_tokens (verl, VITAL, TRL's ``dapo``). ``sequence_mean``:
+    Σ_seq (Σ_t l·m / Σ_t m) / step_sequences (DeepSeekMath, DeepVideo-R1). ``constant``: Σ l·m /
+    (max_length · step_sequences) (Dr. GRPO: a fixed normaliser, no length bias).
+    ``micro_token_mean``: Σ l·m / Σ m of this micro-batch / ``micro_batches`` (the step's
+    micro-batch count over all ranks): the mean of each micro-batch's token mean (TRL's
+    ``bnpo``; it depends on how the step is cut, the others do not). Empty sequences add 0.
     """
     m = mask.to(per_token.dtype)
+    if mode == "micro_token_mean":
+        if micro_batches < 1:
+            raise ValueError(f"aggregation 'micro_token_mean' needs micro_batches >= 1, got {micro_batches!r}")
+        return (per_token * m).sum() / m.sum().clamp(min=1.0) / micro_batches
     if mode == "token_mean":
         return (per_token * m).sum() / max(step_tokens, 1.0)
     if mode == "sequence_mean":

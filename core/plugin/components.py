@@ -115,7 +115,9 @@ class AdvantageEstimator(Component, abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> Advantages:
-        """``rewards`` [B] float, ``group_ids`` [B] long (rollouts of one prompt share an id)."""
+        """``rewards`` [B] float, ``group_ids`` [B] long (rollouts of one prompt share an id).
+        A NaN reward marks a sample no reward scored: leave it out of its group's statistics
+        and give it advantage 0 (``vidrl.ops.group_advantages`` does both)."""
 
 
 class PolicyLoss(Component, abc.ABC):
@@ -131,7 +133,9 @@ class PolicyLoss(Component, abc.ABC):
 
 
 class Reward(Component, abc.ABC):
-    """Scores responses. Must return one finite float per response.
+    """Scores responses. Must return one finite float, or None ("no opinion": TRL's rule), per
+    response. A sample that no reward scores is left out of its group's advantage statistics
+    and gets advantage 0.
 
     ``task_types``: the ``Sample.task_type`` s it scores (None: every sample). In a mixed-task
     batch the engine calls it only on those samples; the others get no score from it (0 in the
@@ -141,8 +145,8 @@ class Reward(Component, abc.ABC):
     task_types: ClassVar[frozenset[str] | None] = None
 
     @abc.abstractmethod
-    def __call__(self, responses: Sequence[str], samples: Sequence[Sample]) -> Sequence[float]:
-        """``responses[i]`` answers ``samples[i]``; return B floats."""
+    def __call__(self, responses: Sequence[str], samples: Sequence[Sample]) -> Sequence[float | None]:
+        """``responses[i]`` answers ``samples[i]``; return B floats (None: not scored)."""
 
 
 class Augmenter(Component, abc.ABC):

@@ -48,11 +48,26 @@ def _learner(path, processor, optimizer="sgd", reference=False):
     return Learner(model, opt, None, HFGenerate().attach(model), eos, ref)
 
 
-def _algo(session, beta=0.0):
+class Declines(vidrl.Reward):
+    """Scores the first two roll-outs of each group of 3 by length, declines (None) the third."""
+
+    name = "declines"
+
+    def __init__(self):
+        self.seen = 0
+
+    def __call__(self, responses, samples):
+        out = [len(r) / 10 if (self.seen + i) % 3 < 2 else None for i, r in enumerate(responses)]
+        self.seen += len(responses)
+        return out
+
+
+def _algo(session, beta=0.0, aggregation="token_mean", rewards=None):
     loss_cls = session.registry("loss").get("ppo_clip")
     fmt = session.create("reward", "format")
-    return Algorithm(session.create("advantage", "grpo"), loss_cls(loss_cls.Config(beta=beta)),
-                     [("length", 1.0, Length()), ("format", 1.0, fmt)])  # fmt: skip
+    loss = loss_cls(loss_cls.Config(beta=beta, aggregation=aggregation))
+    rewards = rewards or [("length", 1.0, Length()), ("format", 1.0, fmt)]
+    return Algorithm(session.create("advantage", "grpo"), loss, rewards)
 
 
 def _step(
@@ -64,6 +79,7 @@ def _step(
     max_tokens=0,
     share_prefix=True,
     mask_truncated=False,
+    **algo,
 ):
     path, processor, batch, samples = setup
     learner = _learner(path, processor, optimizer, reference=beta > 0)
@@ -74,7 +90,7 @@ def _step(
                        mask_truncated=mask_truncated)  # fmt: skip
     torch.manual_seed(123)  # the same roll-outs in every call
     metrics, record = rl_step(
-        learner, _algo(Session().load(), beta), processor.tokenizer, batch, samples, opts
+        learner, _algo(Session().load(), beta, **algo), processor.tokenizer, batch, samples, opts
     )
     delta = [p.detach() - b for p, b in zip(learner.model.parameters(), before, strict=True)]
     return metrics, record, delta
@@ -171,6 +187,30 @@ def test_masking_truncated_rollouts_takes_them_out_of_the_loss_only(setup):
     assert torch.equal(record_cut.advantages.advantages, record.advantages.advantages)
     assert record_cut.generation.response_mask.sum() == 0 and m_all["grad_norm"] > 0 == m_cut["grad_norm"]
     assert all(float(d.abs().sum()) == 0 for d in delta_cut) and any(float(d.abs().sum()) > 0 for d in delta)
+
+
+def test_micro_token_mean_normalises_each_micro_batch_by_its_own_tokens(setup):
+    """TRL's ``bnpo``: the loss is the mean of each micro-batch's token mean, so it equals the
+    step-wide token mean when there is one micro-batch and not in general when there are more."""
+    m_tok, record, _ = _step(setup, micro=6, aggregation="token_mean")
+    m_one, _, _ = _step(setup, micro=6, aggregation="micro_token_mean")
+    m_three, _, _ = _step(setup, micro=2, aggregation="micro_token_mean")
+    assert m_one["loss"] == pytest.approx(m_tok["loss"], rel=1e-6)
+    gen, adv = record.generation, record.advantages.advantages
+    mask = gen.response_mask.double()
+    per_row = -adv.double()[:, None] * mask  # ratio 1 on-policy: the per-token loss is −A
+    means = [float(per_row[i : i + 2].sum() / mask[i : i + 2].sum().clamp(min=1)) for i in (0, 2, 4)]
+    assert m_three["loss"] == pytest.approx(sum(means) / 3, rel=1e-5, abs=1e-7)
+
+
+def test_samples_no_reward_scores_leave_their_groups_statistics(setup):
+    """A reward returning None for a roll-out (TRL's "no opinion"): those roll-outs get advantage
+    0 and the others the advantages of their group without them."""
+    metrics, record, _ = _step(setup, micro=6, rewards=[("declines", 1.0, Declines())])
+    adv, scored = record.advantages.advantages, record.scores.scored
+    assert scored.tolist() == [True, True, False] * 2 and metrics["reward/unscored_frac"] == pytest.approx(1 / 3)
+    alone, _ = vidrl.ops.group_advantages(record.scores.total[scored], group_size=2)
+    assert torch.equal(adv[~scored], torch.zeros(2)) and torch.equal(adv[scored], alone)
 
 
 def _eos(setup):

@@ -38,6 +38,8 @@ def test_ragged_groups_match_float64(impl, mode, std, singleton):
         n = int(torch.randint(1, 60, (1,), generator=g))
         ids = torch.randint(-3, 9, (n,), generator=g)
         rewards = _rewards(n, seed + trial, binary=trial == 1)
+        if trial == 2:  # unscored samples (NaN), whole groups of them included
+            rewards = rewards.masked_fill((torch.rand(n, generator=g) < 0.3) | (ids == 2), float("nan"))
         adv, zero = IMPLS[impl]()(
             rewards.to(DEVICE), ids.to(DEVICE), mode=mode, std=std, eps=1e-4, singleton=singleton
         )

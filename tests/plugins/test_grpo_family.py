@@ -73,6 +73,27 @@ def test_every_registered_estimator_honours_the_contract(session, name):
     assert torch.equal(out.advantages[:4], torch.zeros(4)) and out.zero_std[0]
 
 
+@pytest.mark.parametrize(
+    ("name", "config"), [(name, {}) for name in _all_estimators()] + [("grpo", {"std_scope": "batch"})]
+)
+def test_every_registered_estimator_leaves_unscored_samples_out(session, name, config):
+    """A NaN reward (no reward scored the sample, TRL's all-None rule): advantage 0, and the
+    other samples get exactly what they get with the unscored ones removed from the batch."""
+    cls = session.registry("advantage").get(name)
+    g = torch.Generator().manual_seed(7)
+    ids = torch.arange(6).repeat_interleave(4)
+    rewards = torch.rand(24, generator=g, dtype=torch.float64)
+    unscored = torch.rand(24, generator=g) < 0.3
+    unscored[8:12] = True  # a whole group unscored
+    unscored[12:15] = True  # a group with one scored sample
+    estimator = cls(cls.Config(**config))
+    out = estimator(rewards.masked_fill(unscored, float("nan")), ids)
+    alone = estimator(rewards[~unscored], ids[~unscored])
+    assert torch.equal(out.advantages[unscored], torch.zeros(int(unscored.sum()), dtype=out.advantages.dtype))
+    torch.testing.assert_close(out.advantages[~unscored], alone.advantages, rtol=1e-12, atol=1e-12)
+    assert out.zero_std[2] and out.zero_std[3]  # no scored reward; a single one
+
+
 def test_batch_level_std_matches_the_fp64_reference(session):
     """``std_scope: batch`` (TRL's ``scale_rewards: batch``): (R_i − mean of its group) / (std of
     the whole batch + eps), groups of unequal sizes, a singleton and an all-equal group included."""

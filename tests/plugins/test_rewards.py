@@ -160,6 +160,25 @@ def test_score_routes_rewards_by_task_type(session):
     assert out.means() == {"reward/format": pytest.approx(2 / 3), "reward/mc": 0.5, "reward/count": 1.0}
 
 
+class Picky(vidrl.Reward):
+    """Declines ("no opinion") to score responses without an answer tag."""
+
+    name = "picky"
+
+    def __call__(self, responses, samples):
+        return [None if "<answer>" not in r else 1.0 for r in responses]
+
+
+def test_a_reward_may_decline_and_a_sample_no_reward_scores_is_unscored(session):
+    specs = [("picky", 1.0, Picky()), ("count", 2.0, _r(session, "numeric"))]
+    out = score(specs, [_a("B"), "no tag", "no tag"], [MC, MC, NUM])
+    assert out.total.tolist() == [1.0, 0.0, 0.0]  # row 2: numeric scored it 0
+    assert math.isnan(out.per_reward["picky"][1]) and out.scored.tolist() == [True, False, True]
+    est = out.for_estimator()
+    assert est[0] == 1.0 and math.isnan(est[1]) and est[2] == 0.0
+    assert out.means() == {"reward/picky": 1.0, "reward/count": 0.0}
+
+
 class Broken(vidrl.Reward):
     name = "broken"
 

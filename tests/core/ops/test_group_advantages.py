@@ -41,6 +41,9 @@ def test_against_fp64_reference_on_random_ragged_groups(mode, std, singleton):
         rewards = torch.randn(n, generator=g, dtype=torch.float64) * 3
         if trial % 2:  # make some groups all-equal and some rewards binary
             rewards = torch.where(ids % 3 == 0, torch.ones_like(rewards), (rewards > 0).double())
+        if trial >= 3:  # unscored samples (NaN), whole groups of them included
+            unscored = (torch.rand(n, generator=g) < 0.3) | (ids == 4)
+            rewards = rewards.masked_fill(unscored, math.nan)
         eps = float(torch.rand(1, generator=g)) * 1e-3
         adv, zero = ops.group_advantages(rewards, ids, mode=mode, std=std, eps=eps, singleton=singleton)
         ref, ref_zero = reference(rewards, ids, mode, std, eps, singleton)
@@ -120,6 +123,19 @@ def test_bad_arguments_say_what_and_the_choices(kwargs, match):
         ops.group_advantages(torch.tensor([0.0, 1.0, 2.0, 3.0]), **kwargs)
 
 
-def test_non_finite_rewards_are_named_by_index():
-    with pytest.raises(ValueError, match=r"non-finite at indices \[1, 3\]"):
-        ops.group_advantages(torch.tensor([0.0, float("nan"), 1.0, float("inf")]), group_size=2)
+def test_infinite_rewards_are_named_by_index():
+    with pytest.raises(ValueError, match=r"infinite at indices \[1, 3\]"):
+        ops.group_advantages(torch.tensor([0.0, -math.inf, 1.0, math.inf]), group_size=2)
+
+
+def test_unscored_samples_leave_their_group_statistics_and_get_zero():
+    # group 0: [1, NaN, 0, 1] is scored as [1, 0, 1]; group 1: all unscored; group 2: one scored
+    nan = math.nan
+    r = torch.tensor([1.0, nan, 0.0, 1.0, nan, nan, nan, nan, 2.0, nan, nan, nan])
+    adv, zero = ops.group_advantages(r, group_size=4, eps=0.0)
+    s = math.sqrt(1 / 3)
+    expected = [(1 / 3) / s, 0.0, (-2 / 3) / s, (1 / 3) / s] + [0.0] * 8
+    torch.testing.assert_close(adv, torch.tensor(expected), rtol=1e-6, atol=1e-6)
+    assert zero.tolist() == [False, True, True]
+    raw, _ = ops.group_advantages(r, group_size=4, singleton="raw", mode="mean")
+    assert raw[8:].tolist() == [2.0, 0.0, 0.0, 0.0]  # the lone scored sample is the singleton

@@ -40,7 +40,20 @@ def test_aggregation_hand_values():
     assert ops.aggregate(per, mask, "constant", 4, 2, max_length=5).item() == pytest.approx(10 / 10)
 
 
-@pytest.mark.parametrize("mode", ops.AGGREGATIONS)
+def test_micro_token_mean_is_the_mean_of_each_micro_batch_token_mean():
+    """TRL's ``bnpo``: each micro-batch normalised by its own tokens, over the step's micro-batches."""
+    g = torch.Generator().manual_seed(2)
+    per = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    mask = (torch.rand(7, 5, generator=g) > 0.4).long()
+    mask[4] = 0
+    cuts = [(0, 2), (2, 5), (5, 7)]
+    got = sum(ops.aggregate(per[a:b], mask[a:b], "micro_token_mean", 0, 0, micro_batches=3) for a, b in cuts)
+    means = [float((per[a:b] * mask[a:b]).sum() / mask[a:b].sum()) for a, b in cuts]
+    assert float(got) == pytest.approx(sum(means) / 3, rel=1e-12)
+    assert ops.aggregate(per[:1], torch.zeros(1, 5), "micro_token_mean", 0, 0, micro_batches=2).item() == 0.0
+
+
+@pytest.mark.parametrize("mode", [m for m in ops.AGGREGATIONS if m != "micro_token_mean"])
 def test_micro_batches_sum_to_the_full_step(mode):
     g = torch.Generator().manual_seed(1)
     per = torch.randn(8, 6, generator=g)
