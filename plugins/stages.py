@@ -95,11 +95,16 @@ class RL(vidrl.Stage):
         share_prefix: bool = True
         #: roll-outs cut off at max_new_tokens leave the loss (DAPO's overlong filtering)
         mask_truncated: bool = False
+        #: drop groups whose rewards are all equal and refill from further prompts (DAPO)
+        dynamic_sampling: bool = False
+        #: at most this many prompt batches rolled out per step with dynamic_sampling
+        max_draws: int = 10
 
         def __post_init__(self) -> None:
             self._check_counts(
                 prompts_per_step=self.prompts_per_step, group_size=self.group_size,
                 num_iterations=self.num_iterations, max_new_tokens=self.max_new_tokens,
+                max_draws=self.max_draws,
             )  # fmt: skip
             if self.temperature <= 0:
                 raise ValueError(f"temperature must be > 0 (log-probs divide by it), got {self.temperature}")
@@ -113,6 +118,8 @@ class RL(vidrl.Stage):
             out.append("augmenters and tools cannot be combined yet (augmenters rewrite prompts that tool "
                        "roll-outs would also need to re-run): drop one of them")  # fmt: skip
         c = self.config
+        if c.dynamic_sampling and (config.augmenters or config.tools):
+            out.append("dynamic_sampling cannot be combined with augmenters or tools yet: drop one of them")
         if session is not None and config.loss is not None:
             loss = session.create("loss", config.loss.name, config.loss.options)
             if vidrl.Need.WHOLE_GROUPS in loss.needs() and c.micro_batch_size % c.group_size:
@@ -125,7 +132,7 @@ class RL(vidrl.Stage):
         sampling = vidrl.Sampling(c.temperature, c.top_p, c.max_new_tokens)
         opts = vidrl.StepOptions(c.group_size, c.micro_batch_size, c.num_iterations, c.optim.max_grad_norm,
                                  sampling, c.max_tokens_per_micro_batch, c.share_prefix,
-                                 c.mask_truncated)  # fmt: skip
+                                 c.mask_truncated, c.dynamic_sampling, c.max_draws)  # fmt: skip
         vidrl.check_micro_batches(algo, opts)  # fail before the reference model loads
         ref = context.reference() if vidrl.Need.REFERENCE_MODEL in algo.loss.needs() else None
         opt, sched = context.optimizer(c.optim, c.steps * c.num_iterations)
@@ -142,6 +149,7 @@ class RL(vidrl.Stage):
             metrics, record = vidrl.rl_step(
                 learner, algo, policy.tokenizer, feed.batch(samples, clips), samples, opts,
                 hook=context.hook, state=context.state, clips=clips, prepare=feed.batch, roller=roller,
+                draw=feed.draw,
             )  # fmt: skip
             loop.end_step(metrics, record)
 

@@ -53,23 +53,25 @@ def zero_std_share(total: torch.Tensor, g: int) -> float:
     return float((groups.amax(1) == groups.amin(1)).float().mean())
 
 
-def stitch(
-    first: Rollouts, second: Rollouts, replaced: list[int], prompt: Any, g: int, pad_id: int
-) -> Generation:
-    """The generation of the batch used: ``prompt`` (all P prompts, prepared again) repeated G
-    times; response rows of prompt p from ``second`` when p is in ``replaced`` (in that order),
-    else from ``first``. Response ids are right-padded with ``pad_id`` to the longer of the two."""
-    width = max(first.gen.response_ids.shape[1], second.gen.response_ids.shape[1])
+def regroup(picks: Sequence[tuple[Rollouts, int]], prompt: Any, g: int, pad_id: int) -> Rollouts:
+    """The roll-outs of the groups picked, in order: the k-th (r, p) gives group p of roll-out r
+    (rows p·G … p·G + G − 1). ``prompt`` is the picked groups' prompts prepared again as one batch
+    (response ids do not depend on how prompts were padded); response ids are right-padded with
+    ``pad_id`` to the widest of the picks, the mask with 0."""
+    rows = [(r, p * g + j) for r, p in picks for j in range(g)]
+    width = max(r.gen.response_ids.shape[1] for r, _ in picks)
 
-    def pad(x: torch.Tensor, value: int) -> torch.Tensor:
-        return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+    def column(get: Callable[[Rollouts], torch.Tensor], value: int) -> torch.Tensor:
+        return torch.stack([torch.nn.functional.pad(get(r)[i], (0, width - get(r).shape[1]), value=value)
+                            for r, i in rows])  # fmt: skip
 
-    ids, mask = pad(first.gen.response_ids, pad_id), pad(first.gen.response_mask, 0)
-    new_ids, new_mask = pad(second.gen.response_ids, pad_id), pad(second.gen.response_mask, 0)
-    for k, p in enumerate(replaced):
-        ids[p * g : (p + 1) * g] = new_ids[k * g : (k + 1) * g]
-        mask[p * g : (p + 1) * g] = new_mask[k * g : (k + 1) * g]
-    return Generation(repeat_batch(prompt, g), ids, mask, group_size=g)
+    ids = column(lambda r: r.gen.response_ids, pad_id)
+    mask = column(lambda r: r.gen.response_mask, 0)
+    names = picks[0][0].scores.per_reward
+    total = torch.stack([r.scores.total[i] for r, i in rows])
+    per = {name: torch.stack([r.scores.per_reward[name][i] for r, i in rows]) for name in names}
+    gen = Generation(repeat_batch(prompt, g), ids, mask, group_size=g)
+    return Rollouts(gen, [r.texts[i] for r, i in rows], [r.samples[i] for r, i in rows], Scores(total, per))
 
 
 def merge(
@@ -77,15 +79,10 @@ def merge(
 ) -> Rollouts:
     """The roll-outs used for training: prompt p's G rows from ``second`` when p is the k-th
     entry of ``replaced``, else from ``first``; ``prompt`` is every final prompt, prepared."""
-    rows = [(second, replaced.index(i // g) * g + i % g) if i // g in replaced else (first, i)
-            for i in range(len(first.texts))]  # fmt: skip
-    total = torch.stack([r.scores.total[j] for r, j in rows])
-    per = {
-        name: torch.stack([r.scores.per_reward[name][j] for r, j in rows]) for name in first.scores.per_reward
-    }
-    samples = [r.samples[j] for r, j in rows]
-    gen = stitch(first, second, replaced, prompt, g, pad_id)
-    return Rollouts(gen, [r.texts[j] for r, j in rows], samples, Scores(total, per))
+    picks = [
+        (second, replaced.index(p)) if p in replaced else (first, p) for p in range(len(first.texts) // g)
+    ]
+    return regroup(picks, prompt, g, pad_id)
 
 
 def _marked(augmented: Augmented, by: str) -> Augmented:

@@ -16,6 +16,7 @@ import torch
 
 from vidrl.engine.augment import Prepare, Rollouts, augment_step, roll
 from vidrl.engine.checks import call_loss, check_advantages, check_pairing
+from vidrl.engine.dynamic_sampling import Draw, RollPrompts, refill
 from vidrl.engine.evaluation import grade
 from vidrl.engine.rollout import decode, rollout, sequence_logprobs, trimmed_lengths
 from vidrl.engine.scoring import score
@@ -45,7 +46,9 @@ class StepOptions:
     forwards compute each prompt once per micro-batch for the rows that repeat it
     (``vidrl.engine.shared_prefix``; exact); ``mask_truncated``: roll-outs cut off at the token
     budget keep their reward in their group's advantages but leave the loss (DAPO's overlong
-    filtering, arXiv 2503.14476)."""
+    filtering, arXiv 2503.14476); ``dynamic_sampling``: groups whose rewards are all equal are
+    dropped and the batch refilled from further prompts, at most ``max_draws`` prompt batches
+    rolled out per step (DAPO, ``vidrl.engine.dynamic_sampling``)."""
 
     group_size: int = 8
     micro_batch_size: int = 8
@@ -55,6 +58,8 @@ class StepOptions:
     max_tokens_per_micro_batch: int = 0
     share_prefix: bool = True
     mask_truncated: bool = False
+    dynamic_sampling: bool = False
+    max_draws: int = 10
 
 
 class Collective:
@@ -348,24 +353,31 @@ def rl_step(
     clips: Sequence[Frames | None] | None = None,
     prepare: Prepare | None = None,
     roller: Roller | None = None,
+    draw: Draw | None = None,
 ) -> tuple[dict[str, float], StepRecord]:
     """One RL step on a prompt batch of P samples, in the phases rollout, score (rewards,
     ``on_rollouts_scored``, advantages), augment (only with augmenters: they need the samples'
     ``clips`` and ``prepare(samples, clips)`` → prompt batch), logprob (old and reference) and
     update. With ``roller`` (multi-turn tool roll-outs, ``vidrl.tools.multiturn``), roll-outs come from
     it, rewards read the policy's turns only and each roll-out's sample carries its calls as
-    ``vidrl.ToolResults``. Returns (metrics, record); metrics include ``time/<phase>``
-    and ``time/step``."""
+    ``vidrl.ToolResults``. With ``opts.dynamic_sampling``, a refill phase rolls out further
+    prompt batches from ``draw()`` (``vidrl.engine.dynamic_sampling``). Returns (metrics,
+    record); metrics include ``time/<phase>`` and ``time/step``."""
     phases = phases or Phases()
     check_micro_batches(algo, opts)
-    if roller is not None and algo.augmenters:
-        raise ValueError("augmenters and tool roll-outs cannot be combined yet: drop one of them")
+    _check_combination(algo, opts, roller, draw, prepare, clips)
     g = opts.group_size
     # a sharded policy is gathered once for all of a phase's generate calls (their number may differ by rank)
     with phases("rollout"), gathered(learner.model):
         gen, texts, rep, convs, extra = _roll_out(learner, tokenizer, prompt_batch, samples, opts, roller)
     with phases("score"):
         used = Rollouts(gen, texts, rep, score(algo.rewards, texts, rep))
+    if opts.dynamic_sampling:
+        with phases("refill"), gathered(learner.model):
+            roll_prompts = _roll_prompts(learner, algo, tokenizer, opts)
+            used, refilled = refill(used, clips, draw, roll_prompts, prepare, g, opts.max_draws,
+                                    tokenizer.pad_token_id)  # fmt: skip
+        extra = {**extra, **refilled}
     if algo.augmenters:
         with phases("augment"), gathered(learner.model):
             used, extra = _augment(learner, algo, tokenizer, used, clips, prepare, opts)
@@ -437,18 +449,44 @@ def _augment(
     """The augment phase: the roll-outs to train on, and the augmenters' metrics."""
     if clips is None or prepare is None:
         raise ValueError("augmenters need the step's clips and a prepare(samples, clips) function")
-    g, sampling = opts.group_size, opts.sampling
+    roll_prompts = _roll_prompts(learner, algo, tokenizer, opts)
+    return augment_step(algo.augmenters, first, clips, prepare, roll_prompts, opts.group_size,
+                        tokenizer.pad_token_id)  # fmt: skip
+
+
+def _roll_prompts(learner: Learner, algo: Algorithm, tokenizer: Any, opts: StepOptions) -> RollPrompts:
+    """``roll_prompts(prompt_batch, samples)``: G roll-outs of further prompts, decoded and scored."""
 
     def roll_prompts(batch: Any, ss: Sequence[Sample]) -> Rollouts:
+        g, sampling = opts.group_size, opts.sampling
         return roll(learner.backend, tokenizer, algo.rewards, batch, ss, g, sampling, learner.eos_id)
 
-    return augment_step(algo.augmenters, first, clips, prepare, roll_prompts, g, tokenizer.pad_token_id)
+    return roll_prompts
+
+
+def _check_combination(
+    algo: Algorithm, opts: StepOptions, roller: Roller | None, draw: Draw | None, prepare: Prepare | None,
+    clips: Sequence[Frames | None] | None,
+) -> None:  # fmt: skip
+    """Refuse the features a step cannot combine yet, and dynamic sampling without its inputs."""
+    if roller is not None and algo.augmenters:
+        raise ValueError("augmenters and tool roll-outs cannot be combined yet: drop one of them")
+    if not opts.dynamic_sampling:
+        return
+    if roller is not None or algo.augmenters:
+        raise ValueError(
+            "dynamic sampling cannot be combined with tool roll-outs or augmenters yet: drop one"
+        )
+    if draw is None or prepare is None or clips is None:
+        raise ValueError("dynamic sampling needs the step's clips, prepare(samples, clips) and draw()")
 
 
 def _summary(learner: Learner, used: Rollouts, adv: Advantages, g: int) -> dict[str, float]:
     """The step's reward, advantage, length and learning-rate metrics, overall and per task."""
     scores = used.scores
-    unscored = {"reward/unscored_frac": float((~scores.scored).float().mean())} if not scores.scored.all() else {}
+    unscored = (
+        {"reward/unscored_frac": float((~scores.scored).float().mean())} if not scores.scored.all() else {}
+    )
     return {
         **scores.means(),
         **unscored,

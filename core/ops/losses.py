@@ -49,7 +49,9 @@ def aggregate(
     m = mask.to(per_token.dtype)
     if mode == "micro_token_mean":
         if micro_batches < 1:
-            raise ValueError(f"aggregation 'micro_token_mean' needs micro_batches >= 1, got {micro_batches!r}")
+            raise ValueError(
+                f"aggregation 'micro_token_mean' needs micro_batches >= 1, got {micro_batches!r}"
+            )
         return (per_token * m).sum() / m.sum().clamp(min=1.0) / micro_batches
     if mode == "token_mean":
         return (per_token * m).sum() / max(step_tokens, 1.0)

@@ -208,7 +208,9 @@ def test_samples_no_reward_scores_leave_their_groups_statistics(setup):
     0 and the others the advantages of their group without them."""
     metrics, record, _ = _step(setup, micro=6, rewards=[("declines", 1.0, Declines())])
     adv, scored = record.advantages.advantages, record.scores.scored
-    assert scored.tolist() == [True, True, False] * 2 and metrics["reward/unscored_frac"] == pytest.approx(1 / 3)
+    assert scored.tolist() == [True, True, False] * 2 and metrics["reward/unscored_frac"] == pytest.approx(
+        1 / 3
+    )
     alone, _ = vidrl.ops.group_advantages(record.scores.total[scored], group_size=2)
     assert torch.equal(adv[~scored], torch.zeros(2)) and torch.equal(adv[scored], alone)
 

@@ -3,6 +3,7 @@ demo config's reward rising, and ``vidrl eval`` on the result."""
 
 import json
 import math
+import zlib
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,21 @@ class Length(vidrl.Reward):
         self.scored = state["scored"]
 
 
+class HalfLength(vidrl.Reward):
+    """Response length / 10 for half of the samples (by a hash of their id), 0 for the others:
+    the others' groups are uninformative, so dynamic sampling drops them."""
+
+    name = "half_length"
+
+    def __call__(self, responses, samples):
+        return [len(r) / 10 if zlib.crc32(s.id.encode()) % 2 else 0.0 for r, s in zip(responses, samples)]
+
+
 class LengthPlugin:
     @vidrl.hookimpl
     def register_rewards(self, register):
         register(Length)
+        register(HalfLength)
 
 
 def tiny_run(model_dir, **overrides):
@@ -248,6 +260,20 @@ def test_reg_grpo_runs_end_to_end_with_a_lagged_old_policy(tiny_model_dir, tmp_p
     rows = _lines(tmp_path / "run" / "metrics.jsonl")
     assert len(rows) == 2 and all(math.isfinite(r["loss"]) and r["kl"] >= 0 for r in rows)
     assert rows[0]["reg/rho_std"] > 0  # averaged over the two iterations: the second one's ρ is informative
+
+
+def test_dynamic_sampling_trains_on_informative_groups_and_refills_from_the_feed(tiny_model_dir, tmp_path):
+    rl = {"name": "rl", "options": {"steps": 3, "prompts_per_step": 2, "group_size": 3, "micro_batch_size": 6,
+                                    "max_new_tokens": 6, "dynamic_sampling": True, "max_draws": 3}}  # fmt: skip
+    config, session = tiny_run(tiny_model_dir("qwen2_5_vl"), stages=[rl], rewards=["half_length"],
+                               eval={"before": False, "after": False})  # fmt: skip
+    train(config, session, tmp_path / "run")
+    rows = _lines(tmp_path / "run" / "metrics.jsonl")
+    assert len(rows) == 3 and all("time/refill" in r for r in rows)
+    assert any(r["dynamic/batches"] > 1 for r in rows)  # some step drew further prompts
+    for r in rows:  # the groups trained on that teach nothing are exactly the ones the cap filled in
+        assert r["adv/zero_std_frac"] == pytest.approx(r["dynamic/filled_frac"])
+        assert 1 <= r["dynamic/batches"] <= 3
 
 
 def test_difficulty_augmentation_runs_in_the_engine_and_its_buffer_is_checkpointed(tiny_model_dir, tmp_path):
