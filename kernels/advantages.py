@@ -2,7 +2,8 @@
 
 Fixed-size groups index the rewards directly; ragged group ids are first sorted into CSR form
 (order, offsets) by torch. Statistics are float32 from upcast loads over the scored (non-NaN)
-rewards; all-equal groups (max == min) get exactly 0 and their flag, unscored rewards 0; no libdevice (sqrt_rn/div_rn are core Triton), no autotune.
+rewards; all-equal groups (max == min) get exactly 0 and their flag, unscored rewards 0; no
+libdevice (sqrt_rn/div_rn are core Triton), no autotune.
 """
 
 from __future__ import annotations

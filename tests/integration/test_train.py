@@ -47,7 +47,10 @@ class HalfLength(vidrl.Reward):
     name = "half_length"
 
     def __call__(self, responses, samples):
-        return [len(r) / 10 if zlib.crc32(s.id.encode()) % 2 else 0.0 for r, s in zip(responses, samples)]
+        return [
+            len(r) / 10 if zlib.crc32(s.id.encode()) % 2 else 0.0
+            for r, s in zip(responses, samples, strict=True)
+        ]
 
 
 class LengthPlugin:
@@ -263,8 +266,8 @@ def test_reg_grpo_runs_end_to_end_with_a_lagged_old_policy(tiny_model_dir, tmp_p
 
 
 def test_dynamic_sampling_trains_on_informative_groups_and_refills_from_the_feed(tiny_model_dir, tmp_path):
-    rl = {"name": "rl", "options": {"steps": 3, "prompts_per_step": 2, "group_size": 3, "micro_batch_size": 6,
-                                    "max_new_tokens": 6, "dynamic_sampling": True, "max_draws": 3}}  # fmt: skip
+    options = {"steps": 3, "prompts_per_step": 2, "group_size": 3, "micro_batch_size": 6, "max_new_tokens": 6}
+    rl = {"name": "rl", "options": {**options, "dynamic_sampling": True, "max_draws": 3}}
     config, session = tiny_run(tiny_model_dir("qwen2_5_vl"), stages=[rl], rewards=["half_length"],
                                eval={"before": False, "after": False})  # fmt: skip
     train(config, session, tmp_path / "run")
