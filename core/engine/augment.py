@@ -44,7 +44,7 @@ def roll(
     gen = rollout(backend, batch, g, sampling, eos_id, tokenizer.pad_token_id)
     texts = decode(tokenizer, gen)
     rep = [s for s in samples for _ in range(g)]
-    return Rollouts(gen, texts, rep, score(rewards, texts, rep))
+    return Rollouts(gen, texts, rep, score(rewards, texts, rep, gen.response_mask.sum(1).tolist()))
 
 
 def zero_std_share(total: torch.Tensor, g: int) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from vidrl.errors import ComponentError
-from vidrl.plugin.components import Reward, owner
+from vidrl.plugin.components import Need, Reward, owner
 from vidrl.types import Sample, Scores
 
 
@@ -24,11 +24,15 @@ class RewardError(ComponentError):
 
 
 def score(
-    rewards: Sequence[tuple[str, float, Reward]], responses: Sequence[str], samples: Sequence[Sample]
-) -> Scores:
-    """Apply each (name, weight, reward) to the responses of the samples it applies to."""
-    if len(responses) != len(samples):
-        raise ValueError(f"{len(responses)} responses for {len(samples)} samples")
+    rewards: Sequence[tuple[str, float, Reward]], responses: Sequence[str], samples: Sequence[Sample],
+    lengths: Sequence[int] | None = None,
+) -> Scores:  # fmt: skip
+    """Apply each (name, weight, reward) to the responses of the samples it applies to; a reward
+    that declares ``Need.RESPONSE_LENGTHS`` also gets their token counts (from ``lengths`` [B])."""
+    if len(responses) != len(samples) or (lengths is not None and len(lengths) != len(samples)):
+        raise ValueError(
+            f"{len(responses)} responses and {len(lengths or ())} lengths for {len(samples)} samples"
+        )
     total = torch.zeros(len(samples), dtype=torch.float64)
     per: dict[str, torch.Tensor] = {}
     for name, weight, reward in rewards:
@@ -37,17 +41,33 @@ def score(
         ]
         col = torch.full((len(samples),), math.nan, dtype=torch.float64)
         if idx:
-            values = _call(name, reward, [responses[i] for i in idx], [samples[i] for i in idx])
+            extra = _lengths(name, reward, lengths, idx)
+            values = _call(name, reward, [responses[i] for i in idx], [samples[i] for i in idx], extra)
             col[idx] = torch.tensor([math.nan if v is None else v for v in values], dtype=torch.float64)
             total += weight * torch.nan_to_num(col, nan=0.0)
         per[name] = col
     return Scores(total.float(), {k: v.float() for k, v in per.items()})
 
 
-def _call(name: str, reward: Reward, responses: list[str], samples: list[Sample]) -> list[float | None]:
+def _lengths(
+    name: str, reward: Reward, lengths: Sequence[int] | None, idx: list[int]
+) -> dict[str, list[int]]:
+    """``{"lengths": [n]}`` for a reward that needs the responses' token counts, else ``{}``."""
+    if Need.RESPONSE_LENGTHS not in reward.needs():
+        return {}
+    if lengths is None:
+        raise RewardError(
+            f"reward {name!r} ({owner(reward)}) needs response lengths, which this scoring lacks"
+        )
+    return {"lengths": [int(lengths[i]) for i in idx]}
+
+
+def _call(
+    name: str, reward: Reward, responses: list[str], samples: list[Sample], extra: dict[str, list[int]]
+) -> list[float | None]:
     who = f"reward {name!r} ({owner(reward)})"
     try:
-        values = [None if v is None else float(v) for v in reward(responses, samples)]
+        values = [None if v is None else float(v) for v in reward(responses, samples, **extra)]
     except Exception as e:
         ids = ", ".join(s.id for s in samples[:5])
         raise RewardError(f"{who} raised on samples [{ids}...]: {type(e).__name__}: {e}") from e

@@ -371,7 +371,7 @@ def rl_step(
     with phases("rollout"), gathered(learner.model):
         gen, texts, rep, convs, extra = _roll_out(learner, tokenizer, prompt_batch, samples, opts, roller)
     with phases("score"):
-        used = Rollouts(gen, texts, rep, score(algo.rewards, texts, rep))
+        used = Rollouts(gen, texts, rep, score(algo.rewards, texts, rep, gen.response_mask.sum(1).tolist()))
     if opts.dynamic_sampling:
         with phases("refill"), gathered(learner.model):
             roll_prompts = _roll_prompts(learner, algo, tokenizer, opts)

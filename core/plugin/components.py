@@ -44,6 +44,10 @@ class Need(str, Enum):
     log-probs (``LossInputs.old_logprobs``; their forward runs only when the loss needs them, and
     not even then with ``num_iterations`` 1: the update's own log-probs, detached, are equal).
     ``WHOLE_GROUPS``: every micro-batch holds whole groups (a loss that normalises per group).
+    ``RESPONSE_LENGTHS``: a reward is also called with ``lengths=`` [n] ints, each response's
+    token count (the policy's own tokens, end-of-turn included; DAPO's overlong penalty).
+    ``ENTROPY``: the loss gets ``LossInputs.entropies``, each response token's entropy under the
+    current policy, from the update's own forward.
     ``GROUND_TRUTH_SPAN`` and ``VIDEO``: deprecated, never read by the engine (a component that
     declares them gets a ``PluginWarning``); use ``Reward.task_types`` to score only the samples
     that have what a reward reads.
@@ -52,6 +56,8 @@ class Need(str, Enum):
     REFERENCE_MODEL = "reference_model"
     OLD_LOGPROBS = "old_logprobs"
     WHOLE_GROUPS = "whole_groups"
+    RESPONSE_LENGTHS = "response_lengths"
+    ENTROPY = "entropy"
     GROUND_TRUTH_SPAN = "ground_truth_span"
     VIDEO = "video"
 

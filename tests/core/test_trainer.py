@@ -215,6 +215,16 @@ def test_samples_no_reward_scores_leave_their_groups_statistics(setup):
     assert torch.equal(adv[~scored], torch.zeros(2)) and torch.equal(adv[scored], alone)
 
 
+def test_rewards_that_need_them_get_each_response_token_count(setup):
+    """DAPO's overlong reward is scored on the policy's own tokens, end-of-turn included."""
+    cls = Session().load().registry("reward").get("overlong")
+    rewards = [("overlong", 1.0, cls(cls.Config(max_length=6, buffer=4))), ("length", 1.0, Length())]
+    _, record, _ = _step(setup, micro=6, rewards=rewards)
+    lengths = record.generation.response_mask.sum(1).tolist()
+    expected = [0.0 if n <= 2 else (2 - n) / 4 for n in lengths]
+    assert record.scores.per_reward["overlong"].tolist() == pytest.approx(expected) and min(expected) < 0
+
+
 def _eos(setup):
     return setup[1].tokenizer.convert_tokens_to_ids("<|im_end|>")
 
