@@ -34,9 +34,12 @@ def test_the_penalty_is_zero_then_linear_to_minus_one_at_the_budget(overlong, l_
 
 @pytest.mark.parametrize(
     ("kw", "match"),
-    [({"max_length": 8, "buffer": 0}, "0 < buffer <= max_length"), ({"max_length": 4, "buffer": 5}, "got buffer 5"),
-     ({"max_length": 8, "buffer": 2, "factor": -1.0}, "factor must be >= 0")],
-)  # fmt: skip
+    [
+        ({"max_length": 8, "buffer": 0}, "0 < buffer <= max_length"),
+        ({"max_length": 4, "buffer": 5}, "got buffer 5"),
+        ({"max_length": 8, "buffer": 2, "factor": -1.0}, "factor must be >= 0"),
+    ],
+)
 def test_bad_options_say_what(overlong, kw, match):
     with pytest.raises(ValueError, match=match):
         overlong(**kw)
