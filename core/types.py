@@ -339,7 +339,9 @@ class LossInputs:
     loss declares ``Need.OLD_LOGPROBS`` (else None); with ``num_iterations`` 1, ``logprobs``
     detached (the policy has not moved yet; the same storage: read it, never change it in
     place). ``ref_logprobs``: [b, T] under the reference model, only when the loss declares
-    ``Need.REFERENCE_MODEL`` (else None).
+    ``Need.REFERENCE_MODEL`` (else None). ``entropies``: [b, T], each response token's entropy of
+    π_θ(· | prefix) at the sampling temperature, detached, from the same forward as ``logprobs``,
+    only when the loss declares ``Need.ENTROPY`` (else None).
     """
 
     logprobs: torch.Tensor
@@ -351,6 +353,7 @@ class LossInputs:
     old_logprobs: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
     step_micro_batches: int = 1
+    entropies: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

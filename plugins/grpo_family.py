@@ -119,6 +119,11 @@ class PPOClip(vidrl.PolicyLoss):
         ref = {vidrl.Need.REFERENCE_MODEL} if self.config.beta > 0 else set()
         return frozenset({vidrl.Need.OLD_LOGPROBS, *ref})
 
+    def policy_tokens(self, inputs: vidrl.LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+        """The tokens [b, T] the clipped policy term trains (every trained token here; a subclass
+        may keep fewer), and metrics about the choice."""
+        return inputs.mask, {}
+
     def __call__(self, inputs: vidrl.LossInputs) -> vidrl.LossOutput:
         c = self.config
         lp, mask = inputs.logprobs, inputs.mask
@@ -126,17 +131,22 @@ class PPOClip(vidrl.PolicyLoss):
         ratio = torch.exp(lp - inputs.old_logprobs)
         unclipped = ratio * adv
         clipped = ratio.clamp(1 - c.eps_low, 1 + c.eps_high) * adv
-        per_token = -torch.minimum(unclipped, clipped)
-        metrics = {}
-        if c.beta > 0:
+        policy_mask, metrics = self.policy_tokens(inputs)
+        loss = self._aggregate(-torch.minimum(unclipped, clipped), policy_mask, inputs)
+        if c.beta > 0:  # over every trained token, whichever the policy term keeps
             kl = ops.kl_penalty(lp, inputs.ref_logprobs, c.kl_estimator)
-            per_token = per_token + c.beta * (kl * ratio if c.kl_bias_correction else kl)
+            loss = loss + c.beta * self._aggregate(kl * ratio if c.kl_bias_correction else kl, mask, inputs)
             metrics["kl"] = ops.masked_mean(kl.detach(), mask)
-        loss = ops.aggregate(per_token, mask, c.aggregation, inputs.step_tokens, inputs.step_sequences,
-                             c.max_length, inputs.step_micro_batches)  # fmt: skip
-        metrics["clip_frac"] = ops.masked_mean((clipped < unclipped).float(), mask)
+        metrics["clip_frac"] = ops.masked_mean((clipped < unclipped).float(), policy_mask)
         metrics["ratio"] = ops.masked_mean(ratio.detach(), mask)
         return vidrl.LossOutput(loss, metrics)
+
+    def _aggregate(
+        self, per_token: torch.Tensor, mask: torch.Tensor, inputs: vidrl.LossInputs
+    ) -> torch.Tensor:
+        c = self.config
+        return ops.aggregate(per_token, mask, c.aggregation, inputs.step_tokens, inputs.step_sequences,
+                             c.max_length, inputs.step_micro_batches)  # fmt: skip
 
 
 @vidrl.hookimpl

@@ -69,9 +69,11 @@ def sequence_logprobs(
     rows: slice | None = None,
     temperature: float = 1.0,
     share_prefix: bool = False,
-) -> torch.Tensor:
+    entropy: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where
-    the response mask is 0. One forward over prompt + response with the vision inputs, without
+    the response mask is 0; with ``entropy``, also each of those tokens' entropy of π(· | prefix)
+    at ``temperature`` [b, T] (detached), from the same forward. One forward over prompt + response with the vision inputs, without
     the columns these rows do not need (``trimmed_lengths``), in which the LM head sees the
     hidden states of the t positions that predict the kept response columns only and projects
     those of the masked positions onto the vocabulary in chunks (``token_logprobs_out``): no
@@ -82,15 +84,18 @@ def sequence_logprobs(
     rows = rows or slice(None)
     inputs, t = row_inputs(gen, rows)
     resp, mask = gen.response_ids[rows, :t], gen.response_mask[rows, :t]
+    entropies: list[torch.Tensor] | None = [] if entropy else None
     if share_prefix and can_share(model, gen, rows):
         packed, at = packed_inputs(model, gen, rows, inputs, t)
-        with token_logprobs_out(model, resp, mask.bool(), temperature, at):
+        with token_logprobs_out(model, resp, mask.bool(), temperature, at, entropies):
             lp = model(**packed, logits_to_keep=0).logits
     else:
-        with token_logprobs_out(model, resp, mask.bool(), temperature):
+        with token_logprobs_out(model, resp, mask.bool(), temperature, entropies=entropies):
             # the last t + 1 positions reach the head: those predicting the t response tokens, and the last
             lp = model(**inputs, logits_to_keep=t + 1).logits
-    return torch.nn.functional.pad(lp, (0, gen.response_ids.shape[1] - t))  # [b, T]: 0 past every row's end
+    width = gen.response_ids.shape[1] - t  # [b, T]: 0 past every row's end
+    lp = torch.nn.functional.pad(lp, (0, width))
+    return lp if entropies is None else (lp, torch.nn.functional.pad(entropies[-1], (0, width)))
 
 
 def row_inputs(gen: Generation, rows: slice) -> tuple[dict[str, Any], int]:
@@ -129,14 +134,15 @@ def trimmed_lengths(gen: Generation, rows: slice) -> tuple[int, int]:
 @contextmanager
 def token_logprobs_out(
     model: Any, targets: torch.Tensor, keep: torch.Tensor, temperature: float,
-    at: tuple[torch.Tensor, torch.Tensor] | None = None,
+    at: tuple[torch.Tensor, torch.Tensor] | None = None, entropies: list[torch.Tensor] | None = None,
 ) -> Iterator[None]:  # fmt: skip
     """Within the block, ``model``'s forward returns as ``logits`` the log-probs [b, T] of
     ``targets`` [b, T] where ``keep`` [b, T] (0 elsewhere), computed inside its LM head's forward
     by ``vidrl.ops.linear_token_logprobs`` from the hidden states of the last T + 1 positions
     [b, T + 1, H] (the last one predicts nothing), or with ``at`` = (rows [b, T], positions
     [b, T]) from those hidden states of the forward's [n, N, H]. Inside the forward, so that a
-    sharded head (FSDP2) has its whole weight [V, H] there. ``model`` may be wrapped (DDP: ``.module``)."""
+    sharded head (FSDP2) has its whole weight [V, H] there. ``model`` may be wrapped (DDP: ``.module``).
+    With ``entropies``, each head forward also appends the tokens' entropies [b, T] (detached) to it."""
     base = getattr(model, "module", model)
     head = base.get_output_embeddings()
     if not isinstance(getattr(head, "weight", None), torch.Tensor) or getattr(head, "bias", None) is not None:
@@ -146,10 +152,13 @@ def token_logprobs_out(
         h = hidden[:, :-1][keep] if at is None else hidden[at[0][keep], at[1][keep]]
         w = head.weight
         with torch.autocast(h.device.type, enabled=False):  # in the head's dtype: float32 (FSDP2 too)
-            values = ops.linear_token_logprobs(h.to(w.dtype), w, targets[keep], temperature)
-        return torch.zeros(targets.shape, dtype=values.dtype, device=targets.device).masked_scatter(
-            keep, values
-        )
+            out = ops.linear_token_logprobs(
+                h.to(w.dtype), w, targets[keep], temperature, return_entropy=entropies is not None
+            )
+        values = out if entropies is None else out[0]
+        if entropies is not None:
+            entropies.append(_scatter(out[1].detach(), keep))
+        return _scatter(values, keep)
 
     own = vars(head).get("forward")  # a forward some wrapper set on the instance, put back after
     head.forward = forward  # an instance attribute: the module's hooks (FSDP2's gather) still run
@@ -160,6 +169,11 @@ def token_logprobs_out(
             del head.forward
         else:
             head.forward = own
+
+
+def _scatter(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """[b, T]: ``values`` [n] where ``keep`` [b, T] holds its n True entries, 0 elsewhere."""
+    return torch.zeros(keep.shape, dtype=values.dtype, device=values.device).masked_scatter(keep, values)
 
 
 def _slice_prompt(

@@ -160,7 +160,7 @@ class TrainBatch:
     parts: Sequence[slice]
     micro_batches: int
 
-    def loss_inputs(self, lp: torch.Tensor, rows: slice) -> LossInputs:
+    def loss_inputs(self, lp: torch.Tensor, rows: slice, entropies: torch.Tensor | None = None) -> LossInputs:
         mask = self.gen.response_mask
         return LossInputs(
             lp,
@@ -172,6 +172,7 @@ class TrainBatch:
             old_logprobs=lp.detach() if self.old_is_current else _rows(self.old, rows),
             ref_logprobs=_rows(self.ref, rows),
             step_micro_batches=self.micro_batches,
+            entropies=entropies,
         )
 
 
@@ -234,9 +235,13 @@ def accumulate(
 def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptions) -> dict[str, float]:
     """``num_iterations`` optimizer steps over the batch (metrics averaged over them)."""
 
+    entropy = Need.ENTROPY in algo.loss.needs()
+
     def loss_fn(rows: slice) -> LossOutput:
-        lp = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature, opts.share_prefix)
-        return call_loss(algo.loss, batch.loss_inputs(lp, rows))
+        out = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature, opts.share_prefix,
+                                entropy)  # fmt: skip
+        lp, ent = out if entropy else (out, None)
+        return call_loss(algo.loss, batch.loss_inputs(lp, rows, ent))
 
     sums: dict[str, float] = {}
     for _ in range(opts.num_iterations):

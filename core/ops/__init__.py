@@ -19,7 +19,7 @@ from vidrl.ops.advantages import (
 )
 from vidrl.ops.dispatch import PRIMITIVES
 from vidrl.ops.logprobs import check_linear_args, check_logprob_args
-from vidrl.ops.losses import AGGREGATIONS, KL_ESTIMATORS, aggregate, kl_penalty, masked_mean
+from vidrl.ops.losses import AGGREGATIONS, KL_ESTIMATORS, aggregate, kl_penalty, masked_mean, top_fraction
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, **kwargs):
@@ -71,6 +71,7 @@ __all__ = [
     "group_stats",
     "kl_penalty",
     "masked_mean",
+    "top_fraction",
     "linear_token_logprobs",
     "token_logprobs",
 ]

@@ -65,6 +65,22 @@ def aggregate(
     raise ValueError(f"unknown aggregation {mode!r}; valid choices: {', '.join(AGGREGATIONS)}")
 
 
+def top_fraction(values: torch.Tensor, mask: torch.Tensor, frac: float) -> torch.Tensor:
+    """[b, T] bool: the k positions where ``mask`` [b, T] is 1 with the largest ``values`` [b, T],
+    k = ⌈frac · N⌉ of the N such positions, at least 1 (the high-entropy token selection of
+    "Beyond the 80/20 rule", arXiv 2506.01939, as its released code counts k); none when N = 0."""
+    if not 0 < frac <= 1:
+        raise ValueError(f"frac must be in (0, 1], got {frac!r}")
+    keep = mask.bool()
+    out = torch.zeros_like(keep)
+    n = int(keep.sum())
+    if n:
+        k = max(1, int(n * frac + 0.9999))
+        chosen = torch.topk(values[keep].float(), k).indices
+        out[keep] = torch.zeros(n, dtype=torch.bool, device=out.device).index_fill(0, chosen, True)
+    return out
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
     """The mean of ``x`` [b, T] over the positions where ``mask`` [b, T] is 1 (0 when none), as a
     float: for a loss's metrics."""

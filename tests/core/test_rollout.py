@@ -64,6 +64,29 @@ def test_logprobs_equal_a_float64_log_softmax_of_one_forward(setup):
     assert (lp[gen.response_mask == 0] == 0).all()
 
 
+@pytest.mark.parametrize("share_prefix", [False, True])
+def test_entropies_come_from_the_same_forward_and_equal_a_float64_softmax(setup, share_prefix):
+    """Each response token's entropy of π(· | prefix) at temperature 0.7, from the lean head (no
+    second forward), per-row and shared-prefix alike; 0 off the mask; detached."""
+    model, _, _, gen, _ = setup
+    lp, ent = sequence_logprobs(model, gen, temperature=0.7, share_prefix=share_prefix, entropy=True)
+    with torch.no_grad():
+        ids = torch.cat([gen.prompt["input_ids"], gen.response_ids], 1)
+        mask = torch.cat([gen.prompt["attention_mask"], gen.response_mask], 1)
+        mm = torch.cat([gen.prompt["mm_token_type_ids"], torch.zeros_like(gen.response_ids)], 1)
+        extra = {
+            k: v
+            for k, v in gen.prompt.items()
+            if k not in ("input_ids", "attention_mask", "mm_token_type_ids")
+        }
+        logits = model(input_ids=ids, attention_mask=mask, mm_token_type_ids=mm, **extra).logits.double()
+    L = gen.prompt["input_ids"].shape[1]
+    logp = torch.log_softmax(logits[:, L - 1 : -1] / 0.7, -1)
+    ref = -(logp.exp() * logp).sum(-1) * gen.response_mask
+    torch.testing.assert_close(ent.double(), ref, rtol=1e-5, atol=1e-5)
+    assert ent.shape == lp.shape and not ent.requires_grad and lp.requires_grad and float(ref.max()) > 1
+
+
 def test_row_slices_match_the_full_batch_and_carry_gradients(setup):
     model, _, _, gen, _ = setup
     with torch.no_grad():

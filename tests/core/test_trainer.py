@@ -62,10 +62,10 @@ class Declines(vidrl.Reward):
         return out
 
 
-def _algo(session, beta=0.0, aggregation="token_mean", rewards=None):
-    loss_cls = session.registry("loss").get("ppo_clip")
+def _algo(session, beta=0.0, aggregation="token_mean", rewards=None, loss="ppo_clip", **options):
+    loss_cls = session.registry("loss").get(loss)
     fmt = session.create("reward", "format")
-    loss = loss_cls(loss_cls.Config(beta=beta, aggregation=aggregation))
+    loss = loss_cls(loss_cls.Config(beta=beta, aggregation=aggregation, **options))
     rewards = rewards or [("length", 1.0, Length()), ("format", 1.0, fmt)]
     return Algorithm(session.create("advantage", "grpo"), loss, rewards)
 
@@ -223,6 +223,18 @@ def test_rewards_that_need_them_get_each_response_token_count(setup):
     lengths = record.generation.response_mask.sum(1).tolist()
     expected = [0.0 if n <= 2 else (2 - n) / 4 for n in lengths]
     assert record.scores.per_reward["overlong"].tolist() == pytest.approx(expected) and min(expected) < 0
+
+
+def test_high_entropy_training_gets_entropies_from_the_update_forward(setup):
+    """ρ = 1 makes the same update as ppo_clip; ρ = 0.2 trains on fewer tokens, a different update."""
+    _, _, plain = _step(setup, micro=4)
+    m_all, _, every = _step(setup, micro=4, loss="high_entropy", rho=1.0)
+    m_top, _, top = _step(setup, micro=4, loss="high_entropy", rho=0.2, aggregation="micro_token_mean")
+    for a, b in zip(plain, every, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
+    assert m_all["entropy/kept_frac"] == 1.0 and 0.2 <= m_top["entropy/kept_frac"] < 0.5
+    assert m_top["entropy/kept_mean"] > m_top["entropy/mean"] > 0
+    assert any(not torch.allclose(a, b) for a, b in zip(plain, top, strict=True))
 
 
 def _eos(setup):
