@@ -74,8 +74,8 @@ def sequence_logprobs(
     """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where
     the response mask is 0; with ``entropy``, also each of those tokens' entropy of π(· | prefix)
     at ``temperature`` [b, T] (detached), from the same forward. One forward over prompt +
-    response with the vision inputs, without the columns these rows do not need (``trimmed_lengths``), in which the LM head sees the
-    hidden states of the t positions that predict the kept response columns only and projects
+    response with the vision inputs, without the columns these rows do not need
+    (``trimmed_lengths``), in which the LM head sees the hidden states of the t positions that predict the kept response columns only and projects
     those of the masked positions onto the vocabulary in chunks (``token_logprobs_out``): no
     [sequence, vocabulary] logits tensor is ever built, neither over the prompt (thousands of
     video tokens) nor over the response. With ``share_prefix``, rows that repeat a prompt
