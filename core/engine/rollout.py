@@ -71,16 +71,16 @@ def sequence_logprobs(
     share_prefix: bool = False,
     entropy: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where
-    the response mask is 0; with ``entropy``, also each of those tokens' entropy of π(· | prefix)
-    at ``temperature`` [b, T] (detached), from the same forward. One forward over prompt +
-    response with the vision inputs, without the columns these rows do not need
-    (``trimmed_lengths``), in which the LM head sees the hidden states of the t positions that predict the kept response columns only and projects
-    those of the masked positions onto the vocabulary in chunks (``token_logprobs_out``): no
-    [sequence, vocabulary] logits tensor is ever built, neither over the prompt (thousands of
-    video tokens) nor over the response. With ``share_prefix``, rows that repeat a prompt
-    (``gen.group_size``) are scored by the shared-prefix forward (``vidrl.engine.shared_prefix``:
-    the prompt computed once) when the model and the roll-outs allow it."""
+    """log π(response token | prefix) for ``gen`` (or the rows ``rows`` of it): [b, T], 0 where the response
+    mask is 0; with ``entropy``, also each of those tokens' entropy of π(· | prefix) at ``temperature``
+    [b, T] (detached), from the same forward. One forward over prompt + response with the vision inputs,
+    without the columns these rows do not need (``trimmed_lengths``), in which the LM head sees the hidden
+    states of the t positions that predict the kept response columns only and projects those of the masked
+    positions onto the vocabulary in chunks (``token_logprobs_out``): no [sequence, vocabulary] logits
+    tensor is ever built, neither over the prompt (thousands of video tokens) nor over the response. With
+    ``share_prefix``, rows that repeat a prompt (``gen.group_size``) are scored by the shared-prefix
+    forward (``vidrl.engine.shared_prefix``: the prompt computed once) when the model and the roll-outs
+    allow it."""
     rows = rows or slice(None)
     inputs, t = row_inputs(gen, rows)
     resp, mask = gen.response_ids[rows, :t], gen.response_mask[rows, :t]
