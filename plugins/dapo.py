@@ -37,8 +37,8 @@ class Overlong(vidrl.Reward):
 
     @dataclass(frozen=True)
     class Config:
-        max_length: int = 0
-        buffer: int = 0
+        max_length: int
+        buffer: int
         factor: float = 1.0
 
         def __post_init__(self) -> None:

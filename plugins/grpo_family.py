@@ -92,8 +92,9 @@ Aggregation = Literal["token_mean", "sequence_mean", "constant", "micro_token_me
 
 class PPOClip(vidrl.PolicyLoss):
     """Per token: −min(r·A, clip(r, 1 − ε_low, 1 + ε_high)·A) + β·KL(π_θ ‖ π_ref) (the KL times r
-    with ``kl_bias_correction``, TRL's default), r = π_θ / π_old, aggregated over the optimizer
-    step (``vidrl.ops.aggregate``). β = 0 needs no reference model. Metrics: ``clip_frac``
+    with ``kl_bias_correction``, TRL's default; r in the first term capped at ``delta`` when set,
+    two-sided clipping), r = π_θ / π_old, aggregated over the optimizer step
+    (``vidrl.ops.aggregate``). β = 0 needs no reference model. Metrics: ``clip_frac``
     (tokens whose clipped term is the active one), ``kl``, ``ratio``."""
 
     name = "ppo_clip"
@@ -106,12 +107,16 @@ class PPOClip(vidrl.PolicyLoss):
         kl_estimator: Literal["k1", "k2", "k3"] = "k3"
         #: multiply the per-token KL by the unclipped ratio r (TRL's ``use_bias_correction_kl``)
         kl_bias_correction: bool = False
+        #: two-sided clipping: the unclipped term's ratio capped at delta (> 1 + eps_high; TRL's ``delta``)
+        delta: float | None = None
         aggregation: Aggregation = "token_mean"
         max_length: int | None = None  # the constant normaliser of aggregation "constant"
 
         def __post_init__(self) -> None:
             if not (0 <= self.eps_low < 1 and self.eps_high >= 0 and self.beta >= 0):
                 raise ValueError(f"need 0 <= eps_low < 1, eps_high >= 0, beta >= 0; got {self}")
+            if self.delta is not None and not self.delta > 1 + self.eps_high:
+                raise ValueError(f"delta must be > 1 + eps_high ({1 + self.eps_high}), got {self.delta}")
             if self.aggregation == "constant" and not (self.max_length and self.max_length > 0):
                 raise ValueError("aggregation 'constant' needs max_length > 0 (the generation budget)")
 
@@ -129,7 +134,7 @@ class PPOClip(vidrl.PolicyLoss):
         lp, mask = inputs.logprobs, inputs.mask
         adv = inputs.advantages if inputs.advantages.dim() == 2 else inputs.advantages[:, None]
         ratio = torch.exp(lp - inputs.old_logprobs)
-        unclipped = ratio * adv
+        unclipped = (ratio if c.delta is None else ratio.clamp(max=c.delta)) * adv
         clipped = ratio.clamp(1 - c.eps_low, 1 + c.eps_high) * adv
         policy_mask, metrics = self.policy_tokens(inputs)
         loss = self._aggregate(-torch.minimum(unclipped, clipped), policy_mask, inputs)

@@ -24,6 +24,7 @@ def loss_inputs(
     per_token: bool = False,
     old: bool = True,
     ref: bool = True,
+    entropy: bool = False,
     masked: bool = False,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
@@ -31,7 +32,8 @@ def loss_inputs(
     """``LossInputs`` of B = sum(``sizes``) roll-outs of ``t`` tokens: log-probs in (−5, 0) with
     grad, old/reference log-probs near them (None when ``old`` / ``ref`` is False), advantages
     [B] (or [B, T] with ``per_token``), a mask with a random padded tail per row (all zeros with
-    ``masked``), and the step normalisers of this micro-batch alone."""
+    ``masked``), entropies in (0, 3) with ``entropy`` (0 on padding), and the step normalisers of
+    this micro-batch alone."""
     g = torch.Generator().manual_seed(seed)
     ids = group_ids(sizes)
     b = len(ids)
@@ -40,8 +42,9 @@ def loss_inputs(
     lengths = torch.randint(1, t + 1, (b,), generator=g)
     mask = (torch.arange(t)[None] < lengths[:, None]).to(dtype) * (0 if masked else 1)
     adv = torch.randn((b, t) if per_token else (b,), generator=g, dtype=dtype)
+    ent = 3 * torch.rand(b, t, generator=g, dtype=dtype) * mask if entropy else None
     return LossInputs(lp, adv, mask, ids, float(mask.sum()), float(b),
-                      near() if old else None, near() if ref else None)  # fmt: skip
+                      near() if old else None, near() if ref else None, entropies=ent)  # fmt: skip
 
 
 def sample(task_type: str = "multiple_choice", i: int = 0, **fields: Any) -> Sample:

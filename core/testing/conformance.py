@@ -69,7 +69,11 @@ def _inputs_for(loss: PolicyLoss, **kw: Any) -> Any:
     needs = loss.needs()
     sizes = (3, 3) if Need.WHOLE_GROUPS in needs else (3, 2)
     return builders.loss_inputs(
-        sizes, old=Need.OLD_LOGPROBS in needs, ref=Need.REFERENCE_MODEL in needs, **kw
+        sizes,
+        old=Need.OLD_LOGPROBS in needs,
+        ref=Need.REFERENCE_MODEL in needs,
+        entropy=Need.ENTROPY in needs,
+        **kw,
     )
 
 
@@ -92,19 +96,21 @@ def check_policy_loss(loss: PolicyLoss, session: Session | None = None) -> None:
 
 
 def check_reward(reward: Reward, session: Session | None = None) -> None:
-    """One finite number per response, on every task type it scores, for good, empty and garbage
-    responses (model output is untrusted)."""
+    """One finite number (or None: "no opinion") per response, on every task type it scores, for
+    good, empty and garbage responses (model output is untrusted); token counts passed to a
+    reward that declares ``Need.RESPONSE_LENGTHS``."""
     tasks = sorted(reward.task_types) if reward.task_types is not None else list(TASK_TYPES)
     responses = ["<think>two</think><answer>B</answer>", "", "<answer>", "}{ \x00 <tool_call>nan</tool_call>"]
     for task in tasks:
         samples = [builders.sample(task, i) for i in range(len(responses))]
-        values = list(reward(responses, samples))
+        lengths = {"lengths": [3, 0, 1, 40]} if Need.RESPONSE_LENGTHS in reward.needs() else {}
+        values = list(reward(responses, samples, **lengths))
         _check(
             len(values) == len(responses),
             reward,
             f"returned {len(values)} scores for {len(responses)} responses",
         )
-        bad = [v for v in values if not _finite_number(v)]
+        bad = [v for v in values if v is not None and not _finite_number(v)]
         _check(not bad, reward, f"non-finite or non-numeric scores {bad} on {task}")
 
 

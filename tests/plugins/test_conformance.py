@@ -11,7 +11,10 @@ import vidrl.testing as vt
 
 SESSION = vidrl.Session().load()
 #: options for components that have required ones
-OPTIONS = {("judge", "causal_lm"): {"model": "tiny", "max_new_tokens": 2, "batch_size": 2}}
+OPTIONS = {
+    ("judge", "causal_lm"): {"model": "tiny", "max_new_tokens": 2, "batch_size": 2},
+    ("reward", "overlong"): {"max_length": 8, "buffer": 4},
+}
 BUILT_IN = [(kind, name) for kind in vt.SUITES for name in SESSION.registry(kind).names()]
 
 

@@ -100,6 +100,7 @@ def test_needs_follow_beta(cls):
         ({"eps_low": 1.0}, "need 0 <= eps_low < 1"),
         ({"beta": -0.1}, "beta >= 0"),
         ({"aggregation": "constant"}, "needs max_length > 0"),
+        ({"delta": 1.1}, r"delta must be > 1 \+ eps_high"),
     ],  # fmt: skip
 )
 def test_bad_config(cls, kwargs, match):
