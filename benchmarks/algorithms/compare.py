@@ -57,6 +57,27 @@ COMPARISONS = {
             "tools": [],
         },
     ),
+    "zoo": (  # the zoo-breadth algorithms against GRPO, on the DGRPO comparison's data, steps and seeds
+        "examples/configs/dgrpo-multitask.yaml",
+        {
+            "grpo": ["advantage={name: grpo}"],
+            "gspo": ["advantage={name: grpo}", "loss={name: gspo}"],
+            "cispo": ["advantage={name: grpo}", "loss={name: cispo}"],
+            "dapo": [
+                "advantage={name: grpo}",
+                "loss={name: ppo_clip, options: {beta: 0.01, eps_high: 0.28, aggregation: token_mean}}",
+                "stages.1.options.dynamic_sampling=true",
+                "stages.1.options.max_draws=3",
+                "rewards=[{name: format, weight: 0.5, options: {think: false}}, multiple_choice, numeric, "
+                "{name: temporal_iou, options: {alpha: 0.2, beta: 0.8, by_source: {vidchapters: [0.0, 0.5]}}}, "
+                "{name: overlong, options: {max_length: 16, buffer: 4}}]",
+            ],
+            "high_entropy": [
+                "advantage={name: grpo}",
+                "loss={name: high_entropy, options: {beta: 0.01, rho: 0.2, aggregation: micro_token_mean}}",
+            ],
+        },
+    ),
     "veripo": (
         "examples/configs/veripo.yaml",
         {  # GRPO alone gets the loop's optimizer-step budget: 2 × (20 GRPO + 10 DPO) steps
