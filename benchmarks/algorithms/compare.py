@@ -69,7 +69,8 @@ COMPARISONS = {
                 "stages.1.options.dynamic_sampling=true",
                 "stages.1.options.max_draws=3",
                 "rewards=[{name: format, weight: 0.5, options: {think: false}}, multiple_choice, numeric, "
-                "{name: temporal_iou, options: {alpha: 0.2, beta: 0.8, by_source: {vidchapters: [0.0, 0.5]}}}, "
+                "{name: temporal_iou, options: {alpha: 0.2, beta: 0.8, "
+                "by_source: {vidchapters: [0.0, 0.5]}}}, "
                 "{name: overlong, options: {max_length: 16, buffer: 4}}]",
             ],
             "high_entropy": [
