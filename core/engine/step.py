@@ -17,9 +17,9 @@ import torch
 from vidrl.engine.augment import Prepare, Rollouts, augment_step, roll
 from vidrl.engine.checks import call_loss, check_advantages, check_pairing
 from vidrl.engine.dynamic_sampling import Draw, RollPrompts, refill
-from vidrl.engine.evaluation import grade
 from vidrl.engine.rollout import decode, rollout, sequence_logprobs, trimmed_lengths
 from vidrl.engine.scoring import score
+from vidrl.engine.step_metrics import phase_times, step_summary
 from vidrl.models.sharding import gathered
 from vidrl.plugin.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward, RolloutBackend
 from vidrl.tools.report import tool_results
@@ -270,28 +270,6 @@ def _add(into: dict[str, float], values: dict[str, float]) -> None:
         into[k] = into.get(k, 0.0) + v
 
 
-def task_metrics(
-    samples: Sequence[Sample], texts: Sequence[str], scores: Scores, adv: Advantages, group_size: int
-) -> dict[str, float]:
-    """Per task type of the batch: ``task/<type>/reward`` (mean total reward), ``accuracy`` and/or
-    ``miou`` (judged as in evaluation), ``zero_std_frac`` and ``weight`` (mean group weight of
-    the estimator, e.g. DGRPO's difficulty weight); plus ``adv/weight_mean`` over all groups.
-    Samples [B] come in groups of ``group_size`` consecutive rollouts of one prompt."""
-    out = {"adv/weight_mean": float(adv.group_weights.float().mean())}
-    for task in sorted({s.task_type for s in samples}):
-        rows = [i for i, s in enumerate(samples) if s.task_type == task]
-        groups = sorted({i // group_size for i in rows})
-        judged = [grade(texts[i], samples[i]) for i in rows]
-        out[f"task/{task}/reward"] = float(scores.total[rows].mean())
-        for k, name in ((0, "accuracy"), (1, "miou")):
-            values = [j[k] for j in judged if j[k] is not None]
-            if values:
-                out[f"task/{task}/{name}"] = sum(values) / len(values)
-        out[f"task/{task}/zero_std_frac"] = float(adv.zero_std[groups].float().mean())
-        out[f"task/{task}/weight"] = float(adv.group_weights[groups].float().mean())
-    return out
-
-
 def check_micro_batches(algo: Algorithm, opts: StepOptions) -> None:
     """A loss that needs whole groups gets micro-batches that are whole multiples of G."""
     if Need.WHOLE_GROUPS in algo.loss.needs() and opts.micro_batch_size % opts.group_size:
@@ -408,7 +386,8 @@ def rl_step(
                            len(parts) * learner.world.size)  # fmt: skip
         metrics = update(learner, algo, batch, opts)
         learner.backend.sync()  # a backend with its own copy of the weights takes the update
-    metrics.update({**extra, **_summary(learner, used, adv, g), **_times(phases)})
+    lr = learner.optimizer.param_groups[0]["lr"]
+    metrics.update({**extra, **step_summary(used, adv, g, lr), **phase_times(phases.seconds)})
     record = StepRecord(
         used.texts, used.samples, scores, adv, gen, convs, clips if convs is not None else None
     )
@@ -484,24 +463,3 @@ def _check_combination(
         )
     if draw is None or prepare is None or clips is None:
         raise ValueError("dynamic sampling needs the step's clips, prepare(samples, clips) and draw()")
-
-
-def _summary(learner: Learner, used: Rollouts, adv: Advantages, g: int) -> dict[str, float]:
-    """The step's reward, advantage, length and learning-rate metrics, overall and per task."""
-    scores = used.scores
-    unscored = (
-        {"reward/unscored_frac": float((~scores.scored).float().mean())} if not scores.scored.all() else {}
-    )
-    return {
-        **scores.means(),
-        **unscored,
-        **task_metrics(used.samples, used.texts, scores, adv, g),
-        "reward/mean": float(scores.total.mean()),
-        "adv/zero_std_frac": adv.zero_std_frac,
-        "response_length/mean": float(used.gen.response_mask.sum(1).float().mean()),
-        "lr": learner.optimizer.param_groups[0]["lr"],
-    }
-
-
-def _times(phases: Phases) -> dict[str, float]:
-    return {**{f"time/{k}": v for k, v in phases.seconds.items()}, "time/step": sum(phases.seconds.values())}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vidrl import Advantages, Sample
-from vidrl.engine.step import task_metrics
+from vidrl.engine.step_metrics import task_metrics
 from vidrl.types import Scores
 
 MC = Sample("m", "q", "A", "multiple_choice", options=("a", "b"))

@@ -1,0 +1,55 @@
+"""What an RL step reports: its reward, advantage, length and learning-rate metrics, overall and
+per task type, and its phases' times. Shapes: B roll-outs in groups of G consecutive rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vidrl.engine.augment import Rollouts
+from vidrl.engine.evaluation import grade
+from vidrl.types import Advantages, Sample, Scores
+
+
+def task_metrics(
+    samples: Sequence[Sample], texts: Sequence[str], scores: Scores, adv: Advantages, group_size: int
+) -> dict[str, float]:
+    """Per task type of the batch: ``task/<type>/reward`` (mean total reward), ``accuracy`` and/or
+    ``miou`` (judged as in evaluation), ``zero_std_frac`` and ``weight`` (mean group weight of
+    the estimator, e.g. DGRPO's difficulty weight); plus ``adv/weight_mean`` over all groups.
+    Samples [B] come in groups of ``group_size`` consecutive rollouts of one prompt."""
+    out = {"adv/weight_mean": float(adv.group_weights.float().mean())}
+    for task in sorted({s.task_type for s in samples}):
+        rows = [i for i, s in enumerate(samples) if s.task_type == task]
+        groups = sorted({i // group_size for i in rows})
+        judged = [grade(texts[i], samples[i]) for i in rows]
+        out[f"task/{task}/reward"] = float(scores.total[rows].mean())
+        for k, name in ((0, "accuracy"), (1, "miou")):
+            values = [j[k] for j in judged if j[k] is not None]
+            if values:
+                out[f"task/{task}/{name}"] = sum(values) / len(values)
+        out[f"task/{task}/zero_std_frac"] = float(adv.zero_std[groups].float().mean())
+        out[f"task/{task}/weight"] = float(adv.group_weights[groups].float().mean())
+    return out
+
+
+def step_summary(used: Rollouts, adv: Advantages, g: int, lr: float) -> dict[str, float]:
+    """The step's reward, advantage, length and learning-rate (``lr``) metrics, overall and per
+    task, for the roll-outs trained on (G = ``g`` per group)."""
+    scores = used.scores
+    unscored = (
+        {"reward/unscored_frac": float((~scores.scored).float().mean())} if not scores.scored.all() else {}
+    )
+    return {
+        **scores.means(),
+        **unscored,
+        **task_metrics(used.samples, used.texts, scores, adv, g),
+        "reward/mean": float(scores.total.mean()),
+        "adv/zero_std_frac": adv.zero_std_frac,
+        "response_length/mean": float(used.gen.response_mask.sum(1).float().mean()),
+        "lr": lr,
+    }
+
+
+def phase_times(seconds: dict[str, float]) -> dict[str, float]:
+    """``time/<phase>`` for each phase's seconds, and ``time/step``, their sum."""
+    return {**{f"time/{k}": v for k, v in seconds.items()}, "time/step": sum(seconds.values())}
