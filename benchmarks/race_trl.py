@@ -125,7 +125,8 @@ def _side(name: str, steps: int, px: int, trl_site: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _ensure_trl(site: Path) -> None:
+def ensure_trl(site: Path) -> None:
+    """TRL, pinned, installed with ``--no-deps`` into ``site`` when it is not there yet."""
     if not (site / "trl").is_dir():
         pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), TRL]
         subprocess.run(pip, check=True)
@@ -147,7 +148,7 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
         print(json.dumps({"side": args.side, "step_seconds": times, "peak_mib": peak}))
         return
-    _ensure_trl(args.trl_site)
+    ensure_trl(args.trl_site)
     runs = [
         _side(side, args.steps, args.px, args.trl_site)
         for _ in range(args.rounds)

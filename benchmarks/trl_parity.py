@@ -26,7 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-TRL = "trl==1.16.0"
+from race_trl import ensure_trl  # the same pinned TRL, installed the same way (benchmarks/ is on the path)
+
 P, G, T, GA = 2, 4, 6, 2  # prompts, completions each, completion tokens, accumulation steps
 NONE = None
 
@@ -186,12 +187,6 @@ def run_trl() -> dict:
             "loss_cases": losses}  # fmt: skip
 
 
-def _ensure_trl(site: Path) -> None:
-    if not (site / "trl").is_dir():
-        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), TRL]
-        subprocess.run(pip, check=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -205,7 +200,7 @@ def main() -> None:
         args.out.write_text(json.dumps(run_trl(), indent=1) + "\n")
         print(f"wrote {args.out}")
         return
-    _ensure_trl(args.trl_site)
+    ensure_trl(args.trl_site)
     env = {**os.environ, "PYTHONPATH": f"{args.trl_site}:{os.environ.get('PYTHONPATH', '')}",
            "TRL_EXPERIMENTAL_SILENCE": "1"}  # fmt: skip
     cmd = [sys.executable, __file__, "--inside", "--out", str(args.out), "--trl-site", str(args.trl_site)]
