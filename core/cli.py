@@ -49,13 +49,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     resume_dir = Path(args.resume) if args.resume else None
     if args.config:
-        raw, source = read_yaml(args.config), args.config
+        raw, source = args.config, args.config  # a path: plugin files resolve against its folder
     elif resume_dir is not None:
         raw, source = read_yaml(resume_dir / "config.yaml"), str(resume_dir / "config.yaml")
     else:
         raw, source = _embedded_demo(), "embedded demo"
     out = args.output_dir or (str(resume_dir) if resume_dir else None)
-    config, session = load_config(raw, list(args.set) + ([f"output_dir={out}"] if out else []))
+    overrides = list(args.set) + ([f"output_dir={out}"] if out else [])
+    config, session = load_config(raw, overrides, plugin_paths=args.plugin)
     run_dir = Path(config.output_dir or time.strftime("runs/vidrl-%Y%m%d-%H%M%S"))
     print(f"vidrl train: {source} -> {run_dir}{' (resuming)' if args.resume is not None else ''}", flush=True)
     summary = train(config, session, run_dir, resume=args.resume is not None)
@@ -88,7 +89,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     turns = {"max_turns": args.max_turns, "max_turn_tokens": args.max_new_tokens,
              "max_total_tokens": max(args.max_total_tokens, args.max_new_tokens)}  # fmt: skip
     raw = {"model": {"path": args.model}, "data": data, "eval": evals, "tools": args.tools, "turns": turns}
-    config, session = load_config(raw)
+    config, session = load_config(raw, plugin_paths=args.plugin)
     with tempfile.TemporaryDirectory() as tmp:
         result, answers = score_split(RunContext(config, session, tmp))
     if args.answers:
@@ -100,7 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _print_plugins(session: Session, tracebacks: bool) -> None:
     print(f"{len(session.plugins)} plugin(s) loaded:")
     for info in session.plugins.values():
-        dist = f"{info.distribution} {info.version}" if info.distribution else "(in-process)"
+        dist = f"{info.distribution} {info.version}" if info.distribution else (info.origin or "(in-process)")
         print(f"  {info.name}  [{dist}]  {info.module}")
         for kind, names in info.components.items():
             if names:
@@ -120,7 +121,7 @@ def _print_plugins(session: Session, tracebacks: bool) -> None:
 def cmd_plugins(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PluginWarning)  # listed below, in full
-        session = Session().load()
+        session = _session(args)
     if args.json:
         plugins = [p.as_dict() for p in [*session.plugins.values(), *session.failed.values()]]
         print(json.dumps({"plugins": plugins, "primitives": ops.dispatch.describe()}, indent=2))
@@ -155,7 +156,7 @@ def _conformance(session: Session, kind: str, name: str) -> tuple[str, bool]:
 
 
 def cmd_check_plugin(args: argparse.Namespace) -> int:
-    session = Session().load()
+    session = _session(args)
     if args.name in session.failed:
         info = session.failed[args.name]
         raise VidrlError(f"plugin {args.name!r} failed to load: {info.error}")
@@ -197,7 +198,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from vidrl.models.estimate import counts, meta_model, per_gpu, table
     from vidrl.models.policy import resolve_precision
 
-    config, session = load_config(args.config, args.set)
+    config, session = load_config(args.config, args.set, plugin_paths=args.plugin)
     model_config, shape, reference = _estimate_inputs(config, session, args.size)
     c, m = counts(meta_model(model_config, config.model)), config.model
     precision = "bf16-mixed" if m.precision == "auto" else resolve_precision(m.precision)  # as on a GPU
@@ -231,10 +232,15 @@ def _options_summary(config_cls: type) -> str:
     return ", ".join(parts) or "no options"
 
 
+def _session(args: argparse.Namespace) -> Session:
+    """The installed plugins and the ``--plugin`` files, loaded."""
+    return Session(paths=[str(Path(p).resolve()) for p in args.plugin]).load()
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.kind not in KINDS:
         raise VidrlError(f"unknown kind {args.kind!r}; {choices_hint(args.kind, KINDS)}")
-    registry = Session().load().registry(args.kind)
+    registry = _session(args).registry(args.kind)
     print(f"{len(registry)} {KINDS[args.kind].description}:")
     for entry in registry.entries():
         doc = (entry.obj.__doc__ or "").strip().splitlines()
@@ -244,7 +250,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config, _ = load_config(args.config, args.set)
+    config, _ = load_config(args.config, args.set, plugin_paths=args.plugin)
     print(f"{args.config}: valid")
     if args.show:
         print(yaml.safe_dump(to_plain(config), sort_keys=False).rstrip())
@@ -330,8 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"vidrl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plug = argparse.ArgumentParser(add_help=False)  # the commands that load plugins
+    plug.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE",
+        help="also load this Python file of components as a plugin, on every process (repeatable)",
+    )  # fmt: skip
 
-    t = sub.add_parser("train", help="run a training config (no CONFIG: the embedded demo)")
+    t = sub.add_parser("train", parents=[plug], help="run a training config (no CONFIG: the embedded demo)")
     t.add_argument("config", nargs="?", help="YAML run config; omitted: the embedded demo")
     t.add_argument(
         "--set",
@@ -347,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     t.set_defaults(func=cmd_train)
 
-    es = sub.add_parser("estimate", help="per-GPU memory of a config's model, before anything is allocated")
+    es = sub.add_parser(
+        "estimate", parents=[plug], help="per-GPU memory of a config's model, before anything is allocated"
+    )
     es.add_argument("config", help="YAML run config")
     es.add_argument(
         "--size", choices=["qwen2_5_vl_3b", "qwen2_5_vl_7b"], help="a real size instead of model.path"
@@ -357,13 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
     es.set_defaults(func=cmd_estimate)
 
     cp = sub.add_parser(
-        "check-plugin", help="run vidrl.testing's conformance suites over an installed plugin's components"
+        "check-plugin",
+        parents=[plug],
+        help="run vidrl.testing's conformance suites over an installed plugin's components",
     )
     cp.add_argument("name", help="the plugin's entry-point name (see vidrl plugins)")
     cp.set_defaults(func=cmd_check_plugin)
 
     e = sub.add_parser(
-        "eval", help="accuracy / mIoU of a model directory on a data set (greedy, tools optional)"
+        "eval",
+        parents=[plug],
+        help="accuracy / mIoU of a model directory on a data set (greedy, tools optional)",
     )
     e.add_argument("model", help="model directory (from_pretrained), e.g. a run's model/")
     e.add_argument("dataset", help=".jsonl, .json or .parquet file")
@@ -391,15 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=cmd_eval)
 
-    pl = sub.add_parser("plugins", help="list loaded plugins and their components")
+    pl = sub.add_parser("plugins", parents=[plug], help="list loaded plugins and their components")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.set_defaults(func=cmd_plugins)
 
-    ls = sub.add_parser("list", help="list registered components of a kind")
+    ls = sub.add_parser("list", parents=[plug], help="list registered components of a kind")
     ls.add_argument("kind", metavar="KIND", help=f"one of: {', '.join(KINDS)}")
     ls.set_defaults(func=cmd_list)
 
-    v = sub.add_parser("validate", help="check a whole config, reporting every error at once")
+    v = sub.add_parser("validate", parents=[plug], help="check a whole config, reporting every error at once")
     v.add_argument("config", help="YAML run config")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value")
     v.add_argument("--show", action="store_true", help="print the resolved config")

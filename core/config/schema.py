@@ -59,10 +59,15 @@ class RewardSpec(ComponentSpec):
 
 @dataclass(frozen=True)
 class PluginsConfig:
-    """``enable``: load only these (all when omitted); ``disable``: never load these."""
+    """``enable``: load only these (all when omitted); ``disable``: never load these. ``modules``:
+    importable modules to load as plugins too (named by their dotted name); ``paths``: Python files
+    to load as plugins (named by their stem; relative to the config file's folder, stored
+    absolute), unpackaged (``vidrl.plugin.local``)."""
 
     enable: tuple[str, ...] | None = None
     disable: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -412,12 +417,14 @@ def load_config(
     overrides: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     extra_plugins: Sequence[tuple[object, str]] = (),
+    plugin_paths: Sequence[str] = (),
 ) -> tuple[RunConfig, Session]:
     """Read, override, and validate a config; return it with the loaded ``Session``.
 
     ``source`` is a YAML path, an already-parsed mapping, or None (an empty config);
     ``extra_plugins``: (object with hookimpls, name) pairs added in-process next to the entry
-    points (a notebook's or a test's own components). Raises
+    points (a notebook's or a test's own components); ``plugin_paths``: more plugin files
+    (``--plugin``, relative to the working directory), added to ``plugins.paths``. Raises
     ``ConfigError`` listing every problem at once; nothing heavy (no model) is loaded.
     """
     if source is None:
@@ -431,7 +438,12 @@ def load_config(
     plugins = convert(PluginsConfig, raw.get("plugins", {}), "plugins", errors)
     if is_missing(plugins):
         raise ConfigError(errors)
-    session = Session(enable=plugins.enable, disable=plugins.disable, environ=environ)
+    here = Path(source).parent if isinstance(source, str | Path) else Path.cwd()
+    paths = tuple(str((here / p).resolve()) for p in plugins.paths)
+    paths += tuple(str(Path(p).resolve()) for p in plugin_paths if str(Path(p).resolve()) not in paths)
+    raw = {**raw, "plugins": {**raw.get("plugins", {}), "paths": list(paths)}} if paths else raw
+    session = Session(enable=plugins.enable, disable=plugins.disable, environ=environ,
+                      modules=plugins.modules, paths=paths)  # fmt: skip
     for obj, name in extra_plugins:
         session.add_plugin(obj, name)
     session.load()

@@ -29,7 +29,7 @@ import pluggy
 
 from vidrl.errors import PluginError, RegistryError, choices_hint
 from vidrl.ops import dispatch
-from vidrl.plugin import hookspecs
+from vidrl.plugin import hookspecs, local
 from vidrl.plugin.components import DEPRECATED_NEEDS, KINDS, Component, NoOptions, check_component_class
 from vidrl.plugin.registry import Registry
 
@@ -56,10 +56,14 @@ class PluginInfo:
     traceback: str | None = None
     #: problems that did not stop it, e.g. a hook-named function without ``@vidrl.hookimpl``
     warnings: list[str] = field(default_factory=list)
+    #: ``module <name>`` or ``file <path>`` for a plugin brought by the config or ``--plugin``
+    origin: str | None = None
 
     @property
     def label(self) -> str:
         """``'name' (distribution dist 1.0)`` for error messages."""
+        if self.origin is not None:
+            return f"{self.name!r} ({self.origin})"
         if self.distribution is None:
             return f"{self.name!r} (no distribution: registered in-process)"
         return f"{self.name!r} (distribution {self.distribution} {self.version})"
@@ -93,6 +97,8 @@ class Session:
     ``enable``: if given, only these plugins load (``VIDRL_PLUGINS`` overrides it when set).
     ``disable``: these never load (merged with ``VIDRL_DISABLE_PLUGINS``).
     ``entry_points``: the candidates; default: installed entry points of group ``vidrl``.
+    ``modules``, ``paths``: plugins a user brings unpackaged, importable modules and ``.py``
+    files (``vidrl.plugin.local``), loaded like entry points.
     ``strict``: a plugin that fails raises ``PluginError`` instead of being set aside.
     """
 
@@ -104,6 +110,8 @@ class Session:
         environ: Mapping[str, str] | None = None,
         entry_points: Iterable[md.EntryPoint] | None = None,
         strict: bool = False,
+        modules: Iterable[str] = (),
+        paths: Iterable[str] = (),
     ):
         environ = os.environ if environ is None else environ
         env_enable = parse_name_list(environ.get(ENV_ENABLE))
@@ -120,6 +128,7 @@ class Session:
         self.failed: dict[str, PluginInfo] = {}
         self.strict = strict
         self._extra: list[tuple[PluginInfo, object]] = []
+        self._local = local.loaders(modules, paths)
         self._loaded = False
 
     @property
@@ -209,12 +218,15 @@ class Session:
                     continue  # the same distribution seen twice on sys.path
                 raise PluginError(f"two plugins are named {ep.name!r}: {prev.label} and {info.label}")
             found[ep.name] = (info, functools.partial(_import_entry_point, ep, info))
-        for info, obj in self._extra:
+        extra = [(info, functools.partial(lambda o: o, obj)) for info, obj in self._extra]
+        extra += [(PluginInfo(name=n, module=where.split(" ", 1)[1], origin=where), load)
+                  for n, where, load in self._local]  # fmt: skip
+        for info, load in extra:
             if info.name in found:
                 raise PluginError(
                     f"two plugins are named {info.name!r}: {found[info.name][0].label} and {info.label}"
                 )
-            found[info.name] = (info, functools.partial(lambda o: o, obj))
+            found[info.name] = (info, load)
         return found
 
     def _check_names(self, candidates: Mapping[str, object]) -> None:
