@@ -29,6 +29,9 @@ def register_rewards(register):
 '''
 
 
+UNKNOWN_HOOK = "import vidrl\n@vidrl.hookimpl\ndef register_nothing(register): pass"
+
+
 @pytest.fixture
 def rewards_file(tmp_path):
     path = tmp_path / "plugins" / "my_rewards.py"
@@ -57,8 +60,8 @@ def test_an_importable_module_loads_as_a_plugin(rewards_file, monkeypatch):
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ("raise RuntimeError('no GPU')", r"'broken' \(file .*broken.py\) failed to import: RuntimeError: no GPU"),
-        ("import vidrl\n@vidrl.hookimpl\ndef register_nothing(register): pass", "unknown hook 'register_nothing'"),
+        ("raise RuntimeError('no GPU')", r"'broken' \(file .*broken.py\) failed to import: RuntimeError"),
+        (UNKNOWN_HOOK, "unknown hook 'register_nothing'"),
         (None, r"plugin 'broken' \(file .*broken.py\): no such Python file"),
     ],
 )  # fmt: skip
