@@ -5,8 +5,8 @@ temporal IoU (with DGRPO's (α, β) cut), grounded QA and free-form ROUGE. Each 
 
 from __future__ import annotations
 
+import logging
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -186,44 +186,87 @@ class GroundedQA(vidrl.Reward):
         return out
 
 
-def _f1(overlap: int, pred: int, ref: int) -> float:
-    return 0.0 if overlap == 0 else 2 * overlap / (pred + ref)
-
-
-def _lcs(a: list[str], b: list[str]) -> int:
-    row = [0] * (len(b) + 1)
-    for x in a:
-        prev = 0
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
-    return row[-1]
-
-
-def rouge(pred: str, ref: str) -> float:
-    """Mean of ROUGE-1, ROUGE-2 and ROUGE-L F-measures over lower-cased word tokens."""
-    p, r = text.normalize(pred).split(), text.normalize(ref).split()
-    scores = []
-    for n in (1, 2):
-        pg = Counter(tuple(p[i : i + n]) for i in range(len(p) - n + 1))
-        rg = Counter(tuple(r[i : i + n]) for i in range(len(r) - n + 1))
-        scores.append(_f1(sum((pg & rg).values()), sum(pg.values()), sum(rg.values())))
-    scores.append(_f1(_lcs(p, r), len(p), len(r)))
-    return sum(scores) / 3
-
-
 class Rouge(vidrl.Reward):
-    """Free form: mean of ROUGE-1/2/L F-measures of the answer against the truth."""
+    """Free form: the mean of the ROUGE-1, ROUGE-2 and ROUGE-L F-measures of the answer against
+    the truth, by Google's ``rouge-score`` (the package the papers' numbers come from), with its
+    Porter stemmer when ``stemmer`` is on (Video-R1's setting)."""
 
     name = "rouge"
     task_types = frozenset({"free_form"})
 
+    @dataclass(frozen=True)
+    class Config:
+        stemmer: bool = True
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        from rouge_score import rouge_scorer
+
+        self._scorer = rouge_scorer.RougeScorer(
+            ["rouge1", "rouge2", "rougeL"], use_stemmer=self.config.stemmer
+        )
+
     def __call__(self, responses, samples):
-        return [
-            rouge(text.extract_answer(r) or "", s.answer) for r, s in zip(responses, samples, strict=True)
-        ]
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            scores = self._scorer.score(s.answer, text.extract_answer(r) or "")
+            out.append(sum(x.fmeasure for x in scores.values()) / 3)
+        return out
+
+
+class Math(vidrl.Reward):
+    """1 when the answer is mathematically equal to the truth, else 0, by Hugging Face's
+    ``math-verify`` (LaTeX, fractions, roots, sets, units and percentages normalised; numbers
+    compared to ``float_rounding`` decimals). The answer is the ``<answer>`` block, read as
+    inline LaTeX, or as plain text when that gives nothing (likewise the truth). Needs the ``math``
+    extra (``pip install 'vidrl[math]'``). Scored in the scorer's thread, so math-verify's own
+    signal-based timeouts are off; the scorer's ``timeout`` bounds a call."""
+
+    name = "math"
+
+    @dataclass(frozen=True)
+    class Config:
+        float_rounding: int = 6
+
+        def __post_init__(self) -> None:
+            reason = Math.unavailable_reason()
+            if reason:
+                raise ValueError(reason)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import math_verify  # noqa: F401
+        except ImportError:
+            return "reward 'math' needs math-verify: pip install 'vidrl[math]'"
+        return None
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        # math-verify warns on every call that its signal timeouts are off: the scorer's bound them
+        logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+    def __call__(self, responses, samples):
+        from math_verify import verify
+
+        out = []
+        for r, s in zip(responses, samples, strict=True):
+            said = text.extract_answer(r)
+            gold, pred = _parsed(s.answer), _parsed(said) if said else []
+            ok = bool(gold and pred and verify(gold, pred, float_rounding=self.config.float_rounding,
+                                               timeout_seconds=None))  # fmt: skip
+            out.append(1.0 if ok else 0.0)
+        return out
+
+
+def _parsed(value: str) -> list:
+    """math-verify's parse of ``$value$`` (inline LaTeX), or of ``value`` when that gives nothing."""
+    from math_verify import parse
+
+    return parse(f"${value}$", parsing_timeout=None) or parse(value, parsing_timeout=None)
 
 
 @vidrl.hookimpl
 def register_rewards(register):
-    for cls in (Format, MultipleChoice, Numeric, MRA, TemporalIoU, GroundedQA, Rouge):
+    for cls in (Format, MultipleChoice, Numeric, MRA, TemporalIoU, GroundedQA, Rouge, Math):
         register(cls)

@@ -52,9 +52,16 @@ class ComponentSpec:
 
 @dataclass(frozen=True)
 class RewardSpec(ComponentSpec):
-    """A reward with its ``weight`` in the total reward."""
+    """A reward with its ``weight`` in the total reward and, when given, the ``timeout`` (seconds)
+    one call may take, 0 for no limit (otherwise the reward's own ``timeout_s``, 600 s unless it
+    says otherwise)."""
 
     weight: float = 1.0
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout >= 0:
+            raise ValueError(f"timeout must be >= 0 seconds (0: no limit), got {self.timeout}")
 
 
 @dataclass(frozen=True)

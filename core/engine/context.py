@@ -288,15 +288,18 @@ class RunContext:
         missing = algorithm_missing(c)
         if missing:
             raise ConfigError([f"{k}: required by stage {self.state.stage!r}" for k in missing])
-        rewards = [
-            (r.name, r.weight, self.create("reward", r, f"reward/{i}/{r.name}"))
-            for i, r in enumerate(c.rewards)
-        ]
+        rewards = [(r.name, r.weight, self._reward(i, r)) for i, r in enumerate(c.rewards)]
         augmenters = [
             self.create("augmenter", a, f"augmenter/{i}/{a.name}") for i, a in enumerate(c.augmenters)
         ]
         estimator = self.create("advantage", c.advantage, f"advantage/{c.advantage.name}")
         return Algorithm(estimator, self.create("loss", c.loss, f"loss/{c.loss.name}"), rewards, augmenters)
+
+    def _reward(self, i: int, spec: Any) -> Any:
+        reward = self.create("reward", spec, f"reward/{i}/{spec.name}")
+        if spec.timeout is not None:  # 0: no limit
+            reward.timeout_s = spec.timeout or None
+        return reward
 
     def loop(self, total: int, optimizer: Any, scheduler: Any, feed: PromptFeed | None) -> StepLoop:
         return StepLoop(self, total, optimizer, scheduler, feed)

@@ -9,7 +9,9 @@ statistics (``Scores.scored``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -49,6 +51,29 @@ def score(
     return Scores(total.float(), {k: v.float() for k, v in per.items()})
 
 
+def _within(seconds: float | None, fn: Callable[[], Any]) -> Any:
+    """``fn()``, run in a daemon thread when ``seconds`` is set: TimeoutError when it has not
+    returned by then (the thread is left behind; it cannot hold the process open)."""
+    if seconds is None:
+        return fn()
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # handed to the caller
+            out["error"] = e
+
+    worker = threading.Thread(target=run, name="vidrl-reward", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def _lengths(
     name: str, reward: Reward, lengths: Sequence[int] | None, idx: list[int]
 ) -> dict[str, list[int]]:
@@ -66,10 +91,16 @@ def _call(
     name: str, reward: Reward, responses: list[str], samples: list[Sample], extra: dict[str, list[int]]
 ) -> list[float | None]:
     who = f"reward {name!r} ({owner(reward)})"
+    ids = ", ".join(s.id for s in samples[:5])
     try:
-        values = [None if v is None else float(v) for v in reward(responses, samples, **extra)]
+        got = _within(reward.timeout_s, lambda: reward(responses, samples, **extra))
+        values = [None if v is None else float(v) for v in got]
+    except TimeoutError:
+        raise RewardError(
+            f"{who} did not return within {reward.timeout_s:g} s on samples [{ids}...]; if it needs "
+            "longer, raise its timeout (rewards[i].timeout in the run config)"
+        ) from None
     except Exception as e:
-        ids = ", ".join(s.id for s in samples[:5])
         raise RewardError(f"{who} raised on samples [{ids}...]: {type(e).__name__}: {e}") from e
     if len(values) != len(samples):
         raise RewardError(f"{who} returned {len(values)} scores for {len(samples)} responses")

@@ -149,6 +149,10 @@ class Reward(Component, abc.ABC):
     """
 
     task_types: ClassVar[frozenset[str] | None] = None
+    #: seconds one call may take before the scorer stops the run with an error naming the reward
+    #: (the call runs in a thread of its own; None: no limit, in the caller's thread); a run
+    #: config's ``rewards[i].timeout`` sets it per reward
+    timeout_s: float | None = 600.0
 
     @abc.abstractmethod
     def __call__(self, responses: Sequence[str], samples: Sequence[Sample]) -> Sequence[float | None]:

@@ -1,6 +1,8 @@
 """The shared rewards on tricky strings, and their composition by task type."""
 
 import math
+import sys
+import time
 
 import pytest
 
@@ -148,6 +150,70 @@ def test_rouge(session):
     assert exact == pytest.approx(1.0) and none == 0.0
     # R1: 3 of 5 ref, 3 of 3 pred → 0.75; R2: 2 of 4, 2 of 2 → 2/3; L: LCS 3 → 0.75
     assert partial == pytest.approx((0.75 + 2 / 3 + 0.75) / 3)
+
+
+def test_rouge_stems_words_like_the_papers_scorer(session):
+    """With the Porter stemmer (the default, Video-R1's), "squares moving" matches "square moves"."""
+    cls = session.registry("reward").get("rouge")
+    stemmed, plain = (
+        cls(cls.Config(stemmer=s))([_a("red squares moving")], [FREE])[0] for s in (True, False)
+    )
+    assert stemmed == pytest.approx((0.75 + 2 / 3 + 0.75) / 3) and plain == pytest.approx(
+        (0.25 + 0 + 0.25) / 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("said", "truth", "expected"),
+    [
+        ("\\frac{1}{2}", "0.5", 1.0), ("0.5", "1/2", 1.0), ("\\sqrt{2}", "2^{1/2}", 1.0),
+        ("50\\%", "0.5", 1.0), ("x+1", "1+x", 1.0), ("\\{1,2\\}", "\\{2,1\\}", 1.0), ("5 cm", "5", 1.0),
+        ("1,000", "1000", 1.0),
+        ("2\\pi", "6.283185", 1.0), ("3", "4", 0.0), ("\\frac{1}{3}", "0.33", 0.0), ("x-1", "1-x", 0.0),
+    ],
+)  # fmt: skip
+def test_math_judges_equal_values_written_differently(session, said, truth, expected):
+    sample = Sample(id="m", question="q", answer=truth, task_type="numeric")
+    assert _r(session, "math")([_a(said)], [sample]) == [expected]
+
+
+def test_math_without_an_answer_block_scores_zero_and_needs_its_extra(session, monkeypatch):
+    sample = Sample(id="m", question="q", answer="2", task_type="numeric")
+    assert _r(session, "math")(["2", "<answer></answer>"], [sample] * 2) == [0.0, 0.0]
+    monkeypatch.setitem(sys.modules, "math_verify", None)  # not installed
+    with pytest.raises(ValueError, match=r"needs math-verify: pip install 'vidrl\[math\]'"):
+        session.registry("reward").get("math").Config()
+
+
+class Slow(vidrl.Reward):
+    name = "slow"
+    timeout_s = 0.2
+
+    def __call__(self, responses, samples):
+        time.sleep(5)
+        return [1.0] * len(responses)
+
+
+def test_a_reward_that_does_not_return_in_time_is_a_named_error_not_a_hung_run():
+    t = time.perf_counter()
+    with pytest.raises(
+        RewardError, match=r"reward 'slow' \(not registered\) did not return within 0.2 s on samples \[mc"
+    ):
+        score([("slow", 1.0, Slow())], ["a"], [MC])
+    assert time.perf_counter() - t < 2
+
+
+def test_the_config_sets_a_rewards_timeout(tiny_model_dir, tmp_path):
+    from vidrl.engine.context import RunContext
+
+    rewards = [{"name": "format", "timeout": 30}, {"name": "numeric", "timeout": 0}, "multiple_choice"]
+    raw = {"model": {"path": str(tiny_model_dir("qwen2_5_vl"))}, "advantage": "grpo", "loss": "ppo_clip",
+           "stages": [{"name": "rl"}], "rewards": rewards}  # fmt: skip
+    config, session = vidrl.load_config(raw)
+    rewards = RunContext(config, session, tmp_path).algorithm().rewards
+    assert [r.timeout_s for _, _, r in rewards] == [30, None, 600.0]
+    with pytest.raises(vidrl.ConfigError, match="timeout must be >= 0"):
+        vidrl.load_config({**raw, "rewards": [{"name": "format", "timeout": -1}]})
 
 
 def test_score_routes_rewards_by_task_type(session):
