@@ -272,8 +272,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
     backend = select_backend(Session().load().registry("video_backend"), args.backend)
     plan = {"fps": args.fps, "max_frames": args.max_frames}
-    total, problems = check_dataset(args.dataset, backend, args.root, **plan)
-    for p in problems:
+    total, problems, notes = check_dataset(args.dataset, backend, args.root, **plan)
+    for p in problems + [f"note: {n}" for n in notes]:
         print(p)
     verdict = f"{len(problems)} of {total} rows are bad" if problems else f"all {total} rows are good"
     members = getattr(backend, "members", [backend])  # backend auto: each in turn, until one reads the file

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from vidrl.config.convert import MISSING, ComponentHook, convert, is_missing
+from vidrl.data.mapping import RowMapping
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.plugin.components import NoOptions
 from vidrl.plugin.session import Session
@@ -171,7 +172,9 @@ class DataConfig:
     ``budget`` per prompt, the ``system`` prompt. ``cache_clips`` and ``cache_mb``: decoded clips
     kept in memory (at the largest size the budget lets the model see), at most so many and so
     many MiB. ``decode_timeout``: seconds one clip may take to decode before it is a bad row (0:
-    no limit).
+    no limit). ``columns`` (vidrl field → the data set's column) and ``task_types`` (the data
+    set's task-type value → a vidrl task type) read a foreign data set as it is
+    (``vidrl.data.datasets.RowMapping``; ``vidrl data convert`` rewrites one instead).
     ``num_workers``: threads decoding a batch's clips, the next batch's while a step trains (0:
     in the training thread, when the batch is drawn); the samples and their order do not depend
     on it."""
@@ -191,6 +194,8 @@ class DataConfig:
     cache_mb: int = 2048
     num_workers: int = 2
     decode_timeout: float = 300.0
+    columns: dict[str, str] = field(default_factory=dict)
+    task_types: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (
@@ -203,6 +208,11 @@ class DataConfig:
                 "decode_timeout >= 0; "
                 f"got {self}"
             )
+        self.mapping()  # unknown fields or task types: the mapping's own error
+
+    def mapping(self) -> RowMapping:
+        """How the data sets' rows map onto vidrl's fields (``columns``, ``task_types``)."""
+        return RowMapping(self.columns, self.task_types)
 
 
 @dataclass(frozen=True)

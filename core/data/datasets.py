@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from vidrl.data.mapping import RowMapping
 from vidrl.data.video import VideoError, read_video, within
 from vidrl.errors import VidrlError
 from vidrl.plugin.components import VideoBackend
-from vidrl.types import TASK_TYPES, Sample
+from vidrl.types import Sample
 
 log = logging.getLogger(__name__)
 SAMPLE_FIELDS = {f.name for f in fields(Sample)}
@@ -37,6 +39,11 @@ class Dataset:
     origins: list[str]
     root: Path
     skipped: list[str] = field(default_factory=list)
+
+    def unknown_task_types(self) -> dict[str, int]:
+        """Task types read that vidrl does not know (kept as ``free_form``): value → rows."""
+        return dict(Counter(str(s.metadata["source_task_type"]) for s in self.samples
+                            if "source_task_type" in s.metadata))  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -112,10 +119,12 @@ def _span(value: Any, duration: float | None) -> tuple[float, float] | None:
     return float(value[0]), float(value[1])
 
 
-def to_sample(row: Any, origin: str, root: Path) -> Sample:
-    """Validate one row; raise ValueError naming the field at fault. Unknown keys go to metadata."""
+def to_sample(row: Any, origin: str, root: Path, mapping: RowMapping | None = None) -> Sample:
+    """Validate one row (after ``mapping``: columns renamed, task types mapped); raise ValueError
+    naming the field at fault. Unknown keys go to metadata."""
     if not isinstance(row, Mapping):
         raise ValueError(f"expected an object, got {type(row).__name__}")
+    row = (mapping or RowMapping()).apply(row)
     for key in ("question", "answer"):
         if key not in row:
             raise ValueError(f"required field {key!r} is missing")
@@ -124,8 +133,6 @@ def to_sample(row: Any, origin: str, root: Path) -> Sample:
             f"fields 'question' (str), 'answer' (str or number): got {row['question']!r}, {row['answer']!r}"
         )
     task = row.get("task_type", "free_form")
-    if task not in TASK_TYPES:
-        raise ValueError(f"field 'task_type': unknown {task!r}; valid: {', '.join(TASK_TYPES)}")
     duration = row.get("duration")
     if duration is not None and (not isinstance(duration, (int, float)) or duration <= 0):
         raise ValueError(f"field 'duration': expected a positive number of seconds, got {duration!r}")
@@ -156,9 +163,11 @@ def load_dataset(
     on_bad_row: Literal["error", "skip"] = "error",
     log_skips: bool = True,
     allow_empty: bool = False,
+    mapping: RowMapping | None = None,
 ) -> Dataset:
     """Load a data set. ``source``: a .jsonl/.json/.parquet path (root defaults to its folder) or
-    an iterable of row mappings such as a ``datasets.Dataset`` (root defaults to the cwd)."""
+    an iterable of row mappings such as a ``datasets.Dataset`` (root defaults to the cwd);
+    ``mapping``: how a foreign data set's columns and task types map onto vidrl's."""
     if on_bad_row not in ("error", "skip"):
         raise ValueError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
     if isinstance(source, (str, Path)):
@@ -173,7 +182,7 @@ def load_dataset(
         try:
             if isinstance(row, DataError):
                 raise row
-            ds.samples.append(to_sample(row, origin, ds.root))
+            ds.samples.append(to_sample(row, origin, ds.root, mapping))
             ds.origins.append(origin)
         except (ValueError, DataError) as e:
             msg = str(e) if isinstance(e, DataError) else f"{origin}: {e}"
@@ -182,6 +191,10 @@ def load_dataset(
             ds.skipped.append(msg)
             if log_skips:
                 log.warning("skipped %s", msg)
+    unknown = ds.unknown_task_types()
+    if unknown and log_skips:
+        counts = ", ".join(f"{k!r} ({n} rows)" for k, n in sorted(unknown.items()))
+        log.warning("unknown task types kept as free_form (map them with data.task_types): %s", counts)
     if not ds.samples and not allow_empty:
         first = f"; the first: {ds.skipped[0]}" if ds.skipped else ""
         name = str(source) if isinstance(source, (str, Path)) else "of rows"
@@ -189,19 +202,27 @@ def load_dataset(
     return ds
 
 
+class DataCheck(NamedTuple):
+    """What ``check_dataset`` found: rows seen, problems (``origin: reason``, in line order) and
+    notes that are not problems (task types vidrl does not know, loaded as ``free_form``)."""
+
+    total: int
+    problems: list[str]
+    notes: list[str]
+
+
 def check_dataset(
     source: str | Path, backend: VideoBackend, root: str | Path | None = None, decode_timeout: float = 300.0,
-    **plan: Any,
-) -> tuple[int, list[str]]:  # fmt: skip
-    """Decode every row's media as training would (``plan_frames`` options in ``plan``).
-
-    Returns (rows seen, problems), each problem ``origin: reason``. Never raises for bad data."""
+    mapping: RowMapping | None = None, **plan: Any,
+) -> DataCheck:  # fmt: skip
+    """Decode every row's media as training would (``plan_frames`` options in ``plan``; rows
+    read through ``mapping``). Never raises for bad data."""
     try:
         ds = load_dataset(
-            source, root, on_bad_row="skip", log_skips=False, allow_empty=True
+            source, root, on_bad_row="skip", log_skips=False, allow_empty=True, mapping=mapping
         )  # reported below
     except DataError as e:  # the file itself (missing, unreadable)
-        return 0, [str(e)]
+        return DataCheck(0, [str(e)], [])
     problems = list(ds.skipped)
     for sample, origin in _progress(zip(ds.samples, ds.origins, strict=True), len(ds)):
         try:
@@ -212,7 +233,9 @@ def check_dataset(
                 _check_image(ds.path(image))
         except (VideoError, ValueError) as e:
             problems.append(f"{origin}: {e}")
-    return len(ds) + len(ds.skipped), sorted(problems, key=_line_order)
+    notes = [f"task type {k!r} is not one of vidrl's ({n} rows): loaded as free_form (map it: data.task_types)"
+             for k, n in sorted(ds.unknown_task_types().items())]  # fmt: skip
+    return DataCheck(len(ds) + len(ds.skipped), sorted(problems, key=_line_order), notes)
 
 
 def _line_order(problem: str) -> tuple[int, str]:

@@ -213,7 +213,8 @@ class RunContext:
                 path = self._synthesize(split)
             if path is None:
                 raise ConfigError([f"data.{split}: no {split} data set is configured"])
-            self._datasets[split] = refuse_images(load_dataset(path, d.root, d.on_bad_row), f"data.{split}")
+            ds = load_dataset(path, d.root, d.on_bad_row, mapping=d.mapping())
+            self._datasets[split] = refuse_images(ds, f"data.{split}")
         return self._datasets[split]
 
     def _synthesize(self, split: str) -> Path:

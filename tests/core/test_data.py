@@ -9,6 +9,7 @@ import pytest
 
 from vidrl import Session
 from vidrl.data.datasets import DataError, check_dataset, load_dataset
+from vidrl.data.mapping import RowMapping
 
 ROW = {"id": "r1", "question": "How many?", "answer": 3, "task_type": "numeric", "video": "v.mp4",
        "duration": 5.0, "span": [1.0, 2.5], "source": "synthetic"}  # fmt: skip
@@ -57,7 +58,6 @@ def test_origins_name_file_and_line(root):
         ({"video": "nope.mp4"}, "d.jsonl:2: field 'video': file 'nope.mp4' does not exist"),
         ({"span": [3.0, 1.0]}, "d.jsonl:2: field 'span': expected [start, end] with 0 <= start < end"),
         ({"span": [1.0, 9.0]}, "<= duration, got [1.0, 9.0]"),
-        ({"task_type": "mcq"}, "d.jsonl:2: field 'task_type': unknown 'mcq'; valid: multiple_choice"),
         ({"answer": None}, "'answer' (str or number)"),
         ({"options": "ABCD"}, "field 'options': expected a list of strings"),
         ({"duration": -1}, "field 'duration': expected a positive number"),
@@ -69,6 +69,36 @@ def test_bad_rows_name_file_line_and_field(root, change, message):
     with pytest.raises(DataError) as e:
         load_dataset(root / "d.jsonl")
     assert message in str(e.value)
+
+
+def test_unknown_task_types_are_kept_in_metadata_not_rejected(root, caplog):
+    (root / "d.jsonl").write_text(
+        json.dumps(ROW) + "\n" + json.dumps({**ROW, "task_type": "Counting Problem"}) + "\n"
+    )
+    ds = load_dataset(root / "d.jsonl")
+    assert (
+        ds.samples[1].task_type == "free_form"
+        and ds.samples[1].metadata["source_task_type"] == "Counting Problem"
+    )
+    assert ds.unknown_task_types() == {"Counting Problem": 1}
+    assert (
+        "unknown task types kept as free_form (map them with data.task_types): 'Counting Problem' (1 rows)"
+        in caplog.text
+    )
+
+
+def test_a_column_and_task_type_mapping_reads_a_foreign_row(root):
+    foreign = {"problem": "How many squares?", "solution": "3", "problem_type": "numerical", "path": "v.mp4",
+               "data_source": "x"}  # fmt: skip
+    mapping = RowMapping({"question": "problem", "answer": "solution", "task_type": "problem_type",
+                          "video": "path"}, {"numerical": "numeric"})  # fmt: skip
+    s = load_dataset([foreign], root=root, mapping=mapping).samples[0]
+    assert (s.question, s.answer, s.task_type, s.video) == ("How many squares?", "3", "numeric", "v.mp4")
+    assert s.metadata == {"data_source": "x"}  # the mapped columns are not kept twice
+    with pytest.raises(ValueError, match=r"columns: unknown vidrl field\(s\) \['quest'\]"):
+        RowMapping({"quest": "problem"})
+    with pytest.raises(ValueError, match=r"task_types: \{'a': 'mcq'\} map to unknown task types"):
+        RowMapping(task_types={"a": "mcq"})
 
 
 def test_missing_field_and_invalid_json(root):
@@ -112,7 +142,7 @@ def test_check_reports_every_bad_row_without_raising(root):
     rows = [ROW, {**ROW, "video": "broken.mp4"}, {"question": "q"}, {**ROW, "video": "../x.mp4"}]
     (root / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     backend = Session().load().create("video_backend", "pyav")
-    total, problems = check_dataset(root / "d.jsonl", backend)
+    total, problems, _ = check_dataset(root / "d.jsonl", backend)
     assert total == 4 and len(problems) == 3
     text = "\n".join(problems)
     assert "d.jsonl:2:" in text and "broken.mp4" in text

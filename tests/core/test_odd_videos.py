@@ -121,7 +121,7 @@ def test_data_check_names_every_bad_row_in_line_order(odd):
     tmp_path = Path(odd["ok"]).parent  # the data set beside its videos
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    total, problems = check_dataset(path, select_backend(REGISTRY, "auto"), fps=2.0, max_frames=8)
+    total, problems, _ = check_dataset(path, select_backend(REGISTRY, "auto"), fps=2.0, max_frames=8)
     assert total == 4 and [p.split(":")[1] for p in problems] == ["1", "2", "4"]  # line order; tiny is fine
     assert (
         "moov atom not found" in problems[0]
@@ -130,7 +130,7 @@ def test_data_check_names_every_bad_row_in_line_order(odd):
     )
     bad = tmp_path / "bad.jsonl"  # no usable row at all: still each row's reason, and the count
     bad.write_text(json.dumps(rows[1]) + "\n")
-    expected = (1, ["bad.jsonl:1: required field 'question' is missing"])
+    expected = (1, ["bad.jsonl:1: required field 'question' is missing"], [])
     assert check_dataset(bad, select_backend(REGISTRY, "auto")) == expected
 
 
