@@ -233,8 +233,9 @@ def check_dataset(
                 _check_image(ds.path(image))
         except (VideoError, ValueError) as e:
             problems.append(f"{origin}: {e}")
-    notes = [f"task type {k!r} is not one of vidrl's ({n} rows): loaded as free_form (map it: data.task_types)"
-             for k, n in sorted(ds.unknown_task_types().items())]  # fmt: skip
+    unknown = sorted(ds.unknown_task_types().items())
+    notes = [f"task type {k!r} is not vidrl's ({n} rows): loaded as free_form (map it: data.task_types)"
+             for k, n in unknown]  # fmt: skip
     return DataCheck(len(ds) + len(ds.skipped), sorted(problems, key=_line_order), notes)
 
 
