@@ -79,23 +79,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vidrl.engine.evaluation import score_split
 
     data = {"train": args.dataset, "eval": args.dataset, "root": args.root, "fps": args.fps,
-            "max_frames": args.max_frames}  # fmt: skip
-    evals = {
-        "batch_size": args.batch_size,
-        "max_new_tokens": args.max_new_tokens,
-        "max_samples": args.max_samples,
-    }
+            "max_frames": args.max_frames, "system": args.system, "on_bad_row": "skip"}  # fmt: skip
+    if args.max_pixels:
+        data["budget"] = {"max_pixels": args.max_pixels}
+    evals = {"batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+             "max_samples": args.max_samples, "grading": args.grading}  # fmt: skip
     # with tools, --max-new-tokens bounds each turn
     turns = {"max_turns": args.max_turns, "max_turn_tokens": args.max_new_tokens,
              "max_total_tokens": max(args.max_total_tokens, args.max_new_tokens)}  # fmt: skip
-    raw = {"model": {"path": args.model}, "data": data, "eval": evals, "tools": args.tools, "turns": turns}
+    model = {"path": args.model, "precision": DTYPES[args.dtype]}
+    raw = {"model": model, "data": data, "eval": evals, "tools": args.tools, "turns": turns}
     config, session = load_config(raw, plugin_paths=args.plugin)
     with tempfile.TemporaryDirectory() as tmp:
         result, answers = score_split(RunContext(config, session, tmp))
     if args.answers:
         Path(args.answers).write_text("".join(json.dumps(a) + "\n" for a in answers))
-    print(json.dumps(result, indent=2) if args.json else f"{args.model} on {args.dataset}: {_scores(result)}")
+    print(
+        json.dumps(result, indent=2) if args.json else score_table(result, f"{args.model} on {args.dataset}")
+    )
     return 0
+
+
+#: ``vidrl eval --dtype`` → ``model.precision``
+DTYPES = {"auto": "auto", "float32": "fp32", "bfloat16": "bf16-mixed"}
+
+
+def score_table(result: dict[str, float], title: str) -> str:
+    """An evaluation's scores as a table: overall, per task type, per benchmark category."""
+    rows = [(k, v) for k, v in result.items() if k not in ("n", "skipped")]
+    width = max([len(k) for k, _ in rows] + [6])
+    lines = [title, f"  {'metric':<{width}}  value"]
+    lines += [f"  {k:<{width}}  {v:.3f}" for k, v in rows]
+    lines.append(f"  {int(result.get('n', 0))} answers graded, {int(result.get('skipped', 0))} rows skipped"
+                 " (their reasons: --answers FILE)")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _print_plugins(session: Session, tracebacks: bool) -> None:
@@ -387,6 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--root", help="media root (default: the data set's folder)")
     e.add_argument("--fps", type=float, default=1.0)
     e.add_argument("--max-frames", type=int, default=8)
+    e.add_argument("--max-pixels", type=int, help="pixels per frame at most (data.budget.max_pixels)")
+    e.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="auto",
+        help="bfloat16: bf16 compute on float32 weights (auto: bfloat16 on a GPU with it, else float32)",
+    )
+    e.add_argument("--system", help="system prompt (e.g. the one the model was trained with)")
+    e.add_argument("--grading", choices=["answer_tag", "plain", "auto"], default="auto",
+                   help="answer_tag: the <answer> block; plain: the whole reply, the benchmark way "
+                        "(the option letter, number, span or text); auto: the block if any")  # fmt: skip
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--max-new-tokens", type=int, default=32)
     e.add_argument("--max-samples", type=int)

@@ -42,6 +42,25 @@ def parse_choice(text: str | None, num_options: int = 4) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+#: what a benchmark-style answer may say before its letter ("The best answer is B.")
+_LEAD = re.compile(
+    r"^\s*(?:the\s+(?:best|correct|right)\s+(?:answer|option)\s+is|the\s+answer\s+is|answer\s*:|option)\s*:?\s*",
+    re.I,
+)
+
+
+def parse_letter(text: str | None, num_options: int = 4) -> str | None:
+    """The option letter of a reply written the benchmark way, without tags: the letter it opens
+    with (``"B"``, ``"(B) red"``, ``"B. red"``, after ``"The best answer is"``), else the one
+    option letter standing alone in it (``parse_choice``); None if neither."""
+    if text is None:
+        return None
+    valid = "ABCDEFGH"[: max(1, min(num_options, 8))]
+    rest = _LEAD.sub("", text.strip())
+    m = re.match(rf"\(?([{valid}])\)?(?:[.:,)\s]|$)", rest)
+    return m.group(1) if m else parse_choice(rest, num_options)
+
+
 def parse_span(text: str | None) -> tuple[float, float] | None:
     """A time span written ``1.5-3``, ``[1.5, 3.0]``, ``1.5 to 3 seconds``; None if absent or not
     increasing (a reversed span is not silently swapped)."""

@@ -252,7 +252,10 @@ class EvalConfig:
     (``between_stages``) and after them, in batches of ``batch_size``, ``max_new_tokens`` per
     answer, on the first ``max_samples`` rows (None: all). With the run's ``tools``, answers are
     greedy tool roll-outs within the run's ``turns`` budgets (``max_new_tokens`` is then unused:
-    ``turns.max_turn_tokens`` bounds each turn)."""
+    ``turns.max_turn_tokens`` bounds each turn). ``grading``: how answers are read:
+    ``answer_tag`` (the ``<answer>`` block, as trained), ``plain`` (the whole reply, for prompts
+    written the benchmark way: the option letter it opens with, the number, the span or the text)
+    or ``auto`` (the block when there is one, else plain)."""
 
     before: bool = True
     between_stages: bool = True
@@ -260,6 +263,7 @@ class EvalConfig:
     batch_size: int = 8
     max_new_tokens: int = 32
     max_samples: int | None = None
+    grading: Literal["answer_tag", "plain", "auto"] = "answer_tag"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:

@@ -32,15 +32,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def grade(response: str, sample: Sample) -> tuple[float | None, float | None]:
-    """(correct 0/1 or None when the task has no accuracy, IoU or None when it has no span)."""
-    answer = text.extract_answer(response)
+#: how an answer is read: the ``<answer>`` block (as trained), the whole reply (a prompt written the
+#: benchmark way: the option letter, the number, the span or the text), or the block when there is one
+GRADINGS = ("answer_tag", "plain", "auto")
+
+
+def grade(response: str, sample: Sample, grading: str = "answer_tag") -> tuple[float | None, float | None]:
+    """(correct 0/1 or None when the task has no accuracy, IoU or None when it has no span), the
+    answer read as ``grading`` says (``GRADINGS``)."""
+    if grading not in GRADINGS:
+        raise ValueError(f"unknown grading {grading!r}; valid: {', '.join(GRADINGS)}")
+    answer = text.extract_answer(response) if grading != "plain" else None
+    plain = answer is None and grading != "answer_tag"
+    answer = response if plain else answer
     task = sample.task_type
     iou = text.temporal_iou(text.parse_span(answer), sample.span) if sample.span is not None else None
     if task == "temporal_grounding":
         return None, iou
     if task == "multiple_choice":
-        ok = text.parse_choice(answer, len(sample.options) or 4) == sample.answer.strip().upper()
+        read = text.parse_letter if plain else text.parse_choice
+        ok = read(answer, len(sample.options) or 4) == sample.answer.strip().upper()
     elif task == "numeric":
         said, truth = text.parse_number(answer), text.parse_number(sample.answer)
         ok = said is not None and said == truth
@@ -53,20 +64,25 @@ def grade(response: str, sample: Sample) -> tuple[float | None, float | None]:
 
 
 def summarize(judged: Iterable[tuple[Sample, float | None, float | None]]) -> dict[str, float]:
-    """``accuracy`` and ``miou`` over all samples that have them, and ``accuracy/<task>``,
-    ``miou/<task>`` per task type, plus ``n``."""
+    """``accuracy`` and ``miou`` over all samples that have them, ``accuracy/<task>``,
+    ``miou/<task>`` per task type and, for samples whose metadata names a benchmark ``category``
+    (e.g. Video-MME's task types), ``accuracy/category/<category>``; plus ``n``."""
     acc: dict[str, list[float]] = defaultdict(list)
     iou: dict[str, list[float]] = defaultdict(list)
     n = 0
     for sample, ok, overlap in judged:
         n += 1
-        if ok is not None:
-            acc[sample.task_type].append(ok)
-        if overlap is not None:
-            iou[sample.task_type].append(overlap)
+        groups = [sample.task_type]
+        if "category" in sample.metadata:
+            groups.append(f"category/{sample.metadata['category']}")
+        for group in groups:
+            if ok is not None:
+                acc[group].append(ok)
+            if overlap is not None:
+                iou[group].append(overlap)
     out: dict[str, float] = {"n": float(n)}
     for name, table in (("accuracy", acc), ("miou", iou)):
-        values = [v for vs in table.values() for v in vs]
+        values = [v for task, vs in table.items() if not task.startswith("category/") for v in vs]
         if values:
             out[name] = sum(values) / len(values)
             out.update({f"{name}/{task}": sum(vs) / len(vs) for task, vs in sorted(table.items())})
@@ -81,10 +97,11 @@ def evaluate(
     max_new_tokens: int = 32,
     on_batch: Callable[[list[str], Sequence[Sample]], None] | None = None,
     respond: Callable[[Sequence[Sample], Any], list[str]] | None = None,
+    grading: str = "answer_tag",
 ) -> dict[str, float]:
     """Answer every (samples, processor batch) — greedy single-turn decoding by ``model`` (a
     roll-out backend, or a model sampled with ``hf_generate``), or ``respond(samples, batch)`` →
-    texts (tool roll-outs) — and ``summarize`` the judgements."""
+    texts (tool roll-outs) — and ``summarize`` the judgements (answers read as ``grading``)."""
     if respond is None:
         backend = model if isinstance(model, RolloutBackend) else HFGenerate().attach(model)
         greedy = Sampling(temperature=0.0, max_new_tokens=max_new_tokens)
@@ -97,7 +114,7 @@ def evaluate(
         texts = respond(samples, batch)
         if on_batch is not None:
             on_batch(texts, samples)
-        judged += [(s, *grade(t, s)) for t, s in zip(texts, samples, strict=True)]
+        judged += [(s, *grade(t, s, grading)) for t, s in zip(texts, samples, strict=True)]
     return summarize(judged)
 
 
@@ -162,16 +179,18 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
     ``correct``, ``iou``, with tools its ``calls``; then each left-out row with its reason)."""
     p, calls, answers, skipped = ctx.policy(), [], [], []
     respond = tool_responder(ctx, calls, split)
+    grading = ctx.config.eval.grading
 
     def keep(texts: list[str], samples: Any) -> None:
         for k, (t, s) in enumerate(zip(texts, samples, strict=True)):
-            ok, iou = grade(t, s)
+            ok, iou = grade(t, s, grading)
             row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
             answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
 
     batches = eval_batches(ctx, split, skipped)
     result = evaluate(ctx.rollout_backend(sync=False), p.tokenizer, batches, p.eos_id,
-                      ctx.config.eval.max_new_tokens, on_batch=keep, respond=respond)  # fmt: skip
+                      ctx.config.eval.max_new_tokens, on_batch=keep, respond=respond,
+                      grading=grading)  # fmt: skip
     if respond is not None:
         result.update(tool_metrics(calls))
     result["skipped"] = float(len(skipped))

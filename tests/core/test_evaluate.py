@@ -49,5 +49,39 @@ def test_summary_per_task_and_overall():
     }
 
 
+@pytest.mark.parametrize(
+    ("response", "sample", "plain", "auto"),
+    [
+        ("B", MC, (1.0, None), (1.0, None)),
+        ("(B) blue", MC, (1.0, None), (1.0, None)),
+        ("The best answer is B.", MC, (1.0, None), (1.0, None)),
+        ("C. green", MC, (0.0, None), (0.0, None)),
+        ("<answer>B</answer>", MC, (1.0, None), (1.0, None)),  # plain: the one letter standing alone
+        ("There are 3 squares.", NUM, (1.0, None), (1.0, None)),
+        ("From 1 to 3 seconds.", TG, (None, 1.0), (None, 1.0)),
+        ("a red square", FREE, (1.0, None), (1.0, None)),
+        ("<answer>A</answer> B", MC, (0.0, None), (0.0, None)),  # plain: two letters; auto: the block
+    ],
+)
+def test_plain_and_auto_grading_read_benchmark_style_replies(response, sample, plain, auto):
+    assert grade(response, sample, "plain") == plain and grade(response, sample, "auto") == auto
+
+
+def test_unknown_grading():
+    with pytest.raises(ValueError, match="unknown grading 'letter'; valid: answer_tag, plain, auto"):
+        grade("B", MC, "letter")
+
+
+def test_summary_per_benchmark_category():
+    a = Sample("a", "q", "B", "multiple_choice", metadata={"category": "Counting Problem"})
+    b = Sample("b", "q", "B", "multiple_choice", metadata={"category": "Temporal Reasoning"})
+    out = summarize([(a, 1.0, None), (a, 0.0, None), (b, 1.0, None), (NUM, 0.0, None)])
+    assert out["accuracy"] == 0.5 and out["accuracy/multiple_choice"] == pytest.approx(2 / 3)
+    assert (
+        out["accuracy/category/Counting Problem"] == 0.5
+        and out["accuracy/category/Temporal Reasoning"] == 1.0
+    )
+
+
 def test_summary_of_nothing():
     assert summarize([]) == {"n": 0.0}
