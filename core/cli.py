@@ -91,7 +91,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     raw = {"model": model, "data": data, "eval": evals, "tools": args.tools, "turns": turns}
     config, session = load_config(raw, plugin_paths=args.plugin)
     with tempfile.TemporaryDirectory() as tmp:
-        result, answers = score_split(RunContext(config, session, tmp))
+        ctx = RunContext(config, session, tmp)
+        result, answers = score_split(ctx)  # every process answers its share (accelerate launch)
+    end_distributed()
+    if not ctx.is_main:
+        return 0
     if args.answers:
         Path(args.answers).write_text("".join(json.dumps(a) + "\n" for a in answers))
     print(

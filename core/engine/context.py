@@ -47,7 +47,7 @@ from vidrl.types import TrainState
 
 
 class AccelerateCollective(Collective):
-    """Sums and maxima over the ranks of an ``accelerate.Accelerator``."""
+    """Sums, maxima and gathers over the ranks of an ``accelerate.Accelerator``."""
 
     def __init__(self, accelerator: Any):
         self.accelerator, self.size = accelerator, accelerator.num_processes
@@ -59,6 +59,11 @@ class AccelerateCollective(Collective):
     def max(self, value: float) -> float:
         t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
         return float(self.accelerator.gather(t).max())
+
+    def gather(self, obj: Any) -> list[Any]:
+        from accelerate.utils import gather_object
+
+        return gather_object([obj]) if self.size > 1 else [obj]
 
 
 class RunContext:

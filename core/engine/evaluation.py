@@ -125,19 +125,23 @@ def has_eval(config: RunConfig) -> bool:
 
 
 def eval_batches(
-    ctx: RunContext, split: str = "eval", skipped: list[dict[str, str]] | None = None
-) -> Iterator[tuple[list[Any], Any]]:
-    """The data set in order, in batches of ``eval.batch_size`` (first ``eval.max_samples``);
-    undecodable videos raise, or with ``data.on_bad_row: skip`` are left out, each logged and
-    appended to ``skipped`` as ``{"sample": id, "skipped": reason}``."""
+    ctx: RunContext, split: str = "eval", skipped: list[dict[str, str]] | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[tuple[list[Any], Any]]:  # fmt: skip
+    """The data set in order, in batches of ``eval.batch_size`` (first ``eval.max_samples``; with
+    ``shard`` = (k, n), the k-th of n contiguous shares of those rows); undecodable videos raise,
+    or with ``data.on_bad_row: skip`` are left out, each logged and appended to ``skipped`` as
+    ``{"sample": id, "skipped": reason}``."""
     c, ds = ctx.config, ctx.dataset(split)
     processor = ctx.policy().processor
     clips = Clips(ds, ctx.video_backend, c.data)
     geometry = Geometry.of(processor)
     n = len(ds) if c.eval.max_samples is None else min(len(ds), c.eval.max_samples)
-    for i in range(0, n, c.eval.batch_size):
+    share = -(-n // shard[1])
+    start, stop = min(n, shard[0] * share), min(n, (shard[0] + 1) * share)
+    for i in range(start, stop, c.eval.batch_size):
         samples, frames = [], []
-        for sample in ds.samples[i : min(n, i + c.eval.batch_size)]:
+        for sample in ds.samples[i : min(stop, i + c.eval.batch_size)]:
             try:
                 frames.append(clips.get(sample, geometry))
             except VideoError as e:
@@ -173,24 +177,30 @@ def tool_responder(ctx: RunContext, calls: list[list[dict]], split: str = "eval"
 
 
 def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Greedy answers of the policy on ``split`` (tool roll-outs when the run lists tools):
-    (scores — accuracy / mIoU per task, ``skipped`` (rows whose video did not decode, left out of
-    ``n``), with tools ``tools/calls`` and ``tools/success`` —, every answer: sample, response,
-    ``correct``, ``iou``, with tools its ``calls``; then each left-out row with its reason)."""
-    p, calls, answers, skipped = ctx.policy(), [], [], []
+    """Greedy answers of the policy on ``split`` (tool roll-outs when the run lists tools), each
+    process answering a contiguous share of the rows, gathered on every process: (scores —
+    accuracy / mIoU per task, ``skipped`` (rows whose video did not decode, left out of ``n``),
+    with tools ``tools/calls`` and ``tools/success`` —, every answer in data-set order: sample,
+    response, ``correct``, ``iou``, with tools its ``calls``; then each left-out row with its
+    reason). Every process must call it."""
+    p, calls, judged, answers, skipped = ctx.policy(), [], [], [], []
     respond = tool_responder(ctx, calls, split)
     grading = ctx.config.eval.grading
 
     def keep(texts: list[str], samples: Any) -> None:
         for k, (t, s) in enumerate(zip(texts, samples, strict=True)):
             ok, iou = grade(t, s, grading)
+            judged.append((s, ok, iou))
             row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
             answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
 
-    batches = eval_batches(ctx, split, skipped)
-    result = evaluate(ctx.rollout_backend(sync=False), p.tokenizer, batches, p.eos_id,
-                      ctx.config.eval.max_new_tokens, on_batch=keep, respond=respond,
-                      grading=grading)  # fmt: skip
+    shard = (ctx.accelerator.process_index, ctx.accelerator.num_processes)
+    batches = eval_batches(ctx, split, skipped, shard)
+    evaluate(ctx.rollout_backend(sync=False), p.tokenizer, batches, p.eos_id, ctx.config.eval.max_new_tokens,
+             on_batch=keep, respond=respond, grading=grading)  # fmt: skip
+    parts = ctx.world.gather((judged, answers, skipped, calls))
+    judged, answers, skipped, calls = ([x for part in parts for x in part[k]] for k in range(4))
+    result = summarize(judged)
     if respond is not None:
         result.update(tool_metrics(calls))
     result["skipped"] = float(len(skipped))
@@ -198,22 +208,19 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
 
 
 def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:
-    """``score_split`` on ``data.eval`` (main process), logged as ``eval/<metric>`` at the current
-    step and written to ``eval-<label>.json``, every answer to ``eval-<label>-answers.jsonl``."""
+    """``score_split`` on ``data.eval``, every process answering its share (no rank waits for the
+    whole evaluation), logged by the main process as ``eval/<metric>`` at the current step and
+    written to ``eval-<label>.json``, every answer to ``eval-<label>-answers.jsonl``."""
     if not has_eval(ctx.config):
         return None
     ctx.rollout_backend()  # created and synced with the weights on every rank
     with gathered(ctx.policy().model):  # a sharded model: whole on every rank meanwhile
-        result = _evaluate_on_main(ctx, label) if ctx.is_main else None
-        ctx.barrier()
-    return result
-
-
-def _evaluate_on_main(ctx: RunContext, label: str) -> dict[str, float]:
-    result, answers = score_split(ctx)
-    ctx.log.metrics.write(
-        {"step": ctx.state.global_step, "eval": label, **{f"eval/{k}": v for k, v in result.items()}}
-    )
-    (ctx.run_dir / f"eval-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (ctx.run_dir / f"eval-{label}-answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
+        result, answers = score_split(ctx)
+    if ctx.is_main:
+        ctx.log.metrics.write(
+            {"step": ctx.state.global_step, "eval": label, **{f"eval/{k}": v for k, v in result.items()}}
+        )
+        (ctx.run_dir / f"eval-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
+        lines = "".join(json.dumps(a) + "\n" for a in answers)
+        (ctx.run_dir / f"eval-{label}-answers.jsonl").write_text(lines)
     return result

@@ -63,8 +63,8 @@ class StepOptions:
 
 
 class Collective:
-    """How a step sees the other data-parallel ranks: their number, and a sum and a maximum
-    over all of them. This default is one process; the run supplies one backed by accelerate."""
+    """How a step sees the other data-parallel ranks: their number, and a sum, a maximum and a
+    gather over all of them. This default is one process; the run supplies one backed by accelerate."""
 
     size = 1
 
@@ -73,6 +73,10 @@ class Collective:
 
     def max(self, value: float) -> float:
         return value
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        return [obj]
 
 
 @dataclass

@@ -96,6 +96,11 @@ def test_a_whole_run_in_two_processes(tiny_model_dir, tmp_path):
     assert sorted(p.name for p in step.iterdir()) == ["model", "rng-0.pt", "rng-1.pt", "state.pt"]
     rows = [r for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"eval"' not in r]
     assert len(rows) == 4
+    # the evaluation was shared between the ranks and gathered: every held-out row once, in order
+    held_out = [json.loads(x)["id"] for x in (tmp_path / "run" / "data" / "eval" / "data.jsonl").open()]
+    answers = [json.loads(x)["sample"] for x in (tmp_path / "run" / "eval-after-answers.jsonl").open()]
+    result = json.loads((tmp_path / "run" / "eval-after.json").read_text())
+    assert answers == held_out and result["n"] == len(held_out) >= 2  # one row per rank at least
 
 
 def test_fsdp2_run_checkpoints_shards_and_resumes_exactly(tiny_model_dir, tmp_path):
