@@ -302,6 +302,19 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    from vidrl.data.convert import convert_file
+
+    durations = Path(args.durations) if args.durations else None
+    done = convert_file(args.source_format, Path(args.source), Path(args.out), durations)
+    for reason in done.skipped:
+        print(f"skipped {reason}")
+    print(f"{args.source} ({args.source_format}): wrote {done.written} rows to {args.out}, "
+          f"{len(done.skipped)} source rows skipped; media paths are as the source gives them: "
+          "set data.root (or --root) to the folder they are relative to")  # fmt: skip
+    return 0 if done.written else 1
+
+
 def source_root() -> Path:
     """The source checkout this vidrl runs from (benchmarks/ is not part of the wheel)."""
     root = Path(__file__).resolve().parents[1]
@@ -473,6 +486,17 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--fps", type=float, default=2.0, help="frames per second to sample")
     chk.add_argument("--max-frames", type=int, default=64)
     chk.set_defaults(func=cmd_data_check)
+    from vidrl.data.convert import FORMATS
+
+    conv = dsub.add_parser(
+        "convert", help="rewrite a foreign data set (Video-R1, Video-MME, ...) as vidrl rows"
+    )
+    conv.add_argument("--from", dest="source_format", required=True, choices=sorted(FORMATS),
+                      help="; ".join(f"{k}: {f.description}" for k, f in FORMATS.items()))  # fmt: skip
+    conv.add_argument("source", help="the data set's file (MVBench: json/<task>.json, named after its task)")
+    conv.add_argument("out", help="the vidrl .jsonl to write")
+    conv.add_argument("--durations", help="charades-sta: Charades_v1_<split>.csv, the videos' lengths")
+    conv.set_defaults(func=cmd_data_convert)
 
     b = sub.add_parser("bench", help="run benchmarks (from a source checkout)")
     b.add_argument("what", choices=BENCHMARKS, help="what to benchmark")
