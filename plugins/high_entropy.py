@@ -22,8 +22,8 @@ class HighEntropy(PPOClip):
     code does; ``vidrl.ops.top_fraction``). The KL term still covers every trained token. The
     normaliser is the aggregation's: ``micro_token_mean`` divides by the tokens kept (the
     released code), ``token_mean`` by every trained token of the step (TRL's
-    ``top_entropy_quantile``). Metrics: ``entropy/mean`` (trained tokens), ``entropy/kept_mean``,
-    ``entropy/kept_frac``."""
+    ``top_entropy_quantile``). Metrics: ``entropy/kept_mean`` (the engine logs ``entropy``, the
+    mean over every trained token), ``entropy/kept_frac``."""
 
     name = "high_entropy"
 
@@ -44,7 +44,6 @@ class HighEntropy(PPOClip):
         ent, mask = inputs.entropies, inputs.mask
         kept = ops.top_fraction(ent, mask, self.config.rho).to(mask.dtype)
         metrics = {
-            "entropy/mean": ops.masked_mean(ent, mask),
             "entropy/kept_mean": ops.masked_mean(ent, kept),
             "entropy/kept_frac": float(kept.sum() / mask.sum().clamp(min=1)),
         }

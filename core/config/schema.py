@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from vidrl.config.convert import MISSING, ComponentHook, convert, is_missing
-from vidrl.data.mapping import RowMapping
+from vidrl.config.row_mapping import RowMapping
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.plugin.components import NoOptions
 from vidrl.plugin.session import Session
@@ -174,7 +174,7 @@ class DataConfig:
     many MiB. ``decode_timeout``: seconds one clip may take to decode before it is a bad row (0:
     no limit). ``columns`` (vidrl field → the data set's column) and ``task_types`` (the data
     set's task-type value → a vidrl task type) read a foreign data set as it is
-    (``vidrl.data.datasets.RowMapping``; ``vidrl data convert`` rewrites one instead).
+    (``vidrl.config.row_mapping.RowMapping``; ``vidrl data convert`` rewrites one instead).
     ``num_workers``: threads decoding a batch's clips, the next batch's while a step trains (0:
     in the training thread, when the batch is drawn); the samples and their order do not depend
     on it."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from vidrl.data.mapping import RowMapping
+from vidrl.config.row_mapping import RowMapping
 from vidrl.data.video import VideoError, read_video, within
 from vidrl.errors import VidrlError
 from vidrl.plugin.components import VideoBackend

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vidrl.engine.step_metrics import over_ranks
+
 if TYPE_CHECKING:
     from vidrl.engine.context import RunContext
     from vidrl.engine.feed import PromptFeed
@@ -34,14 +36,16 @@ class StepLoop:
             self.feed.close()  # no batch decoded for a step that will not come
 
     def end_step(self, metrics: dict[str, float], record: Any = None) -> None:
-        """After an optimizer step: ``on_step_end``, ``metrics.jsonl``, samples (from the step's
+        """After an optimizer step (every rank calls it): the metrics over all ranks
+        (``over_ranks``), ``on_step_end``, ``metrics.jsonl``, samples (from the main rank's
         ``record``), progress, checkpoint."""
         self.state.step += 1
         self.state.global_step += 1
-        self.run.hook.on_step_end(state=self.state, metrics=metrics)
         if self.feed is not None:
             metrics["data/skipped"] = float(self.feed.skipped)
             metrics["data/video_fallbacks"] = float(self.feed.fallbacks)
+        metrics = over_ranks(self.run.world, metrics)  # every rank's, not the main one's alone
+        self.run.hook.on_step_end(state=self.state, metrics=metrics)
         self.run.log_step(metrics, record)
         now = time.perf_counter()
         shown = {k: metrics[k] for k in ("reward/mean", "loss") if k in metrics}

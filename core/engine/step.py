@@ -21,6 +21,7 @@ from vidrl.engine.rollout import decode, rollout, sequence_logprobs, trimmed_len
 from vidrl.engine.scoring import score
 from vidrl.engine.step_metrics import phase_times, step_summary
 from vidrl.models.sharding import gathered
+from vidrl.ops import masked_mean
 from vidrl.plugin.components import AdvantageEstimator, Augmenter, Need, PolicyLoss, Reward, RolloutBackend
 from vidrl.tools.report import tool_results
 from vidrl.types import (
@@ -237,15 +238,16 @@ def accumulate(
 
 
 def update(learner: Learner, algo: Algorithm, batch: TrainBatch, opts: StepOptions) -> dict[str, float]:
-    """``num_iterations`` optimizer steps over the batch (metrics averaged over them)."""
+    """``num_iterations`` optimizer steps over the batch (metrics averaged over them; among them
+    ``entropy``, the policy's mean entropy over the trained tokens, from the same forwards)."""
 
-    entropy = Need.ENTROPY in algo.loss.needs()
+    wanted = Need.ENTROPY in algo.loss.needs()
 
     def loss_fn(rows: slice) -> LossOutput:
-        out = sequence_logprobs(learner.model, batch.gen, rows, opts.sampling.temperature, opts.share_prefix,
-                                entropy)  # fmt: skip
-        lp, ent = out if entropy else (out, None)
-        return call_loss(algo.loss, batch.loss_inputs(lp, rows, ent))
+        temp, gen = opts.sampling.temperature, batch.gen
+        lp, ent = sequence_logprobs(learner.model, gen, rows, temp, opts.share_prefix, entropy=True)
+        out = call_loss(algo.loss, batch.loss_inputs(lp, rows, ent if wanted else None))
+        return replace(out, metrics={**out.metrics, "entropy": masked_mean(ent, gen.response_mask[rows])})
 
     sums: dict[str, float] = {}
     for _ in range(opts.num_iterations):
@@ -377,6 +379,7 @@ def rl_step(
         raw = algo.estimator(scores.for_estimator(), group_ids)
         adv = check_advantages(algo.estimator, raw, b, t, len(samples))
         check_pairing(algo.estimator, algo.loss, adv)
+    extra = {**extra, "truncated/frac": float(truncated_rows(gen, learner.eos_id).float().mean())}
     if opts.mask_truncated:  # out of the loss and its normalisers, after their advantages
         extra = {**extra, **_truncated_share(gen, learner.eos_id)}
         gen = _without_truncated(gen, learner.eos_id)

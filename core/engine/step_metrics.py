@@ -4,10 +4,30 @@ per task type, and its phases' times. Shapes: B roll-outs in groups of G consecu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from vidrl.engine.augment import Rollouts
 from vidrl.engine.evaluation import grade
 from vidrl.types import Advantages, Sample, Scores
+
+#: metrics that are each rank's part of a whole (summed over ranks): the loss, a share of the
+#: step's loss under whole-step normalisers; the feed's counts. Every other metric is averaged.
+SUMMED = frozenset({"loss", "data/skipped", "data/video_fallbacks"})
+
+
+def over_ranks(world: Any, metrics: dict[str, float]) -> dict[str, float]:
+    """The step's metrics over every data-parallel rank (``world``, a ``Collective``): ``SUMMED``
+    ones summed, the others averaged over the ranks that report them (a task type only some
+    ranks drew). Every rank must call it; one rank: ``metrics`` as they are."""
+    if world.size == 1:
+        return metrics
+    parts = world.gather(metrics)
+    keys = dict.fromkeys(k for part in parts for k in part)
+    out = {}
+    for k in keys:
+        values = [part[k] for part in parts if k in part]
+        out[k] = sum(values) if k in SUMMED else sum(values) / len(values)
+    return out
 
 
 def task_metrics(
@@ -35,7 +55,7 @@ def task_metrics(
 def step_summary(used: Rollouts, adv: Advantages, g: int, lr: float) -> dict[str, float]:
     """The step's reward, advantage, length and learning-rate (``lr``) metrics, overall and per
     task, for the roll-outs trained on (G = ``g`` per group)."""
-    scores = used.scores
+    scores, lengths = used.scores, used.gen.response_mask.sum(1).float()
     unscored = (
         {"reward/unscored_frac": float((~scores.scored).float().mean())} if not scores.scored.all() else {}
     )
@@ -45,7 +65,9 @@ def step_summary(used: Rollouts, adv: Advantages, g: int, lr: float) -> dict[str
         **task_metrics(used.samples, used.texts, scores, adv, g),
         "reward/mean": float(scores.total.mean()),
         "adv/zero_std_frac": adv.zero_std_frac,
-        "response_length/mean": float(used.gen.response_mask.sum(1).float().mean()),
+        "response_length/mean": float(lengths.mean()),
+        "response_length/min": float(lengths.min()),
+        "response_length/max": float(lengths.max()),
         "lr": lr,
     }
 

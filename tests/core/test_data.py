@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from vidrl import Session
+from vidrl.config.row_mapping import RowMapping
 from vidrl.data.datasets import DataError, check_dataset, load_dataset
-from vidrl.data.mapping import RowMapping
 
 ROW = {"id": "r1", "question": "How many?", "answer": 3, "task_type": "numeric", "video": "v.mp4",
        "duration": 5.0, "span": [1.0, 2.5], "source": "synthetic"}  # fmt: skip

@@ -14,6 +14,14 @@ SESSION = vidrl.Session().load()
 OPTIONS = {
     ("judge", "causal_lm"): {"model": "tiny", "max_new_tokens": 2, "batch_size": 2},
     ("reward", "overlong"): {"max_length": 8, "buffer": 4},
+    # no server listens there: every request fails at once and the sample is left unscored (None)
+    ("reward", "llm_judge"): {
+        "base_url": "http://127.0.0.1:9/v1",
+        "model": "m",
+        "retries": 0,
+        "timeout": 2,
+        "on_error": "none",
+    },
 }
 BUILT_IN = [(kind, name) for kind in vt.SUITES for name in SESSION.registry(kind).names()]
 
