@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vidrl.errors import ConfigError, choices_hint
 from vidrl.tools.report import ToolLog
 
@@ -130,16 +132,74 @@ class RunLog:
             self.accelerator.log(metrics, step=s.global_step)
         every, n = self.config.samples_every, self.config.num_samples
         if record is not None and every and s.step % every == 0:
+            rows = []
             for i in range(min(n, len(record.texts))):
                 smp = record.samples[i]
-                self.samples.write({
+                rows.append({
                     "step": s.global_step, "sample": smp.id, "question": smp.question, "answer": smp.answer,
                     "response": record.texts[i], "reward": float(record.scores.total[i]),
                     "rewards": {k: float(v[i]) for k, v in record.scores.per_reward.items()},
                     "advantage": record.advantages.advantages[i].tolist(),
                 })  # fmt: skip
+                self.samples.write(rows[-1])
+            if self.accelerator is not None:
+                tracker_media(self.accelerator.trackers, s.global_step, rows, frame_strips(record, len(rows)))
         if record is not None and record.conversations is not None:
             self.tools.write(s, record)
+
+
+COLUMNS = ("sample", "question", "response", "reward", "advantage")
+
+
+def frame_strips(record: Any, rows: int, frames: int = 8) -> dict[str, Any]:
+    """``frames/<sample id>`` → [H, k·W, 3] uint8: up to ``frames`` of the clip, side by side,
+    for the prompts of the first ``rows`` roll-outs (none without the step's clips)."""
+    if record.clips is None:
+        return {}
+    g = len(record.samples) // len(record.clips)
+    out = {}
+    for p in sorted({i // g for i in range(rows)}):
+        clip = record.clips[p]
+        if clip is not None:
+            pick = torch.linspace(0, len(clip.pixels) - 1, min(frames, len(clip.pixels))).round().long()
+            out[f"frames/{record.samples[p * g].id}"] = torch.cat(list(clip.pixels[pick]), dim=1).numpy()
+    return out
+
+
+def _table_row(row: dict[str, Any]) -> list[Any]:
+    adv = row["advantage"]
+    return [
+        *(row[c] for c in COLUMNS[:-1]),
+        float(adv if isinstance(adv, (int, float)) else sum(adv) / len(adv)),
+    ]
+
+
+def _tensorboard_media(tracker: Any, step: int, rows: list[dict[str, Any]], strips: dict[str, Any]) -> None:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in _table_row(r)]
+        lines.append("| " + " | ".join(cells) + " |")
+    tracker.writer.add_text("samples", "\n".join(lines), step)
+    for name, strip in strips.items():
+        tracker.writer.add_image(name, strip, step, dataformats="HWC")
+
+
+def _wandb_media(tracker: Any, step: int, rows: list[dict[str, Any]], strips: dict[str, Any]) -> None:
+    tracker.log_table("samples", columns=list(COLUMNS), data=[_table_row(r) for r in rows], step=step)
+    if strips:
+        tracker.log_images({name: [strip] for name, strip in strips.items()}, step=step)
+
+
+#: tracker name → how roll-outs (a completion table) and frame strips reach it
+MEDIA = {"tensorboard": _tensorboard_media, "wandb": _wandb_media}
+
+
+def tracker_media(trackers: Any, step: int, rows: list[dict[str, Any]], strips: dict[str, Any]) -> None:
+    """The logged roll-outs as a completion table (prompt, response, reward, advantage) and the
+    prompts' frame strips, to every tracker that takes them (``MEDIA``); the others get scalars only."""
+    for tracker in trackers:
+        if tracker.name in MEDIA:
+            MEDIA[tracker.name](tracker, step, rows, strips)
 
 
 #: accelerate tracker name → the packages that provide it (any one)

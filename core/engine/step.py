@@ -109,9 +109,9 @@ class Algorithm:
 @dataclass(frozen=True)
 class StepRecord:
     """What a step produced, for the run's logs: texts [B], samples [B] (each prompt's
-    sample repeated G times), scores, advantages and the generation itself; for tool roll-outs
-    also each row's ``vidrl.tools.multiturn.Conversation`` [B] (calls and observations) and the
-    prompts' clips [P]."""
+    sample repeated G times), scores, advantages and the generation itself; the prompts' clips
+    [P] (None when augmenters or dynamic sampling changed the prompts trained on); for tool
+    roll-outs also each row's ``vidrl.tools.multiturn.Conversation`` [B] (calls and observations)."""
 
     texts: list[str]
     samples: list[Sample]
@@ -395,9 +395,8 @@ def rl_step(
         learner.backend.sync()  # a backend with its own copy of the weights takes the update
     lr = learner.optimizer.param_groups[0]["lr"]
     metrics.update({**extra, **step_summary(used, adv, g, lr), **phase_times(phases.seconds)})
-    record = StepRecord(
-        used.texts, used.samples, scores, adv, gen, convs, clips if convs is not None else None
-    )
+    drawn = [s.id for s in used.samples[::g]] == [s.id for s in samples]  # not replaced nor refilled
+    record = StepRecord(used.texts, used.samples, scores, adv, gen, convs, clips if drawn else None)
     return metrics, record
 
 

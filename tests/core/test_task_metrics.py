@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from vidrl import Advantages, Sample
-from vidrl.engine.step_metrics import task_metrics
+from vidrl.engine.step import Collective
+from vidrl.engine.step_metrics import over_ranks, task_metrics
 from vidrl.types import Scores
 
 MC = Sample("m", "q", "A", "multiple_choice", options=("a", "b"))
@@ -32,3 +33,24 @@ def test_metrics_per_task():
             "task/temporal_grounding/weight": 1.0,
         }
     )
+
+
+class TwoRanks(Collective):
+    size = 2
+
+    def __init__(self, other):
+        self.other = other
+
+    def gather(self, obj):
+        return [obj, self.other]
+
+
+def test_metrics_over_ranks_sum_the_loss_and_counts_and_average_the_rest():
+    """Each rank's loss is its share of the step's loss (whole-step normalisers): summed; a task
+    only one rank drew is averaged over that rank alone."""
+    mine = {"loss": 0.25, "reward/mean": 1.0, "data/skipped": 1.0, "task/numeric/reward": 0.5}
+    theirs = {"loss": 0.5, "reward/mean": 0.0, "data/skipped": 2.0, "task/free_form/reward": 0.75}
+    out = over_ranks(TwoRanks(theirs), mine)
+    assert out == {"loss": 0.75, "reward/mean": 0.5, "data/skipped": 3.0, "task/numeric/reward": 0.5,
+                   "task/free_form/reward": 0.75}  # fmt: skip
+    assert over_ranks(Collective(), mine) is mine

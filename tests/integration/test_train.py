@@ -1,6 +1,7 @@
 """Whole runs on the tiny model: what a run directory holds, exact resume after a crash, the
 demo config's reward rising, and ``vidrl eval`` on the result."""
 
+import io
 import json
 import math
 import zlib
@@ -277,6 +278,34 @@ def test_dynamic_sampling_trains_on_informative_groups_and_refills_from_the_feed
     for r in rows:  # the groups trained on that teach nothing are exactly the ones the cap filled in
         assert r["adv/zero_std_frac"] == pytest.approx(r["dynamic/filled_frac"])
         assert 1 <= r["dynamic/batches"] <= 3
+
+
+def test_tensorboard_gets_scalars_a_completion_table_and_frame_strips(tiny_model_dir, tmp_path):
+    """A short run with ``log.trackers: [tensorboard]``, its event file read back."""
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    rl = {"name": "rl", "options": {"steps": 2, "prompts_per_step": 2, "group_size": 2, "micro_batch_size": 4,
+                                    "max_new_tokens": 4}}  # fmt: skip
+    log = {"progress": False, "trackers": ["tensorboard"], "samples_every": 1, "num_samples": 3}
+    config, session = tiny_run(tiny_model_dir("qwen2_5_vl"), stages=[rl], log=log,
+                               eval={"before": False, "after": False})  # fmt: skip
+    train(config, session, tmp_path / "run")
+    events = EventAccumulator(
+        str(tmp_path / "run" / "vidrl"), size_guidance={"images": 0, "tensors": 0}
+    ).Reload()
+    tags = events.Tags()
+    assert {"reward/mean", "loss", "entropy", "truncated/frac", "response_length/max"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("reward/mean")] == [1, 2]
+    table = events.Tensors("samples/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert (
+        table.startswith("| sample | question | response | reward | advantage |") and table.count("\n") == 4
+    )
+    strips = {t: events.Images(t) for t in tags["images"] if t.startswith("frames/")}
+    first = [t for t, images in strips.items() if images[0].step == 1]
+    assert len(first) == 2  # the prompts of the 3 roll-outs logged at step 1 (2 roll-outs per prompt)
+    png = Image.open(io.BytesIO(strips[first[0]][0].encoded_image_string))
+    assert png.width == config.data.max_frames * png.height  # the clip's 2 square frames, side by side
 
 
 def test_difficulty_augmentation_runs_in_the_engine_and_its_buffer_is_checkpointed(tiny_model_dir, tmp_path):
