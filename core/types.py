@@ -32,7 +32,7 @@ class Sample:
     ``id``: unique within the data set. ``question``: the prompt text. ``answer``: the reference
     answer (an option letter, a number, "start-end" seconds, or text). ``task_type``: one of
     ``TASK_TYPES``. ``video``: a path under the data set's root, or None. ``images``: image paths
-    (refused until images are fed to models). ``options``: the choices of a multiple-choice
+    (the model sees them before the video, in this order). ``options``: the choices of a multiple-choice
     question. ``span``: the ground-truth (start, end) in seconds of grounding tasks. ``duration``:
     the video's length in seconds, when known. ``metadata``: the data-set row's other columns as
     read (e.g. ``source``, ``response``, ``chosen``/``rejected``). ``extras``: the typed stash
@@ -84,6 +84,15 @@ class Augmentation:
 
     by: str
     record: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImagePixels:
+    """Stashed on a sample with ``images`` by the engine's feeds: ``pixels``, one [H, W, 3] uint8
+    tensor per image, in the order of ``Sample.images``, resized on the processor's patch grid
+    within the pixel budget (what ``vidrl.models.inputs.prepare_batch`` hands the processor)."""
+
+    pixels: tuple[torch.Tensor, ...]
 
 
 # -- video ------------------------------------------------------------------------------------

@@ -15,7 +15,15 @@ import torch
 
 from vidrl import ops
 from vidrl.engine.shared_prefix import can_share, packed_inputs
-from vidrl.models.inputs import FITTED_FRAMES, PER_CLIP_KEYS, TOKEN_KEYS, VISION_KEYS, repeat_batch
+from vidrl.models.inputs import (
+    FITTED_FRAMES,
+    PER_CLIP_KEYS,
+    TOKEN_KEYS,
+    VISION_KEYS,
+    clip_owners,
+    model_inputs,
+    repeat_batch,
+)
 from vidrl.plugin.components import RolloutBackend
 from vidrl.types import Generation, RolloutRequest, Sampling
 
@@ -179,21 +187,23 @@ def _scatter(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
 def _slice_prompt(
     prompt: dict[str, Any], rows: slice, clip_rows: torch.Tensor | None = None
 ) -> dict[str, Any]:
-    """The rows ``rows`` of a prompt batch, vision blocks included: clip i belongs to row i, or
-    to row ``clip_rows[i]`` when given (several clips per row)."""
-    if rows == slice(None):
-        return prompt
+    """The model inputs of rows ``rows`` of a prompt batch, vision blocks included: each clip
+    (image) belongs to the row its owners name (``vidrl.models.inputs.clip_owners``; a row may
+    hold none or several), a video to row ``clip_rows[i]`` when given (a tool roll-out's)."""
     n = prompt["input_ids"].shape[0]
-    idx = set(range(n)[rows])
-    out = {k: v[rows] for k, v in prompt.items() if torch.is_tensor(v) and v.shape[:1] == (n,)}
+    start, stop, _ = rows.indices(n)
+    vision = {k for pair in VISION_KEYS for k in pair} | set(PER_CLIP_KEYS)
+    out = {k: v[rows] for k, v in model_inputs(prompt).items() if k not in vision and v.shape[:1] == (n,)}
     for pixels, grid in VISION_KEYS:
-        if pixels in prompt:
-            owner = clip_rows.tolist() if clip_rows is not None else list(range(len(prompt[grid])))
-            keep = [c for c, r in enumerate(owner) if r in idx]
+        if pixels not in prompt:
+            continue
+        video = pixels == "pixel_values_videos"
+        owner = clip_rows.tolist() if clip_rows is not None and video else clip_owners(prompt, pixels)
+        keep = [c for c, r in enumerate(owner) if start <= r < stop]
+        if keep:  # rows that hold no clip of this kind get no vision input of it
             blocks = torch.split(prompt[pixels], prompt[grid].prod(-1).tolist())
-            out[pixels] = torch.cat([blocks[c] for c in keep])
-            out[grid] = prompt[grid][keep]
+            out[pixels], out[grid] = torch.cat([blocks[c] for c in keep]), prompt[grid][keep]
             for key in PER_CLIP_KEYS:
-                if key in prompt and torch.is_tensor(prompt[key]) and clip_rows is not None:
-                    out[key] = prompt[key][keep]
+                if key in prompt and video:
+                    out[key] = torch.as_tensor(prompt[key]).reshape(-1)[keep]
     return out

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from vidrl.models.inputs import PER_CLIP_KEYS, VISION_KEYS
+from vidrl.models.inputs import PER_CLIP_KEYS, VISION_KEYS, clip_owners
 from vidrl.models.positions import language_backbone, rope_positions
 from vidrl.types import Generation
 
@@ -32,7 +32,7 @@ def can_share(model: Any, gen: Generation, rows: slice) -> bool:
     or more of them repeat a prompt, and the model is a Qwen-VL one with sdpa attention."""
     if gen.group_size < 2 or not any(len(members) > 1 for members in prompt_groups(gen, rows)):
         return False
-    if sum(pixels in gen.prompt for pixels, _ in VISION_KEYS) > 1:  # images and videos: not yet
+    if "pixel_values" in gen.prompt:  # images: not yet (their blocks and the videos' interleave)
         return False
     inner = language_backbone(model)
     return getattr(getattr(inner, "config", None), "_attn_implementation", None) == "sdpa"
@@ -60,7 +60,7 @@ def packed_inputs(
     lead = inputs["input_ids"].shape[1] - t
     inner = language_backbone(model)
     positions = rope_positions(inner, inputs)  # [3, b, lead + t]
-    clips = _clip_owners(gen, rows, inputs)
+    clips = _clip_owners(gen, rows)
     in_prompt = _prompt_holds_clip(inner, inputs, lead)
     attend = inputs["attention_mask"].bool()
     prow = torch.zeros(attend.shape[0], t, dtype=torch.long)
@@ -121,13 +121,17 @@ def _collate(
     return out
 
 
-def _clip_owners(gen: Generation, rows: slice, inputs: dict[str, Any]) -> list[int]:
-    """The row (index into ``rows``) of each clip of ``inputs``, in their order."""
+def _clip_owners(gen: Generation, rows: slice) -> list[int]:
+    """The row (index into ``rows``) of each video clip of rows ``rows``, in their order."""
     start, stop, _ = rows.indices(len(gen.response_ids))
-    n = sum(len(inputs[grid]) for _, grid in VISION_KEYS if grid in inputs)
-    if gen.clip_rows is None:
-        return list(range(n))  # one clip per row
-    return [r - start for r in gen.clip_rows.tolist() if start <= r < stop]
+    if "pixel_values_videos" not in gen.prompt:
+        return []
+    owners = (
+        gen.clip_rows.tolist()
+        if gen.clip_rows is not None
+        else clip_owners(gen.prompt, "pixel_values_videos")
+    )
+    return [r - start for r in owners if start <= r < stop]
 
 
 def _prompt_holds_clip(inner: Any, inputs: dict[str, Any], lead: int) -> list[bool]:

@@ -51,7 +51,7 @@ class HFGenerate(RolloutBackend):
 
     @torch.no_grad()
     def generate(self, request: RolloutRequest) -> torch.Tensor:
-        s, batch = request.sampling, model_inputs(request.batch)
+        s, batch = request.sampling, request.batch
         if s.temperature > 0:
             how = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": 0}
         else:
@@ -74,10 +74,10 @@ class HFGenerate(RolloutBackend):
     def _generate(self, batch: dict[str, torch.Tensor], g: int, how: dict[str, Any]) -> torch.Tensor:
         """Prompt + response ids [P·G, L + T]."""
         if self.config.static_cache or not self.config.share_prompt or g == 1:
-            every = batch if g == 1 else repeat_batch(batch, g)
+            every = model_inputs(batch if g == 1 else repeat_batch(batch, g))
             static = {"cache_implementation": "static"} if self.config.static_cache else {}
             return self.model.generate(**every, **how, **static)
-        cache = self._prefill(batch, g)
+        cache = self._prefill(model_inputs(batch), g)
         text = {k: v.repeat_interleave(g, dim=0) for k, v in batch.items() if k in TOKEN_KEYS}
         return self.model.generate(**text, **how, **{self.cache_key: cache})
 

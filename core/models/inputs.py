@@ -20,11 +20,15 @@ import torch
 from vidrl.config import VisionBudget
 from vidrl.data.video import VideoError
 from vidrl.errors import VidrlError
-from vidrl.types import Frames, Sample
+from vidrl.types import Frames, ImagePixels, Sample
 
 LETTERS = "ABCDEFGH"
 #: per-clip tensors, with the grid that says how many flattened patch rows each clip owns
 VISION_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
+#: per vision key, the prompt-batch entry [C] long holding the row of each of its clips (images):
+#: a row may own none (a text-only or image-only prompt) or several (several images); absent,
+#: each row owns one. Not a model input (``model_inputs`` leaves it out).
+OWNER_KEYS = {"pixel_values_videos": "video_rows", "pixel_values": "image_rows"}
 PER_CLIP_KEYS = ("second_per_grid_ts",)
 #: prompt-batch keys with a column per prompt token ([b, L]): trimmed together
 TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
@@ -80,8 +84,11 @@ def question_text(sample: Sample) -> str:
     return f"{sample.question}\n{options}"
 
 
-def messages_for(sample: Sample, has_video: bool, system: str | None = None) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = [{"type": "video"}] if has_video else []
+def messages_for(
+    sample: Sample, has_video: bool, system: str | None = None, images: int = 0
+) -> list[dict[str, Any]]:
+    """The chat of one prompt: the ``images`` images, then the video, then the question."""
+    content: list[dict[str, Any]] = [{"type": "image"}] * images + ([{"type": "video"}] if has_video else [])
     content.append({"type": "text", "text": question_text(sample)})
     head = [{"role": "system", "content": system}] if system else []
     return [*head, {"role": "user", "content": content}]
@@ -114,6 +121,24 @@ def fit_pixels(frames: Frames, geometry: Geometry, budget: VisionBudget, path: s
         raise VideoError(f"{path}: frames of {w}x{h} px are more elongated than {MAX_ASPECT}:1")
     rh, rw = geometry.resize(h, w, budget.min_pixels, budget.max_pixels)
     return Frames(_resize(frames.pixels, rh, rw), frames.times, frames.indices, frames.info)
+
+
+def fit_image(pixels: torch.Tensor, geometry: Geometry, budget: VisionBudget, path: str = "") -> torch.Tensor:
+    """An image [H, W, 3] uint8 resized on the patch grid within the budget's pixel bounds (an image
+    is one frame, its tokens (H / factor) · (W / factor))."""
+    frames = Frames(pixels[None], torch.zeros(1), torch.zeros(1, dtype=torch.long), None)
+    return fit_pixels(frames, geometry, budget, path).pixels[0]
+
+
+def sample_images(sample: Sample) -> tuple[torch.Tensor, ...]:
+    """The fitted images of ``sample`` (its stashed ``ImagePixels``); none without images."""
+    if not sample.images:
+        return ()
+    loaded = sample.extra(ImagePixels)
+    if loaded is None or len(loaded.pixels) != len(sample.images):
+        raise VidrlError(f"sample {sample.id!r} has {len(sample.images)} image(s) that were not loaded: "
+                         "the engine's feeds load them (vidrl.engine.feed.Clips.images)")  # fmt: skip
+    return loaded.pixels
 
 
 def fit_clip(frames: Frames, geometry: Geometry, budget: VisionBudget, text_tokens: int) -> Frames:
@@ -153,72 +178,110 @@ def prepare_batch(
     system: str | None = None,
 ) -> tuple[Any, list[Frames | None]]:
     """Tokenised, left-padded prompts with vision inputs for ``samples`` (``clips[i]`` is the
-    decoded video of ``samples[i]`` or None). Returns (BatchFeature, the clips as fitted).
+    decoded video of ``samples[i]`` or None; its images are its stashed ``ImagePixels``). A batch
+    may mix video, image and text-only prompts; ``video_rows`` and ``image_rows`` name the row of
+    each clip and image (``OWNER_KEYS``). Returns (BatchFeature, the clips as fitted).
 
     Text the processor adds per clip (Qwen3-VL's time stamps) is learnt from the first pass: a
     prompt over budget is refitted with that overhead, at most three times."""
     geometry = Geometry.of(processor)
+    images = [sample_images(s) for s in samples]
     texts = [
         processor.apply_chat_template(
-            messages_for(s, c is not None, system), add_generation_prompt=True, tokenize=False
+            messages_for(s, c is not None, system, len(p)), add_generation_prompt=True, tokenize=False
         )
-        for s, c in zip(samples, clips, strict=True)
+        for s, c, p in zip(samples, clips, images, strict=True)
     ]
-    text_tokens = [len(processor.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    text_tokens = [_tokens(processor, t) + sum(geometry.tokens(1, *x.shape[:2]) for x in p)
+                   for t, p in zip(texts, images, strict=True)]  # fmt: skip
     overhead = [0] * len(samples)
     for _ in range(4):
         fitted = [
             None if c is None else fit_clip(c, geometry, budget, n + extra)
             for c, n, extra in zip(clips, text_tokens, overhead, strict=True)
         ]
-        batch = run_processor(processor, texts, fitted)
+        batch = run_processor(processor, texts, fitted, images)
         lengths = batch["attention_mask"].sum(1).tolist()
         over = [max(0, n - budget.max_prompt_tokens) for n in lengths]
         if not any(over):
-            return batch, fitted
+            return _with_owners(batch, fitted, images), fitted
         overhead = [o + x for o, x in zip(overhead, over, strict=True)]
     raise BudgetError(f"prompts came to {max(lengths)} tokens > max_prompt_tokens={budget.max_prompt_tokens}")
 
 
-def run_processor(processor: Any, texts: list[str], clips: list[Frames | None]) -> Any:
-    """The processor on rendered ``texts`` and their fitted clips (frames already on the patch
-    grid: no resizing or frame sampling inside)."""
+def _tokens(processor: Any, text: str) -> int:
+    return len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def run_processor(
+    processor: Any, texts: list[str], clips: list[Frames | None], images: Sequence[Sequence[Any]] = (),
+) -> Any:  # fmt: skip
+    """The processor on rendered ``texts``, their fitted clips and their fitted images [row][k]
+    (already on the patch grid: no resizing or frame sampling inside)."""
     videos = [c for c in clips if c is not None]
+    pictures = [x.numpy() for row in images for x in row]
     kwargs: dict[str, Any] = {"padding": True, "padding_side": "left", "return_tensors": "pt"}
     if videos:
         kwargs["videos"] = [c.pixels.numpy() for c in videos]
         kwargs["video_metadata"] = [video_metadata(c) for c in videos]
-        kwargs.update(do_sample_frames=False, do_resize=False)
+        kwargs.update(do_sample_frames=False)
+    if pictures:
+        kwargs["images"] = pictures
+    if videos or pictures:
+        kwargs["do_resize"] = False
     return processor(text=texts, **kwargs)
+
+
+def _with_owners(batch: Any, clips: Sequence[Frames | None], images: Sequence[Sequence[torch.Tensor]]) -> Any:
+    """``batch`` with the row of each clip (``video_rows``) and image (``image_rows``)."""
+    if any(c is not None for c in clips):
+        batch["video_rows"] = torch.tensor(
+            [r for r, c in enumerate(clips) if c is not None], dtype=torch.long
+        )
+    if any(images):
+        batch["image_rows"] = torch.tensor([r for r, p in enumerate(images) for _ in p], dtype=torch.long)
+    return batch
 
 
 def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """The model inputs of a processor batch: its tensors, per-clip lists as tensors (a processor
-    may return ``second_per_grid_ts`` as a list), nothing else (``FITTED_FRAMES``)."""
-    out = {k: v for k, v in batch.items() if torch.is_tensor(v)}
+    may return ``second_per_grid_ts`` as a list), nothing else (``FITTED_FRAMES``, the owners)."""
+    owners = set(OWNER_KEYS.values())
+    out = {k: v for k, v in batch.items() if torch.is_tensor(v) and k not in owners}
     for key in PER_CLIP_KEYS:
         if key in batch and not torch.is_tensor(batch[key]):
             out[key] = torch.tensor(batch[key])
     return out
 
 
+def clip_owners(batch: Mapping[str, Any], pixels: str) -> list[int]:
+    """The row of each clip (image) of vision key ``pixels`` in ``batch``, in the batch's order."""
+    grid = dict(VISION_KEYS)[pixels]
+    owners = batch.get(OWNER_KEYS[pixels])
+    return owners.tolist() if owners is not None else list(range(len(batch[grid])))
+
+
 def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
-    """Each prompt of a processor batch repeated ``g`` times in place ([P, ...] → [P·g, ...]),
-    vision patch blocks included. Assumes one clip per prompt for each vision key present."""
-    _check_one_clip_per_prompt(batch)
-    out = {key: value.repeat_interleave(g, dim=0) for key, value in model_inputs(batch).items()}
-    for pixels, grid in VISION_KEYS:  # one block of rows per clip
+    """Each prompt of a processor batch repeated ``g`` times in place ([P, ...] → [P·g, ...]):
+    its vision blocks (any number per row, of either kind) and their owners with it."""
+    token_rows = batch["input_ids"].shape[0]
+    out = {
+        k: v.repeat_interleave(g, dim=0)
+        for k, v in model_inputs(batch).items()
+        if v.shape[:1] == (token_rows,)
+    }
+    for pixels, grid in VISION_KEYS:
         if pixels in batch:
+            owners, order, rows = clip_owners(batch, pixels), [], []
+            for r in range(token_rows):  # row r's clips, once for each of its g copies
+                mine = [c for c, o in enumerate(owners) if o == r]
+                for j in range(g):
+                    order += mine
+                    rows += [r * g + j] * len(mine)
             blocks = torch.split(batch[pixels], batch[grid].prod(-1).tolist())
-            out[pixels] = torch.cat([b for b in blocks for _ in range(g)])
+            out[pixels] = torch.cat([blocks[c] for c in order]) if order else batch[pixels][:0]
+            out[grid], out[OWNER_KEYS[pixels]] = batch[grid][order], torch.tensor(rows, dtype=torch.long)
+            for key in PER_CLIP_KEYS:
+                if key in batch and pixels == "pixel_values_videos":
+                    out[key] = torch.as_tensor(batch[key]).reshape(-1)[order]
     return out
-
-
-def _check_one_clip_per_prompt(batch: Mapping[str, Any]) -> None:
-    n = batch["input_ids"].shape[0]
-    for _, grid in VISION_KEYS:
-        if grid in batch and batch[grid].shape[0] != n:
-            raise ValueError(
-                f"{grid} has {batch[grid].shape[0]} clips for {n} prompts: roll-outs need exactly one clip "
-                "per prompt when any prompt has one (batch video and text-only prompts separately)"
-            )
