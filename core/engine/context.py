@@ -219,7 +219,7 @@ class RunContext:
             if path is None:
                 raise ConfigError([f"data.{split}: no {split} data set is configured"])
             ds = load_dataset(path, d.root, d.on_bad_row, mapping=d.mapping())
-            self._datasets[split] = refuse_images(ds, f"data.{split}")
+            self._datasets[split] = refuse_images_with_tools(ds, f"data.{split}") if self.config.tools else ds
         return self._datasets[split]
 
     def _synthesize(self, split: str) -> Path:
@@ -434,14 +434,14 @@ def _fresh_accelerator_state(mixed_precision: str) -> None:
         AcceleratorState._reset_state()
 
 
-def refuse_images(ds: Dataset, key: str) -> Dataset:
-    """``ds``, unless rows carry images: models are not fed images yet, and such a row would train
-    as a text-only prompt without a word said. The error names the first rows."""
+def refuse_images_with_tools(ds: Dataset, key: str) -> Dataset:
+    """``ds``, unless rows carry images: tool roll-outs do not take image prompts yet (any other
+    stage does). The error names the first rows."""
     rows = [origin for s, origin in zip(ds.samples, ds.origins, strict=True) if s.images]
     if rows:
         first = ", ".join(rows[:3])
-        raise ConfigError([f"{key}: {len(rows)} row(s) carry images ({first}), which vidrl does not feed to "
-                           "models yet; drop their 'images' (or the rows) to train on the rest"])  # fmt: skip
+        raise ConfigError([f"{key}: {len(rows)} row(s) carry images ({first}); tool roll-outs do not take "
+                           "image prompts yet: drop the tools, or the rows' 'images'"])  # fmt: skip
     return ds
 
 

@@ -143,7 +143,8 @@ def eval_batches(
         samples, frames = [], []
         for sample in ds.samples[i : min(stop, i + c.eval.batch_size)]:
             try:
-                frames.append(clips.get(sample, geometry))
+                sample, clip = clips.load(sample, geometry)
+                frames.append(clip)
             except VideoError as e:
                 if c.data.on_bad_row != "skip":
                     raise

@@ -12,13 +12,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from vidrl.config import DataConfig
 from vidrl.data.datasets import Dataset
 from vidrl.data.video import Fallback, VideoBackend, VideoError, read_video, within
-from vidrl.models.inputs import FITTED_FRAMES, Geometry, fit_pixels, prepare_batch
-from vidrl.types import Frames, Sample
+from vidrl.models.inputs import FITTED_FRAMES, Geometry, fit_image, fit_pixels, prepare_batch
+from vidrl.types import Frames, ImagePixels, Sample
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,29 @@ class Clips:
                 while len(self._cache) > c.cache_clips or self._bytes > c.cache_mb * 2**20:
                     self._bytes -= self._cache.popitem(last=False)[1].pixels.nbytes
         return clip
+
+    def images(self, sample: Sample, geometry: Geometry) -> ImagePixels | None:
+        """The images of ``sample`` (None without any), each fitted on the processor's grid within
+        the budget. Raises ``VideoError`` naming the row and the file when one does not read."""
+        if not sample.images:
+            return None
+        from PIL import Image, UnidentifiedImageError
+
+        out = []
+        for name in sample.images:
+            path = self.dataset.path(name)
+            try:
+                with Image.open(path) as img:
+                    pixels = torch.from_numpy(np.asarray(img.convert("RGB")).copy())
+            except (OSError, UnidentifiedImageError) as e:
+                raise VideoError(f"sample {sample.id!r}: image {name!r} does not read: {e}") from None
+            out.append(fit_image(pixels, geometry, self.config.budget, str(path)))
+        return ImagePixels(tuple(out))
+
+    def load(self, sample: Sample, geometry: Geometry) -> tuple[Sample, Frames | None]:
+        """(``sample`` with its images stashed as ``ImagePixels`` when it has any, its clip)."""
+        clip, images = self.get(sample, geometry), self.images(sample, geometry)
+        return (sample if images is None else sample.with_extra(images)), clip
 
 
 @dataclass(frozen=True)
@@ -196,18 +220,18 @@ class PromptFeed:
         while pending:
             rows = [self.dataset[i] for i in pending]
             pending = []
-            for sample, clip in zip(rows, self._decode(rows), strict=True):
-                if isinstance(clip, VideoError):
-                    pending += self._skip(clip)
+            for loaded in self._decode(rows):
+                if isinstance(loaded, VideoError):
+                    pending += self._skip(loaded)
                     continue
-                samples.append(sample)
-                clips.append(clip)
+                samples.append(loaded[0])
+                clips.append(loaded[1])
         return Drawn(samples, clips, {**self.stream.state_dict(), "skipped": self._skipped})
 
-    def _decode(self, rows: Sequence[Sample]) -> list[Frames | VideoError | None]:
-        def get(sample: Sample) -> Frames | VideoError | None:
+    def _decode(self, rows: Sequence[Sample]) -> list[tuple[Sample, Frames | None] | VideoError]:
+        def get(sample: Sample) -> tuple[Sample, Frames | None] | VideoError:
             try:
-                return self.clips.get(sample, self.geometry)
+                return self.clips.load(sample, self.geometry)
             except VideoError as e:
                 return e
 

@@ -308,6 +308,40 @@ def test_tensorboard_gets_scalars_a_completion_table_and_frame_strips(tiny_model
     assert png.width == config.data.max_frames * png.height  # the clip's 2 square frames, side by side
 
 
+def test_a_mixed_image_and_video_data_set_trains_and_evaluates(tiny_model_dir, synth_data, tmp_path):
+    """SFT, RL and evaluation on a data set mixing video rows, image rows (one and two images)
+    and a text-only row, batched together."""
+    from PIL import Image
+
+    videos = [json.loads(x) for x in synth_data.read_text().splitlines()][:4]
+    for row in videos:
+        row["video"] = str(synth_data.parent / row["video"])
+    for k, colour in enumerate([(200, 20, 20), (20, 200, 20), (20, 20, 200)]):
+        Image.new("RGB", (48 + 8 * k, 40), colour).save(tmp_path / f"img{k}.png")
+    images = [
+        {"id": "one-image", "question": "How many images?", "answer": "1", "task_type": "numeric",
+         "images": [str(tmp_path / "img0.png")]},
+        {"id": "two-images", "question": "How many images?", "answer": "2", "task_type": "numeric",
+         "images": [str(tmp_path / "img1.png"), str(tmp_path / "img2.png")]},
+        {"id": "text", "question": "Say yes.", "answer": "yes", "task_type": "free_form"},
+    ]  # fmt: skip
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in videos + images))
+    rl = {"steps": 2, "prompts_per_step": 7, "group_size": 2, "micro_batch_size": 7, "max_new_tokens": 4}
+    stages = [{"name": "sft", "options": {"steps": 2, "batch_size": 7, "micro_batch_size": 7}},
+              {"name": "rl", "options": rl}]  # fmt: skip
+    mixed = {"train": str(data), "eval": str(data), "root": "/", "max_frames": 2}
+    config, session = tiny_run(tiny_model_dir("qwen2_5_vl"), stages=stages, data=mixed)
+    summary = train(config, session, tmp_path / "run")
+    rows = [r for r in _lines(tmp_path / "run" / "metrics.jsonl") if "eval" not in r]
+    assert [r["stage"] for r in rows] == ["sft", "sft", "rl", "rl"] and all(
+        math.isfinite(r["loss"]) for r in rows
+    )
+    answers = _lines(tmp_path / "run" / "eval-after-answers.jsonl")
+    assert [a["sample"] for a in answers] == [r["id"] for r in videos + images]  # every row answered
+    assert summary["after"]["n"] == 7 and summary["after"]["skipped"] == 0
+
+
 def test_difficulty_augmentation_runs_in_the_engine_and_its_buffer_is_checkpointed(tiny_model_dir, tmp_path):
     rl = {"steps": 4, "prompts_per_step": 3, "group_size": 3, "micro_batch_size": 3, "max_new_tokens": 6}
     config, session = tiny_run(
