@@ -25,9 +25,10 @@ from vidrl.types import Frames, ImagePixels, Sample
 LETTERS = "ABCDEFGH"
 #: per-clip tensors, with the grid that says how many flattened patch rows each clip owns
 VISION_KEYS = (("pixel_values_videos", "video_grid_thw"), ("pixel_values", "image_grid_thw"))
-#: per vision key, the prompt-batch entry [C] long holding the row of each of its clips (images):
-#: a row may own none (a text-only or image-only prompt) or several (several images); absent,
-#: each row owns one. Not a model input (``model_inputs`` leaves it out).
+#: per vision key, the prompt-batch entry [C] long holding the row of each of its clips (images),
+#: present only when a row owns none (a text-only or image-only prompt) or several (several
+#: images); absent, each row owns one. Not a model input: pass a batch that may hold it to a
+#: model through ``model_inputs``.
 OWNER_KEYS = {"pixel_values_videos": "video_rows", "pixel_values": "image_rows"}
 PER_CLIP_KEYS = ("second_per_grid_ts",)
 #: prompt-batch keys with a column per prompt token ([b, L]): trimmed together
@@ -233,13 +234,14 @@ def run_processor(
 
 
 def _with_owners(batch: Any, clips: Sequence[Frames | None], images: Sequence[Sequence[torch.Tensor]]) -> Any:
-    """``batch`` with the row of each clip (``video_rows``) and image (``image_rows``)."""
-    if any(c is not None for c in clips):
-        batch["video_rows"] = torch.tensor(
-            [r for r, c in enumerate(clips) if c is not None], dtype=torch.long
-        )
-    if any(images):
-        batch["image_rows"] = torch.tensor([r for r, p in enumerate(images) for _ in p], dtype=torch.long)
+    """``batch`` with the row of each clip (``video_rows``) and image (``image_rows``), where a
+    row holds none or several of them (``OWNER_KEYS``)."""
+    every = list(range(len(clips)))
+    videos = [r for r, c in enumerate(clips) if c is not None]
+    pictures = [r for r, p in enumerate(images) for _ in p]
+    for key, rows in (("video_rows", videos), ("image_rows", pictures)):
+        if rows and rows != every:  # one per row is what the absence of owners means
+            batch[key] = torch.tensor(rows, dtype=torch.long)
     return batch
 
 
@@ -280,7 +282,9 @@ def repeat_batch(batch: Mapping[str, Any], g: int) -> dict[str, Any]:
                     rows += [r * g + j] * len(mine)
             blocks = torch.split(batch[pixels], batch[grid].prod(-1).tolist())
             out[pixels] = torch.cat([blocks[c] for c in order]) if order else batch[pixels][:0]
-            out[grid], out[OWNER_KEYS[pixels]] = batch[grid][order], torch.tensor(rows, dtype=torch.long)
+            out[grid] = batch[grid][order]
+            if rows != list(range(token_rows * g)):  # not one per row: say whose each is
+                out[OWNER_KEYS[pixels]] = torch.tensor(rows, dtype=torch.long)
             for key in PER_CLIP_KEYS:
                 if key in batch and pixels == "pixel_values_videos":
                     out[key] = torch.as_tensor(batch[key]).reshape(-1)[order]

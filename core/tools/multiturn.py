@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from vidrl.config import TurnLimits, VisionBudget
-from vidrl.models.inputs import FITTED_FRAMES, Geometry, fit_clip, run_processor
+from vidrl.models.inputs import FITTED_FRAMES, Geometry, clip_owners, fit_clip, run_processor
 from vidrl.plugin.components import RolloutBackend, Tool
 from vidrl.tools.calls import CLOSE, call_tool, parse_tool_call
 from vidrl.types import Generation, Observation, RolloutRequest, Sample, Sampling, ToolContext
@@ -54,10 +54,12 @@ class Conversation:
 
 
 def conversations(batch: Mapping[str, Any], g: int) -> list[Conversation]:
-    """G conversations per prompt of a processor batch (left-padded, at most one clip each)."""
+    """G conversations per prompt of a processor batch (left-padded; a prompt holds its video,
+    if it has one: ``clip_owners``)."""
     n = batch["input_ids"].shape[0]
     sizes = batch["video_grid_thw"].prod(-1).tolist() if "video_grid_thw" in batch else []
     blocks = torch.split(batch["pixel_values_videos"], sizes) if sizes else []
+    owners = clip_owners(batch, "pixel_values_videos") if sizes else []
     out = []
     for i in range(n):
         keep = batch["attention_mask"][i].bool()
@@ -65,15 +67,16 @@ def conversations(batch: Mapping[str, Any], g: int) -> list[Conversation]:
         types = (
             batch["mm_token_type_ids"][i][keep].tolist() if "mm_token_type_ids" in batch else [0] * len(ids)
         )
-        clip = [] if not sizes else [_clip(batch, blocks, i)]
+        clip = [_clip(batch, blocks, c) for c, owner in enumerate(owners) if owner == i]
         out += [Conversation(list(ids), list(types), [0] * len(ids), list(clip), len(ids)) for _ in range(g)]
     return out
 
 
-def _clip(batch: Mapping[str, Any], blocks: Sequence[torch.Tensor], i: int) -> dict[str, torch.Tensor]:
-    clip = {"pixel_values_videos": blocks[i], "video_grid_thw": batch["video_grid_thw"][i : i + 1]}
+def _clip(batch: Mapping[str, Any], blocks: Sequence[torch.Tensor], c: int) -> dict[str, torch.Tensor]:
+    """Clip ``c`` of ``batch`` as a conversation's own vision inputs."""
+    clip = {"pixel_values_videos": blocks[c], "video_grid_thw": batch["video_grid_thw"][c : c + 1]}
     if "second_per_grid_ts" in batch:
-        clip["second_per_grid_ts"] = torch.as_tensor(batch["second_per_grid_ts"]).reshape(-1)[i : i + 1]
+        clip["second_per_grid_ts"] = torch.as_tensor(batch["second_per_grid_ts"]).reshape(-1)[c : c + 1]
     return clip
 
 
