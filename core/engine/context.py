@@ -218,8 +218,7 @@ class RunContext:
                 path = self._synthesize(split)
             if path is None:
                 raise ConfigError([f"data.{split}: no {split} data set is configured"])
-            ds = load_dataset(path, d.root, d.on_bad_row, mapping=d.mapping())
-            self._datasets[split] = refuse_images_with_tools(ds, f"data.{split}") if self.config.tools else ds
+            self._datasets[split] = load_dataset(path, d.root, d.on_bad_row, mapping=d.mapping())
         return self._datasets[split]
 
     def _synthesize(self, split: str) -> Path:
@@ -432,17 +431,6 @@ def _fresh_accelerator_state(mixed_precision: str) -> None:
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision") not in (None, mixed_precision):
         AcceleratorState._reset_state()
-
-
-def refuse_images_with_tools(ds: Dataset, key: str) -> Dataset:
-    """``ds``, unless rows carry images: tool roll-outs do not take image prompts yet (any other
-    stage does). The error names the first rows."""
-    rows = [origin for s, origin in zip(ds.samples, ds.origins, strict=True) if s.images]
-    if rows:
-        first = ", ".join(rows[:3])
-        raise ConfigError([f"{key}: {len(rows)} row(s) carry images ({first}); tool roll-outs do not take "
-                           "image prompts yet: drop the tools, or the rows' 'images'"])  # fmt: skip
-    return ds
 
 
 def algorithm_missing(config: RunConfig) -> list[str]:

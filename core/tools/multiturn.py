@@ -23,12 +23,21 @@ from typing import Any
 import torch
 
 from vidrl.config import TurnLimits, VisionBudget
-from vidrl.models.inputs import FITTED_FRAMES, Geometry, clip_owners, fit_clip, run_processor
+from vidrl.models.inputs import (
+    FITTED_FRAMES,
+    OWNER_KEYS,
+    TOKEN_KEYS,
+    Geometry,
+    clip_owners,
+    fit_clip,
+    run_processor,
+)
 from vidrl.plugin.components import RolloutBackend, Tool
 from vidrl.tools.calls import CLOSE, call_tool, parse_tool_call
 from vidrl.types import Generation, Observation, RolloutRequest, Sample, Sampling, ToolContext
 
 CLIP_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+IMAGE_KEYS = ("pixel_values", "image_grid_thw")
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Conversation:
     calls: list[dict[str, Any]] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     done: bool = False
+    #: the prompt's images, each its own vision inputs (``pixel_values``, ``image_grid_thw``)
+    images: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
     @property
     def response_len(self) -> int:
@@ -54,12 +65,13 @@ class Conversation:
 
 
 def conversations(batch: Mapping[str, Any], g: int) -> list[Conversation]:
-    """G conversations per prompt of a processor batch (left-padded; a prompt holds its video,
-    if it has one: ``clip_owners``)."""
+    """G conversations per prompt of a processor batch (left-padded; a prompt holds its video
+    and its images, if it has them: ``clip_owners``)."""
     n = batch["input_ids"].shape[0]
     sizes = batch["video_grid_thw"].prod(-1).tolist() if "video_grid_thw" in batch else []
     blocks = torch.split(batch["pixel_values_videos"], sizes) if sizes else []
     owners = clip_owners(batch, "pixel_values_videos") if sizes else []
+    images = _images_by_row(batch)
     out = []
     for i in range(n):
         keep = batch["attention_mask"][i].bool()
@@ -68,7 +80,20 @@ def conversations(batch: Mapping[str, Any], g: int) -> list[Conversation]:
             batch["mm_token_type_ids"][i][keep].tolist() if "mm_token_type_ids" in batch else [0] * len(ids)
         )
         clip = [_clip(batch, blocks, c) for c, owner in enumerate(owners) if owner == i]
-        out += [Conversation(list(ids), list(types), [0] * len(ids), list(clip), len(ids)) for _ in range(g)]
+        out += [Conversation(list(ids), list(types), [0] * len(ids), list(clip), len(ids), images=images[i])
+                for _ in range(g)]  # fmt: skip
+    return out
+
+
+def _images_by_row(batch: Mapping[str, Any]) -> list[list[dict[str, torch.Tensor]]]:
+    """Each prompt's images [P][k], each as its own vision inputs."""
+    out: list[list[dict[str, torch.Tensor]]] = [[] for _ in range(batch["input_ids"].shape[0])]
+    if "pixel_values" in batch:
+        blocks = torch.split(batch["pixel_values"], batch["image_grid_thw"].prod(-1).tolist())
+        for c, owner in enumerate(clip_owners(batch, "pixel_values")):
+            out[owner].append(
+                {"pixel_values": blocks[c], "image_grid_thw": batch["image_grid_thw"][c : c + 1]}
+            )
     return out
 
 
@@ -94,6 +119,10 @@ def collate(convs: Sequence[Conversation], pad_id: int, device: Any = None) -> d
     for key in CLIP_KEYS:
         if clips and key in clips[0]:
             out[key] = torch.cat([clip[key] for clip in clips])
+    images = [image for c in convs for image in c.images]  # the model takes each kind in row order
+    for key in IMAGE_KEYS:
+        if images:
+            out[key] = torch.cat([image[key] for image in images])
     return {k: v.to(device) if device is not None else v for k, v in out.items()}
 
 
@@ -227,12 +256,18 @@ def _generation(batch: Mapping[str, Any], convs: Sequence[Conversation], g: int,
     """The conversations as one ``Generation``: the left-padded prompts, every clip of every row
     (``clip_rows``), responses right-padded with mask, attention and token types."""
     device = batch["input_ids"].device
-    prompt = {k: v.repeat_interleave(g, dim=0) for k, v in batch.items()
-              if torch.is_tensor(v) and v.shape[:1] == batch["input_ids"].shape[:1]}  # fmt: skip
+    prompt = {k: v.repeat_interleave(g, dim=0) for k, v in batch.items() if k in TOKEN_KEYS}
     clips = [(r, clip) for r, c in enumerate(convs) for clip in c.clips]
     for key in CLIP_KEYS:
         if clips and key in clips[0][1]:
             prompt[key] = torch.cat([clip[key] for _, clip in clips]).to(device)
+    images = [(r, image) for r, c in enumerate(convs) for image in c.images]
+    if images:
+        for key in IMAGE_KEYS:
+            prompt[key] = torch.cat([image[key] for _, image in images]).to(device)
+        owners = [r for r, _ in images]
+        if owners != list(range(len(convs))):  # OWNER_KEYS: a row holds none or several
+            prompt[OWNER_KEYS["pixel_values"]] = torch.tensor(owners, dtype=torch.long, device=device)
     width = max(1, max(c.response_len for c in convs))
     shape = (len(convs), width)
     ids, mask = torch.full(shape, pad_id, dtype=torch.long), torch.zeros(shape, dtype=torch.long)

@@ -1,7 +1,5 @@
 """Run-context helpers: trackers, the flattened config they receive, freezing parameters."""
 
-import json
-
 import pytest
 import torch
 
@@ -24,23 +22,6 @@ def test_freeze_by_name_part():
     assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
     with pytest.raises(ConfigError, match="'visual' matches no parameter name"):
         freeze(model, ("visual",))
-
-
-def test_rows_with_images_are_refused_by_tool_roll_outs(tmp_path):
-    from PIL import Image
-
-    from vidrl.data.datasets import load_dataset
-    from vidrl.engine.context import refuse_images_with_tools
-
-    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
-    rows = [{"question": "q", "answer": "a"}, {"question": "q", "answer": "a", "images": ["a.png"]}]
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    ds = load_dataset(tmp_path / "d.jsonl")
-    with pytest.raises(
-        ConfigError, match=r"data.train: 1 row\(s\) carry images \(.*d.jsonl:2\); tool roll-outs do not"
-    ):
-        refuse_images_with_tools(ds, "data.train")
-    assert refuse_images_with_tools(load_dataset(rows[:1]), "data.eval").samples[0].images == ()
 
 
 @pytest.mark.parametrize("kind", ["DistributedType.DEEPSPEED", "MEGATRON_LM", "XLA"])

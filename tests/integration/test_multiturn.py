@@ -3,16 +3,20 @@
 recorded; the single forward over the whole sequence — prompt video, turns, the observation's
 video — must give the same log-probs, for both rows and for a micro-batch of one."""
 
+import dataclasses
+
 import pytest
 import torch
 from shared_prefix_check import assert_shared_prefix_exact
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import vidrl
+from vidrl.config import VisionBudget
 from vidrl.engine.shared_prefix import can_share
-from vidrl.models.inputs import prepare_batch, repeat_batch
+from vidrl.models.inputs import Geometry, fit_image, prepare_batch, repeat_batch
 from vidrl.plugins.frame_toolbox import GetVideoClipFrame
 from vidrl.tools.multiturn import ToolSetup, TurnLimits, tool_rollout
+from vidrl.types import ImagePixels
 
 CALL = (
     '<think>look again</think><tool_call>{"name": "get_video_clip_frame", '
@@ -103,6 +107,32 @@ def test_a_tool_rollout_scores_in_one_forward_as_it_was_sampled(setup):
     torch.testing.assert_close(
         vidrl.sequence_logprobs(model, gen, slice(1, 2))[0], lp[1][: lp.shape[1]], atol=1e-5, rtol=1e-5
     )
+
+
+def test_a_tool_rollout_of_an_image_and_video_prompt_scores_as_it_was_sampled(setup):
+    """The prompt's images stay with their row through the turns (and ahead of the observation
+    clips in the row's vision inputs): one forward scores what generation computed."""
+    model, processor, batch, tools = setup
+    geo = Geometry.of(processor)
+    picture = fit_image(torch.full((40, 70, 3), 128, dtype=torch.uint8), geo, VisionBudget())
+    sample = dataclasses.replace(tools.contexts[0].sample, images=("a.png",)).with_extra(
+        ImagePixels((picture,))
+    )
+    context = tools.contexts[0]
+    clip = vidrl.read_video(context.backend, context.video_path, fps=1.0, min_frames=2, max_frames=4)
+    with_image, _ = prepare_batch(processor, [sample], [clip])
+    forced = Forced(model, processor.tokenizer, [[CALL, ANSWER], [ANSWER]], tools.stop_ids)
+    limits = TurnLimits(max_turns=2, max_turn_tokens=128, max_total_tokens=2048)
+    greedy = vidrl.Sampling(0.0, max_new_tokens=128)
+    gen, convs = tool_rollout(forced, processor, with_image, 2, greedy, limits, tools)
+    assert len(convs[0].calls) == 1 and gen.prompt["image_grid_thw"].shape[0] == 2  # the image, in both rows
+    assert gen.clip_rows.tolist() == [0, 0, 1] and not can_share(model, gen, slice(None))
+    lp = vidrl.sequence_logprobs(model, gen)
+    for r in (0, 1):
+        one = lp[r][gen.response_mask[r].bool()].double()
+        torch.testing.assert_close(
+            one, torch.tensor(forced.seen[r], dtype=torch.float64), atol=1e-4, rtol=1e-4
+        )
 
 
 def test_the_shared_prefix_forward_scores_tool_rollouts_exactly(setup):
