@@ -164,7 +164,8 @@ class RolloutRequest:
     after its stop. ``frames``: per prompt, the frames of its clip as fitted to the pixel budget
     (exactly what the processor patchified: [F, H, W, 3] uint8 in ``Frames.pixels``), None for a
     prompt without video; None altogether when the caller has only the patchified batch (the
-    later turns of a tool roll-out)."""
+    later turns of a tool roll-out). ``images``: likewise, per prompt, its images as fitted
+    ([H, W, 3] uint8 each, in order; empty for a prompt without), or None."""
 
     batch: Mapping[str, Any]
     group_size: int
@@ -172,12 +173,15 @@ class RolloutRequest:
     stop_ids: tuple[int, ...]
     pad_id: int
     frames: Sequence[Frames | None] | None = None
+    images: Sequence[Sequence[torch.Tensor]] | None = None
 
     def __post_init__(self) -> None:
         if self.group_size < 1 or not self.stop_ids:
             raise ValueError(f"need group_size >= 1 and a stop id; got {self.group_size}, {self.stop_ids}")
-        if self.frames is not None and len(self.frames) != self.num_prompts:
-            raise ValueError(f"{len(self.frames)} frames entries for {self.num_prompts} prompts")
+        for name in ("frames", "images"):
+            given = getattr(self, name)
+            if given is not None and len(given) != self.num_prompts:
+                raise ValueError(f"{len(given)} {name} entries for {self.num_prompts} prompts")
 
     @property
     def num_prompts(self) -> int:

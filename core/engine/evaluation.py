@@ -19,7 +19,7 @@ from vidrl.data.video import VideoError
 from vidrl.engine.feed import Clips
 from vidrl.engine.rollout import decode, rollout
 from vidrl.models.generate import HFGenerate
-from vidrl.models.inputs import FITTED_FRAMES, Geometry, prepare_batch
+from vidrl.models.inputs import FITTED_FRAMES, FITTED_IMAGES, Geometry, prepare_batch, sample_images
 from vidrl.models.sharding import gathered
 from vidrl.plugin.components import RolloutBackend
 from vidrl.tools.report import tool_metrics
@@ -157,6 +157,7 @@ def eval_batches(
             batch, fitted = prepare_batch(processor, samples, frames, c.data.budget, ctx.system_prompt())
             batch = batch.to(ctx.accelerator.device)
             batch[FITTED_FRAMES] = fitted
+            batch[FITTED_IMAGES] = [sample_images(s) for s in samples]
             yield samples, batch
 
 

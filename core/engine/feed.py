@@ -18,7 +18,15 @@ import torch
 from vidrl.config import DataConfig
 from vidrl.data.datasets import Dataset
 from vidrl.data.video import Fallback, VideoBackend, VideoError, read_video, within
-from vidrl.models.inputs import FITTED_FRAMES, Geometry, fit_image, fit_pixels, prepare_batch
+from vidrl.models.inputs import (
+    FITTED_FRAMES,
+    FITTED_IMAGES,
+    Geometry,
+    fit_image,
+    fit_pixels,
+    prepare_batch,
+    sample_images,
+)
 from vidrl.types import Frames, ImagePixels, Sample
 
 log = logging.getLogger(__name__)
@@ -251,4 +259,5 @@ class PromptFeed:
         batch, fitted = prepare_batch(self.processor, samples, clips, self.config.budget, self.config.system)
         batch = batch.to(self.device)
         batch[FITTED_FRAMES] = fitted  # for roll-out backends that take frames (``RolloutRequest``)
+        batch[FITTED_IMAGES] = [sample_images(s) for s in samples]
         return batch

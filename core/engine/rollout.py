@@ -17,6 +17,7 @@ from vidrl import ops
 from vidrl.engine.shared_prefix import can_share, packed_inputs
 from vidrl.models.inputs import (
     FITTED_FRAMES,
+    FITTED_IMAGES,
     PER_CLIP_KEYS,
     TOKEN_KEYS,
     VISION_KEYS,
@@ -49,7 +50,8 @@ def rollout(
 ) -> Generation:  # fmt: skip
     """G responses per prompt of a processor batch (each ends at its first token of ``stop_ids``)."""
     stops = (stop_ids,) if isinstance(stop_ids, int) else tuple(stop_ids)
-    request = RolloutRequest(prompt_batch, g, sampling, stops, pad_id, prompt_batch.get(FITTED_FRAMES))
+    request = RolloutRequest(prompt_batch, g, sampling, stops, pad_id, prompt_batch.get(FITTED_FRAMES),
+                             prompt_batch.get(FITTED_IMAGES))  # fmt: skip
     ids = backend.generate(request)
     return Generation(repeat_batch(prompt_batch, g), ids, response_mask(ids, stops), group_size=g)
 

@@ -36,6 +36,8 @@ TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 #: the prompt-batch entry (not a tensor) with each prompt's clip as fitted (``Frames`` or None),
 #: set by the engine's feeds for roll-out backends (``RolloutRequest.frames``)
 FITTED_FRAMES = "fitted_frames"
+#: likewise each prompt's images as fitted (a tuple of [H, W, 3] uint8; ``RolloutRequest.images``)
+FITTED_IMAGES = "fitted_images"
 
 
 class BudgetError(VidrlError):

@@ -25,6 +25,7 @@ import torch
 from vidrl.config import TurnLimits, VisionBudget
 from vidrl.models.inputs import (
     FITTED_FRAMES,
+    FITTED_IMAGES,
     OWNER_KEYS,
     TOKEN_KEYS,
     Geometry,
@@ -221,7 +222,9 @@ def _turn_request(
     every active conversation, one sample each."""
     stops = tuple(setup.stop_ids)
     if first and g > 1:
-        return RolloutRequest(batch, g, sampling, stops, pad_id, batch.get(FITTED_FRAMES))
+        return RolloutRequest(
+            batch, g, sampling, stops, pad_id, batch.get(FITTED_FRAMES), batch.get(FITTED_IMAGES)
+        )
     return RolloutRequest(collate(active, pad_id, batch["input_ids"].device), 1, sampling, stops, pad_id)
 
 

@@ -123,3 +123,24 @@ def vidrl_data_config():
     from vidrl.config import DataConfig
 
     return DataConfig()
+
+
+def test_a_backend_is_handed_each_prompts_fitted_images(tiny_model_dir):
+    from vidrl.models.inputs import FITTED_IMAGES, sample_images
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir("qwen2_5_vl"))
+    samples, clips = _mixed(processor)
+    batch, _ = prepare_batch(processor, samples, clips)
+    batch[FITTED_IMAGES] = [sample_images(s) for s in samples]  # as the feeds set it
+    seen = []
+
+    class Recording(HFGenerate):
+        def generate(self, request):
+            seen.append(request)
+            return torch.zeros(request.num_prompts * request.group_size, 1, dtype=torch.long)
+
+    rollout(Recording(), batch, 2, Sampling(max_new_tokens=1), 0, 0)
+    images = seen[0].images
+    assert [len(x) for x in images] == [0, 2, 0, 1] and images[1][0] is samples[1].extra(ImagePixels).pixels[
+        0
+    ]
