@@ -59,12 +59,17 @@ def _per_row(batch, pixels, grid, token_id, merge):
     return out
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_each_row_carries_its_own_vision_tokens_and_pixels(tiny_model_dir, arch):
+def _prepared(tiny_model_dir, arch):
+    """(model path, processor, samples, clips, the mixed batch) of architecture ``arch``."""
     path = tiny_model_dir(arch)
     processor = AutoProcessor.from_pretrained(path)
     samples, clips = _mixed(processor)
-    batch, _ = prepare_batch(processor, samples, clips)
+    return path, processor, samples, clips, prepare_batch(processor, samples, clips)[0]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_each_row_carries_its_own_vision_tokens_and_pixels(tiny_model_dir, arch):
+    path, _, _, _, batch = _prepared(tiny_model_dir, arch)
     config = AutoModelForImageTextToText.from_pretrained(path).config
     merge = config.vision_config.spatial_merge_size**2
     images = _per_row(batch, "pixel_values", "image_grid_thw", config.image_token_id, merge)
@@ -84,10 +89,7 @@ def test_each_row_carries_its_own_vision_tokens_and_pixels(tiny_model_dir, arch)
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_a_mixed_batch_scores_each_prompt_as_alone_and_rolls_out(tiny_model_dir, arch):
-    path = tiny_model_dir(arch)
-    processor = AutoProcessor.from_pretrained(path)
-    samples, clips = _mixed(processor)
-    batch, _ = prepare_batch(processor, samples, clips)
+    path, processor, samples, clips, batch = _prepared(tiny_model_dir, arch)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float64)
     with torch.no_grad():
         lp = sequence_logprobs(model, given_responses(batch, processor.tokenizer, TEXTS))
@@ -128,9 +130,7 @@ def vidrl_data_config():
 def test_a_backend_is_handed_each_prompts_fitted_images(tiny_model_dir):
     from vidrl.models.inputs import FITTED_IMAGES, sample_images
 
-    processor = AutoProcessor.from_pretrained(tiny_model_dir("qwen2_5_vl"))
-    samples, clips = _mixed(processor)
-    batch, _ = prepare_batch(processor, samples, clips)
+    _, _, samples, _, batch = _prepared(tiny_model_dir, "qwen2_5_vl")
     batch[FITTED_IMAGES] = [sample_images(s) for s in samples]  # as the feeds set it
     seen = []
 
