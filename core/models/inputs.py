@@ -119,18 +119,23 @@ def fit_pixels(frames: Frames, geometry: Geometry, budget: VisionBudget, path: s
     """``frames`` resized to the largest size on the patch grid the budget allows per frame (what
     ``fit_clip`` resizes them to first), so that a cache holds no more than the model sees. A frame
     more elongated than ``MAX_ASPECT``:1 is a ``VideoError`` with its size."""
-    h, w = frames.pixels.shape[1:3]
+    rh, rw = _fitted_size(*frames.pixels.shape[1:3], geometry, budget, path)
+    return Frames(_resize(frames.pixels, rh, rw), frames.times, frames.indices, frames.info)
+
+
+def _fitted_size(h: int, w: int, geometry: Geometry, budget: VisionBudget, path: str) -> tuple[int, int]:
+    """The largest (height, width) on the patch grid the budget allows a h × w frame; a frame
+    more elongated than ``MAX_ASPECT``:1 is a ``VideoError``."""
     if max(h, w) > MAX_ASPECT * min(h, w):
         raise VideoError(f"{path}: frames of {w}x{h} px are more elongated than {MAX_ASPECT}:1")
-    rh, rw = geometry.resize(h, w, budget.min_pixels, budget.max_pixels)
-    return Frames(_resize(frames.pixels, rh, rw), frames.times, frames.indices, frames.info)
+    return geometry.resize(h, w, budget.min_pixels, budget.max_pixels)
 
 
 def fit_image(pixels: torch.Tensor, geometry: Geometry, budget: VisionBudget, path: str = "") -> torch.Tensor:
     """An image [H, W, 3] uint8 resized on the patch grid within the budget's pixel bounds (an image
     is one frame, its tokens (H / factor) · (W / factor))."""
-    frames = Frames(pixels[None], torch.zeros(1), torch.zeros(1, dtype=torch.long), None)
-    return fit_pixels(frames, geometry, budget, path).pixels[0]
+    rh, rw = _fitted_size(*pixels.shape[:2], geometry, budget, path)
+    return _resize(pixels[None], rh, rw)[0]
 
 
 def sample_images(sample: Sample) -> tuple[torch.Tensor, ...]:
@@ -182,8 +187,9 @@ def prepare_batch(
 ) -> tuple[Any, list[Frames | None]]:
     """Tokenised, left-padded prompts with vision inputs for ``samples`` (``clips[i]`` is the
     decoded video of ``samples[i]`` or None; its images are its stashed ``ImagePixels``). A batch
-    may mix video, image and text-only prompts; ``video_rows`` and ``image_rows`` name the row of
-    each clip and image (``OWNER_KEYS``). Returns (BatchFeature, the clips as fitted).
+    may mix video, image and text-only prompts; where a row holds none or several clips or
+    images, ``video_rows`` and ``image_rows`` name the row of each (``OWNER_KEYS``). Returns
+    (BatchFeature, the clips as fitted).
 
     Text the processor adds per clip (Qwen3-VL's time stamps) is learnt from the first pass: a
     prompt over budget is refitted with that overhead, at most three times."""
