@@ -2,9 +2,11 @@
 one variant per algorithm. Writes, under benchmarks/algorithms/<name>/: per-run metrics
 (``<variant>-seed<k>.jsonl``), ``curves.png`` (per-task training reward and the share of
 zero-std groups, for tool runs also accuracy and calls, mean over seeds) and ``results.md``
-(held-out accuracy / mIoU per task after each stage, mean over seeds, with the per-seed values).
+(held-out accuracy / mIoU per task after each stage, mean over seeds, with the per-seed values;
+then each paper claim of ``CLAIMS`` judged against the baseline, paired by seed, with 95 %
+bootstrap intervals: ``stats.py``; the whole comparison's wall time).
 
-usage: python benchmarks/algorithms/compare.py dgrpo [--seeds 0 1] [--steps N]
+usage: python benchmarks/algorithms/compare.py dgrpo [--seeds 0 1 2 3 4] [--steps N]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +24,10 @@ from pathlib import Path
 import torch
 
 from vidrl import load_config
+
+sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its neighbour stats.py
+import stats  # noqa: E402
+
 from vidrl.config import read_yaml
 from vidrl.engine.pipeline import train
 
@@ -91,6 +98,64 @@ COMPARISONS = {
         },
     ),
 }
+
+
+#: name → the papers' claims it tests: (variant, metric, higher is better, the claim), each against
+#: the comparison's first variant (the baseline), paired by seed. Metrics: ``eval/...`` of the final
+#: held-out evaluation, ``adv/zero_std_frac`` averaged over the RL steps, ``reasoning/...``.
+CLAIMS = {
+    "dgrpo": [("dgrpo", "eval/accuracy", True, "VITAL: DGRPO, a higher multi-task accuracy than GRPO")],
+    "reg_grpo": [
+        ("reg_grpo", "eval/accuracy", True, "DeepVideo-R1: Reg-GRPO reaches a higher accuracy than GRPO"),
+        ("reg_grpo+aug", "eval/accuracy", True, "DeepVideo-R1: Reg-GRPO + augmentation, higher accuracy"),
+        ("reg_grpo+aug", "adv/zero_std_frac", False, "DeepVideo-R1: augmentation, fewer zero-std groups"),
+    ],
+    "veripo": [
+        ("veripo", "reasoning/inconsistent_rate", False, "VerIPO: a lower inconsistency rate than GRPO"),
+        ("veripo", "reasoning/response_length", True, "VerIPO: longer reasoning than GRPO alone"),
+    ],
+    "tools": [("tools", "eval/accuracy", True, "VITAL: the frame toolbox helps where the first look misses")],
+    "zoo": [(v, "eval/accuracy", True, f"{v}: a higher accuracy than GRPO")
+            for v in ("gspo", "cispo", "dapo", "high_entropy")],
+}  # fmt: skip
+
+
+def seed_values(
+    results: dict[str, list[list[dict]]], seeds: list[int], variant: str, key: str
+) -> dict[int, float]:
+    """Seed → the value of ``key`` in the variant's run of that seed (see ``CLAIMS``)."""
+    out = {}
+    for seed, rows in zip(seeds, results[variant], strict=True):
+        if key.startswith(("eval/", "reasoning/")):
+            found = [
+                r[key]
+                for r in rows
+                if key in r and (key.startswith("reasoning/") or r.get("eval") == "after")
+            ]
+        else:
+            found = [statistics.mean(r[key] for r in rows if key in r)] if any(key in r for r in rows) else []
+        if found:
+            out[seed] = float(found[-1])
+    return out
+
+
+def verdicts(name: str, results: dict[str, list[list[dict]]], seeds: list[int]) -> str:
+    """Each claim of ``name``: the baseline's and the variant's mean [95 % interval], and the
+    verdict on their paired difference (``stats.verdict``)."""
+    baseline = next(iter(results))
+    lines = [
+        "",
+        f"Claims, each against `{baseline}`, paired by seed (95 % bootstrap intervals, {len(seeds)} seeds):",
+        "",
+    ]
+    for variant, key, higher, claim in CLAIMS.get(name, []):
+        mine, theirs = (seed_values(results, seeds, v, key) for v in (variant, baseline))
+        if not mine or not theirs:
+            continue
+        a, b = stats.bootstrap(list(theirs.values())), stats.bootstrap(list(mine.values()))
+        lines.append(f"- {claim} (`{key}`): {baseline} {a}, {variant} {b}: "
+                     f"{stats.verdict(stats.paired(mine, theirs), higher)}.")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def run_variant(
@@ -251,7 +316,7 @@ def _cell(vals: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", choices=sorted(COMPARISONS))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--steps", type=int, help="RL steps (default: the config's)")
     args = ap.parse_args()
     base, variants = COMPARISONS[args.name]
@@ -260,6 +325,7 @@ def main() -> None:
     out.mkdir(parents=True)
     results: dict[str, list[list[dict]]] = {}
     seconds: dict[str, float] = {}
+    start = time.perf_counter()
     for variant, overrides in variants.items():
         times = []
         for seed in args.seeds:
@@ -270,8 +336,11 @@ def main() -> None:
         seconds[variant] = statistics.mean(times)
     plot(results, out / "curves.png")
     device = f"CPU ({platform.machine()}), {torch.get_num_threads()} threads"
-    head = f"# {args.name}: {' vs '.join(variants)}\n\nConfig `{base}`; {device}.\n\n"
-    (out / "results.md").write_text(head + table(results, seconds, args.seeds))
+    wall = time.perf_counter() - start
+    head = (f"# {args.name}: {' vs '.join(variants)}\n\nConfig `{base}`; {device}; "
+            f"{len(variants) * len(args.seeds)} runs in {wall / 60:.1f} min.\n\n")  # fmt: skip
+    report = head + table(results, seconds, args.seeds) + verdicts(args.name, results, args.seeds)
+    (out / "results.md").write_text(report)
     print((out / "results.md").read_text())
 
 
