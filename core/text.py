@@ -57,8 +57,9 @@ def parse_letter(text: str | None, num_options: int = 4) -> str | None:
         return None
     valid = "ABCDEFGH"[: max(1, min(num_options, 8))]
     rest = _LEAD.sub("", text.strip())
-    m = re.match(rf"\(?([{valid}])\)?(?:[.:,)\s]|$)", rest)
-    return m.group(1) if m else parse_choice(rest, num_options)
+    # "(B) ...", "B. ...", "B: ...", "B" alone; not "A man ..." (an article is no answer)
+    m = re.match(rf"\(([{valid}])\)|([{valid}])(?:[.:,)]|$)", rest)
+    return (m.group(1) or m.group(2)) if m else parse_choice(rest, num_options)
 
 
 def parse_span(text: str | None) -> tuple[float, float] | None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,8 +82,7 @@ class LLMJudge(vidrl.Reward):
 
     def __call__(self, responses: Sequence[str], samples: Sequence[vidrl.Sample]) -> list[float | None]:
         prompts = [self._prompt(r, s) for r, s in zip(responses, samples, strict=True)]
-        with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="llm-judge") as pool:
-            replies = list(pool.map(self._ask, prompts))
+        replies = _map(self._ask, prompts, self.config.concurrency)
         return [None if reply is None else self._score(reply) for reply in replies]
 
     def _prompt(self, response: str, sample: vidrl.Sample) -> str:
@@ -134,6 +133,38 @@ class LLMJudge(vidrl.Reward):
         except (KeyError, IndexError, ValueError) as e:
             said = f"{url} answered something that is not a chat completion: {e}"
             raise JudgeRequestError(said, False) from e
+
+
+def _map(fn: Callable[[str], str | None], items: Sequence[str], workers: int) -> list[str | None]:
+    """``[fn(x) for x in items]`` on at most ``workers`` daemon threads: the first error stops the
+    others from starting new items and is raised; a call the scorer gave up on (its timeout)
+    never holds the process open at exit, as a thread pool's workers would."""
+    results: list[str | None] = [None] * len(items)
+    errors: list[BaseException] = []
+    todo, lock = iter(range(len(items))), threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None or errors:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as e:  # raised by the caller below
+                errors.append(e)
+                return
+
+    threads = [
+        threading.Thread(target=work, daemon=True, name="llm-judge") for _ in range(min(workers, len(items)))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 @vidrl.hookimpl

@@ -120,6 +120,9 @@ class RL(vidrl.Stage):
         c = self.config
         if c.dynamic_sampling and (config.augmenters or config.tools):
             out.append("dynamic_sampling cannot be combined with augmenters or tools yet: drop one of them")
+        if c.dynamic_sampling and c.group_size < 2:
+            out.append(f"dynamic_sampling needs group_size >= 2 (a group of {c.group_size} never has two "
+                       "rewards to differ): every step would roll out max_draws batches")  # fmt: skip
         if session is not None and config.loss is not None:
             loss = session.create("loss", config.loss.name, config.loss.options)
             if vidrl.Need.WHOLE_GROUPS in loss.needs() and c.micro_batch_size % c.group_size:

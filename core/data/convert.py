@@ -105,7 +105,7 @@ def video_r1(row: Mapping[str, Any], i: int, opts: Mapping[str, Any]) -> list[Ro
         "question": row["problem"],
         "answer": found.group(1),
         "task_type": VIDEO_R1_TASKS.get(kind, "free_form"),
-        "source_task_type": kind,
+        "problem_type": kind,
         "source": row.get("data_source") or "",
     }
     if kind == "multiple choice":

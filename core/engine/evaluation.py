@@ -192,7 +192,7 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
     def keep(texts: list[str], samples: Any) -> None:
         for k, (t, s) in enumerate(zip(texts, samples, strict=True)):
             ok, iou = grade(t, s, grading)
-            judged.append((s, ok, iou))
+            judged.append((_light(s), ok, iou))
             row = {"sample": s.id, "answer": s.answer, "response": t, "correct": ok, "iou": iou}
             answers.append(row if respond is None else {**row, "calls": calls[len(calls) - len(texts) + k]})
 
@@ -207,6 +207,13 @@ def score_split(ctx: RunContext, split: str = "eval") -> tuple[dict[str, float],
         result.update(tool_metrics(calls))
     result["skipped"] = float(len(skipped))
     return result, answers + skipped
+
+
+def _light(sample: Sample) -> Sample:
+    """What ``summarize`` reads of a sample (its task type and category), without its media, so
+    that gathering the judgements from every process sends no pixels."""
+    category = {"category": sample.metadata["category"]} if "category" in sample.metadata else {}
+    return Sample(sample.id, "", "", sample.task_type, metadata=category)
 
 
 def evaluate_split(ctx: RunContext, label: str) -> dict[str, float] | None:

@@ -51,15 +51,25 @@ def score(
     return Scores(total.float(), {k: v.float() for k, v in per.items()})
 
 
+class _Expired(Exception):
+    """A reward call outlived its time limit (never a reward's own exception)."""
+
+
 def _within(seconds: float | None, fn: Callable[[], Any]) -> Any:
-    """``fn()``, run in a daemon thread when ``seconds`` is set: TimeoutError when it has not
-    returned by then (the thread is left behind; it cannot hold the process open)."""
+    """``fn()``, run in a daemon thread when ``seconds`` is set (on the caller's CUDA device):
+    ``_Expired`` when it has not returned by then (the thread is left behind; it cannot hold the
+    process open)."""
     if seconds is None:
         return fn()
     out: dict[str, Any] = {}
+    device = (
+        torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    )
 
     def run() -> None:
         try:
+            if device is not None:
+                torch.cuda.set_device(device)  # the current device is per thread
             out["value"] = fn()
         except BaseException as e:  # handed to the caller
             out["error"] = e
@@ -68,7 +78,7 @@ def _within(seconds: float | None, fn: Callable[[], Any]) -> Any:
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        raise TimeoutError
+        raise _Expired
     if "error" in out:
         raise out["error"]
     return out["value"]
@@ -95,7 +105,7 @@ def _call(
     try:
         got = _within(reward.timeout_s, lambda: reward(responses, samples, **extra))
         values = [None if v is None else float(v) for v in got]
-    except TimeoutError:
+    except _Expired:
         raise RewardError(
             f"{who} did not return within {reward.timeout_s:g} s on samples [{ids}...]; if it needs "
             "longer, raise its timeout (rewards[i].timeout in the run config)"

@@ -10,15 +10,22 @@ from vidrl.engine.augment import Rollouts
 from vidrl.engine.evaluation import grade
 from vidrl.types import Advantages, Sample, Scores
 
-#: metrics that are each rank's part of a whole (summed over ranks): the loss, a share of the
-#: step's loss under whole-step normalisers; the feed's counts. Every other metric is averaged.
-SUMMED = frozenset({"loss", "data/skipped", "data/video_fallbacks"})
+#: metrics combined over ranks otherwise than by their mean: the loss is each rank's share of the
+#: step's loss (whole-step normalisers), so summed; extremes by their extreme; the feed's counts by
+#: their largest (a resumed run restores the main rank's count on every rank). Others: averaged.
+COMBINE = {
+    "loss": sum,
+    "response_length/min": min,
+    "response_length/max": max,
+    "data/skipped": max,
+    "data/video_fallbacks": max,
+}
 
 
 def over_ranks(world: Any, metrics: dict[str, float]) -> dict[str, float]:
-    """The step's metrics over every data-parallel rank (``world``, a ``Collective``): ``SUMMED``
-    ones summed, the others averaged over the ranks that report them (a task type only some
-    ranks drew). Every rank must call it; one rank: ``metrics`` as they are."""
+    """The step's metrics over every data-parallel rank (``world``, a ``Collective``): as
+    ``COMBINE`` says, the others averaged over the ranks that report them (a task type only
+    some ranks drew). Every rank must call it; one rank: ``metrics`` as they are."""
     if world.size == 1:
         return metrics
     parts = world.gather(metrics)
@@ -26,7 +33,7 @@ def over_ranks(world: Any, metrics: dict[str, float]) -> dict[str, float]:
     out = {}
     for k in keys:
         values = [part[k] for part in parts if k in part]
-        out[k] = sum(values) if k in SUMMED else sum(values) / len(values)
+        out[k] = COMBINE[k](values) if k in COMBINE else sum(values) / len(values)
     return out
 
 
@@ -56,12 +63,9 @@ def step_summary(used: Rollouts, adv: Advantages, g: int, lr: float) -> dict[str
     """The step's reward, advantage, length and learning-rate (``lr``) metrics, overall and per
     task, for the roll-outs trained on (G = ``g`` per group)."""
     scores, lengths = used.scores, used.gen.response_mask.sum(1).float()
-    unscored = (
-        {"reward/unscored_frac": float((~scores.scored).float().mean())} if not scores.scored.all() else {}
-    )
     return {
         **scores.means(),
-        **unscored,
+        "reward/unscored_frac": float((~scores.scored).float().mean()),
         **task_metrics(used.samples, used.texts, scores, adv, g),
         "reward/mean": float(scores.total.mean()),
         "adv/zero_std_frac": adv.zero_std_frac,

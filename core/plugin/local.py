@@ -48,6 +48,10 @@ def _import_file(path: Path) -> ModuleType:
     key = f"{FILE_PACKAGE}.{path.stem}"
     if key in sys.modules and getattr(sys.modules[key], "__file__", None) == str(path):
         return sys.modules[key]
+    if FILE_PACKAGE not in sys.modules:  # the parent package, so that pickle finds the file's classes
+        package = ModuleType(FILE_PACKAGE)
+        package.__path__ = []
+        sys.modules[FILE_PACKAGE] = package
     spec = importlib.util.spec_from_file_location(key, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[key] = module

@@ -41,7 +41,11 @@ def test_video_r1(tmp_path):
     )
     assert s["1"].images == ("Math/CLEVR-Math/images/CLEVR_train_036427.png",) and s["1"].video is None
     assert [s[k].task_type for k in ("1", "3", "4", "5")] == ["numeric", "free_form", "free_form", "numeric"]
-    assert s["4"].metadata["source_task_type"] == "OCR" and s["5"].answer == "2.5"
+    assert (
+        s["4"].metadata["problem_type"] == "OCR"
+        and "source_task_type" not in s["4"].metadata
+        and s["5"].answer == "2.5"
+    )
 
 
 def test_llava_video_turns_become_rows(tmp_path):

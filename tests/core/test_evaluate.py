@@ -67,6 +67,13 @@ def test_plain_and_auto_grading_read_benchmark_style_replies(response, sample, p
     assert grade(response, sample, "plain") == plain and grade(response, sample, "auto") == auto
 
 
+def test_an_article_is_not_an_option_letter():
+    from vidrl import text
+
+    assert text.parse_letter("A man opens the door, so the answer is C.") is None  # two letters: none
+    assert [text.parse_letter(s) for s in ("(B) blue", "B red", "B:", "C")] == ["B", "B", "B", "C"]
+
+
 def test_unknown_grading():
     with pytest.raises(ValueError, match="unknown grading 'letter'; valid: answer_tag, plain, auto"):
         grade("B", MC, "letter")

@@ -49,6 +49,14 @@ def test_a_file_of_components_loads_as_a_plugin_named_by_its_stem(rewards_file):
     assert session.registry("reward").entry("shout").plugin == "my_rewards"
 
 
+def test_a_file_plugins_classes_pickle(rewards_file):
+    import pickle
+
+    session = Session(paths=[str(rewards_file)]).load()
+    cls = session.registry("reward").get("shout")
+    assert pickle.loads(pickle.dumps(cls)) is cls and type(pickle.loads(pickle.dumps(cls()))) is cls
+
+
 def test_an_importable_module_loads_as_a_plugin(rewards_file, monkeypatch):
     monkeypatch.syspath_prepend(str(rewards_file.parent))
     monkeypatch.delitem(sys.modules, "my_rewards", raising=False)

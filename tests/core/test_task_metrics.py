@@ -46,11 +46,14 @@ class TwoRanks(Collective):
 
 
 def test_metrics_over_ranks_sum_the_loss_and_counts_and_average_the_rest():
-    """Each rank's loss is its share of the step's loss (whole-step normalisers): summed; a task
-    only one rank drew is averaged over that rank alone."""
-    mine = {"loss": 0.25, "reward/mean": 1.0, "data/skipped": 1.0, "task/numeric/reward": 0.5}
-    theirs = {"loss": 0.5, "reward/mean": 0.0, "data/skipped": 2.0, "task/free_form/reward": 0.75}
+    """Each rank's loss is its share of the step's loss (whole-step normalisers): summed; extremes
+    by their extreme; a task only one rank drew is averaged over that rank alone."""
+    mine = {"loss": 0.25, "reward/mean": 1.0, "data/skipped": 1.0, "task/numeric/reward": 0.5,
+            "response_length/min": 3.0, "response_length/max": 9.0}  # fmt: skip
+    theirs = {"loss": 0.5, "reward/mean": 0.0, "data/skipped": 2.0, "task/free_form/reward": 0.75,
+              "response_length/min": 2.0, "response_length/max": 7.0}  # fmt: skip
     out = over_ranks(TwoRanks(theirs), mine)
-    assert out == {"loss": 0.75, "reward/mean": 0.5, "data/skipped": 3.0, "task/numeric/reward": 0.5,
+    assert out == {"loss": 0.75, "reward/mean": 0.5, "data/skipped": 2.0, "task/numeric/reward": 0.5,
+                   "response_length/min": 2.0, "response_length/max": 9.0,
                    "task/free_form/reward": 0.75}  # fmt: skip
     assert over_ranks(Collective(), mine) is mine

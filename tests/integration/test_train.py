@@ -266,6 +266,12 @@ def test_reg_grpo_runs_end_to_end_with_a_lagged_old_policy(tiny_model_dir, tmp_p
     assert rows[0]["reg/rho_std"] > 0  # averaged over the two iterations: the second one's ρ is informative
 
 
+def test_dynamic_sampling_needs_groups_that_can_differ(tiny_model_dir):
+    rl = {"name": "rl", "options": {"group_size": 1, "micro_batch_size": 1, "dynamic_sampling": True}}
+    with pytest.raises(vidrl.ConfigError, match="dynamic_sampling needs group_size >= 2"):
+        tiny_run(tiny_model_dir("qwen2_5_vl"), stages=[rl])
+
+
 def test_dynamic_sampling_trains_on_informative_groups_and_refills_from_the_feed(tiny_model_dir, tmp_path):
     options = {"steps": 3, "prompts_per_step": 2, "group_size": 3, "micro_batch_size": 6, "max_new_tokens": 6}
     rl = {"name": "rl", "options": {**options, "dynamic_sampling": True, "max_draws": 3}}

@@ -203,6 +203,20 @@ def test_a_reward_that_does_not_return_in_time_is_a_named_error_not_a_hung_run()
     assert time.perf_counter() - t < 2
 
 
+class OwnTimeout(vidrl.Reward):
+    name = "own_timeout"
+
+    def __call__(self, responses, samples):
+        raise TimeoutError("the remote grader timed out")
+
+
+def test_a_rewards_own_timeout_error_is_its_error_not_the_scorers_limit():
+    with pytest.raises(
+        RewardError, match=r"raised on samples \[mc.*TimeoutError: the remote grader timed out"
+    ):
+        score([("t", 1.0, OwnTimeout())], ["a"], [MC])
+
+
 def test_the_config_sets_a_rewards_timeout(tiny_model_dir, tmp_path):
     from vidrl.engine.context import RunContext
 
