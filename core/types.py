@@ -37,6 +37,8 @@ class Sample:
     the video's length in seconds, when known. ``metadata``: the data-set row's other columns as
     read (e.g. ``source``, ``response``, ``chosen``/``rejected``). ``extras``: the typed stash
     (type → value) that the engine and plugins attach during a run; read it with ``extra``.
+    ``segment``: the part of the video the prompt is about, (start, end) seconds, or None for the
+    whole video; only its frames are shown (times stay the video's own).
     """
 
     id: str
@@ -50,6 +52,7 @@ class Sample:
     duration: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     extras: Mapping[type, Any] = field(default_factory=dict)
+    segment: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_TYPES:

@@ -194,7 +194,7 @@ MVBENCH_FOLDERS = {
 
 def mvbench(row: Mapping[str, Any], i: int, opts: Mapping[str, Any]) -> list[Row]:
     """MVBench (one file per task, named after it): bare ``candidates``, ``answer`` the right
-    candidate's text; the task is the category, ``start``/``end`` (seconds) the clip's bounds."""
+    candidate's text; the task is the category, ``start``/``end`` (seconds) the segment shown."""
     task, candidates = opts["task"], list(row["candidates"])
     if row["answer"] not in candidates:
         raise ValueError(f"answer {row['answer']!r} is not one of the candidates {candidates}")
@@ -209,7 +209,7 @@ def mvbench(row: Mapping[str, Any], i: int, opts: Mapping[str, Any]) -> list[Row
         "video": f"{folder}/{row['video']}" if folder else row["video"],
     }
     if row.get("start") is not None and row.get("end") is not None:
-        out["clip"] = [float(row["start"]), float(row["end"])]
+        out["segment"] = [float(row["start"]), float(row["end"])]
     return [out]
 
 

@@ -104,7 +104,7 @@ def _media(value: Any, root: Path, name: str) -> str:
     return str(resolved.relative_to(root))
 
 
-def _span(value: Any, duration: float | None) -> tuple[float, float] | None:
+def _span(value: Any, duration: float | None, name: str = "span") -> tuple[float, float] | None:
     if value is None:
         return None
     ok = (
@@ -114,7 +114,7 @@ def _span(value: Any, duration: float | None) -> tuple[float, float] | None:
     )
     if not ok or not 0 <= value[0] < value[1] or (duration is not None and value[1] > duration + 1e-6):
         raise ValueError(
-            f"field 'span': expected [start, end] with 0 <= start < end <= duration, got {value!r}"
+            f"field {name!r}: expected [start, end] with 0 <= start < end <= duration, got {value!r}"
         )
     return float(value[0]), float(value[1])
 
@@ -152,6 +152,7 @@ def to_sample(row: Any, origin: str, root: Path, mapping: RowMapping | None = No
         images=tuple(_media(p, root, f"images[{i}]") for i, p in enumerate(images)),
         options=tuple(options),
         span=_span(row.get("span"), duration),
+        segment=_span(row.get("segment"), duration, "segment"),
         duration=None if duration is None else float(duration),
         metadata=metadata,
     )

@@ -91,25 +91,28 @@ class Clips:
         file no backend reads, or frames too elongated for any budget)."""
         if sample.video is None:
             return None
+        key = sample.video if sample.segment is None else f"{sample.video}@{sample.segment}"
         with self._lock:
-            if sample.video in self._cache:
-                self._cache.move_to_end(sample.video)
-                return self._cache[sample.video]
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         c = self.config
         path = str(self.dataset.path(sample.video))
         try:
             plan = {"fps": c.fps, "min_frames": c.min_frames, "max_frames": c.max_frames,
                     "frame_factor": geometry.temporal}  # fmt: skip
+            if sample.segment is not None:
+                plan.update(start=sample.segment[0], end=sample.segment[1])
             clip = within(c.decode_timeout, path, lambda: read_video(self.backend, path, **plan))
             clip = fit_pixels(clip, geometry, c.budget, path)
-        except VideoError as e:
+        except (VideoError, ValueError) as e:  # ValueError: a segment outside the video
             raise VideoError(f"sample {sample.id!r}: {e}") from None
         used = self.backend.used(path) if isinstance(self.backend, Fallback) else None
         if used is not None and used != self.backend.members[0].name:
             sample.metadata["video_backend"] = used  # read by a later backend than the preferred one
         with self._lock:
-            if c.cache_clips and sample.video not in self._cache:
-                self._cache[sample.video] = clip
+            if c.cache_clips and key not in self._cache:
+                self._cache[key] = clip
                 self._bytes += clip.pixels.nbytes
                 while len(self._cache) > c.cache_clips or self._bytes > c.cache_mb * 2**20:
                     self._bytes -= self._cache.popitem(last=False)[1].pixels.nbytes

@@ -81,7 +81,7 @@ def test_mvbench_letters_the_right_candidate(tmp_path):
     assert (row.answer, row.options[1]) == ("B", "Sat on the bed.") and row.metadata[
         "category"
     ] == "action_sequence"
-    assert row.video == "star/Charades_v1_480/6H78U.mp4" and row.metadata["clip"] == [3.5, 18.25]
+    assert row.video == "star/Charades_v1_480/6H78U.mp4" and row.segment == (3.5, 18.25)
 
 
 def test_charades_sta_spans_within_the_video(tmp_path):

@@ -1,6 +1,7 @@
 """Sample streams: shuffled epochs, rank shares whose union does not depend on the number of
 ranks, exact resume from the saved position; feeds that skip or raise on bad videos."""
 
+import dataclasses
 import json
 import shutil
 
@@ -114,3 +115,22 @@ def test_a_prefetching_feed_resumes_at_the_last_batch_handed_out(tmp_path, synth
     b.load_state_dict(a.state_dict())
     assert b.skipped == a.skipped
     assert _same(_draws(a, 3), _draws(b, 3))
+
+
+def test_a_segment_shows_only_its_frames_and_one_outside_the_video_is_a_bad_row(synth_data, video_prompts):
+    """``segment`` (MVBench's start/end): the clip's frames all fall within it; cached apart from
+    the whole video's clip; a segment past the video's end names the sample."""
+    from vidrl.models.inputs import Geometry
+
+    row = json.loads(synth_data.read_text().splitlines()[0])
+    whole = {**row, "id": "whole"}
+    part = {**row, "id": "part", "segment": [1.0, 2.5]}
+    ds = load_dataset([whole, part], root=synth_data.parent)
+    clips = Clips(ds, Session().load().create("video_backend", "pyav"), DataConfig(max_frames=8))
+    geo = Geometry.of(video_prompts[1])
+    full, cut = clips.get(ds[0], geo), clips.get(ds[1], geo)
+    assert ds[1].segment == (1.0, 2.5) and cut.times.min() >= 1.0 and cut.times.max() <= 2.5
+    assert full.times.max() > 2.5 and clips.get(ds[0], geo) is full  # cached apart
+    late = dataclasses.replace(ds[1], id="late", segment=(row["duration"] + 1, row["duration"] + 2))
+    with pytest.raises(VideoError, match=r"sample 'late': window .* outside the video"):
+        clips.get(late, geo)
