@@ -110,7 +110,8 @@ class LoraConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     """The policy. ``path``: a local model directory (``from_pretrained``); None builds the tiny
-    ``tiny_arch`` model with random weights into the run directory (the demo). ``freeze``:
+    ``tiny_arch`` model (of ``tiny_size``: tiny, or small for Qwen2.5-VL) with random weights into
+    the run directory (the demo). ``freeze``:
     parameters whose name contains one of these strings are not trained (e.g. "visual": the
     vision tower of Qwen-VL models). ``precision``: ``fp32``; ``bf16-mixed`` (bf16 autocast over
     float32 master weights and optimizer state, through accelerate; the frozen reference model in
@@ -124,6 +125,7 @@ class ModelConfig:
     path: str | None = None
     freeze: tuple[str, ...] = ()
     tiny_arch: Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
+    tiny_size: Literal["tiny", "small"] = "tiny"
     precision: Literal["auto", "fp32", "bf16-mixed", "bf16-pure"] = "auto"
     gradient_checkpointing: bool = False
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"

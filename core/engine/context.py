@@ -141,7 +141,8 @@ class RunContext:
             if not (out / "config.json").is_file():
                 from vidrl.models.tiny import build_tiny_model
 
-                build_tiny_model(self.config.model.tiny_arch, out, seed=self.config.seed)
+                m = self.config.model
+                build_tiny_model(m.tiny_arch, out, seed=self.config.seed, size=m.tiny_size)
 
         self.on_main(build)
         return out

@@ -105,12 +105,23 @@ def _qwen2_vl(ids: dict[str, int], vocab: int) -> Any:
     return Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
 
 
-def _qwen2_5_vl(ids: dict[str, int], vocab: int) -> Any:
+#: larger than tiny, still CPU-trainable (the comparisons' base models): Qwen2.5-VL only
+SMALL = {
+    "text": {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 8,
+             "num_key_value_heads": 4, "rope_parameters": {**MROPE, "mrope_section": [4, 6, 6]}},
+    "vision": {"depth": 4, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4,
+               "out_hidden_size": 256, "fullatt_block_indexes": [1, 3]},
+}  # fmt: skip
+
+
+def _qwen2_5_vl(ids: dict[str, int], vocab: int, size: str = "tiny") -> Any:
     from transformers import Qwen2_5_VLConfig
 
-    text = {**TEXT, "vocab_size": vocab, "rope_parameters": MROPE, **ids.pop("text")}
+    bigger = SMALL if size == "small" else {"text": {}, "vision": {}}
+    text = {**TEXT, "vocab_size": vocab, "rope_parameters": MROPE, **bigger["text"], **ids.pop("text")}
     vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
               "patch_size": 14, "window_size": 56, "fullatt_block_indexes": [1]}  # fmt: skip
+    vision.update(bigger["vision"])
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
 
 
@@ -138,8 +149,11 @@ ARCHS: dict[str, TinyArch] = {
 }
 
 
-def build_tiny_model(arch: str, out_dir: str | Path, seed: int = 0, max_pixels: int = 128 * 128) -> Path:
-    """Write a tiny ``arch`` model directory (config, random weights, tokenizer, processor)."""
+def build_tiny_model(
+    arch: str, out_dir: str | Path, seed: int = 0, max_pixels: int = 128 * 128, size: str = "tiny"
+) -> Path:
+    """Write a tiny ``arch`` model directory (config, random weights, tokenizer, processor);
+    ``size`` ``small`` (Qwen2.5-VL only): 4 layers of width 256 and a 4-block vision tower."""
     import torch
     import transformers
     from transformers import AutoModelForImageTextToText
@@ -149,8 +163,11 @@ def build_tiny_model(arch: str, out_dir: str | Path, seed: int = 0, max_pixels: 
     if arch not in ARCHS:
         raise ValueError(f"unknown tiny architecture {arch!r}; {choices_hint(arch, ARCHS)}")
     spec = ARCHS[arch]
+    if size not in ("tiny", "small") or (size == "small" and arch != "qwen2_5_vl"):
+        raise ValueError(f"size {size!r}: tiny (every architecture) or small (qwen2_5_vl only)")
     tok = build_tokenizer()
-    config = spec.config({**_ids(tok), "text": _special(tok)}, len(tok))
+    extra = {"size": size} if size != "tiny" else {}
+    config = spec.config({**_ids(tok), "text": _special(tok)}, len(tok), **extra)
     config.eos_token_id, config.pad_token_id = tok.eos_token_id, tok.pad_token_id
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config)

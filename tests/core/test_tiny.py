@@ -47,3 +47,27 @@ def test_build_load_process_forward_generate(arch, tmp_path, synth_data, monkeyp
         **inputs, max_new_tokens=4, do_sample=True, pad_token_id=processor.tokenizer.pad_token_id
     )
     assert out.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_the_small_size_is_a_wider_deeper_qwen2_5_vl_that_runs(tmp_path):
+    """``size: small`` (the comparisons' base models): 4 layers of width 256, a 4-block tower,
+    M-RoPE sections summing to half the head size; one forward on an image runs."""
+    path = build_tiny_model("qwen2_5_vl", tmp_path / "small", size="small")
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    text, vision = model.config.text_config, model.config.vision_config
+    assert (text.hidden_size, text.num_hidden_layers, vision.depth, vision.out_hidden_size) == (
+        256,
+        4,
+        4,
+        256,
+    )
+    head = text.hidden_size // text.num_attention_heads
+    assert sum(text.rope_parameters["mrope_section"]) == head // 2
+    processor = AutoProcessor.from_pretrained(path)
+    image = torch.randint(0, 256, (56, 56, 3), dtype=torch.uint8).numpy()
+    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "a"}]}]
+    prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[prompt], images=[image], return_tensors="pt")
+    assert torch.isfinite(model(**inputs).logits).all()
+    with pytest.raises(ValueError, match="small \\(qwen2_5_vl only\\)"):
+        build_tiny_model("qwen3_vl", tmp_path / "no", size="small")
