@@ -59,7 +59,7 @@ def test_claims_are_judged_on_the_final_evaluation_and_paired_by_seed():
     spec = importlib.util.spec_from_file_location(
         "compare", Path(__file__).parents[1] / "benchmarks" / "algorithms" / "compare.py"
     )
-    compare = importlib.util.module_from_spec(spec)
+    compare = sys.modules["compare"] = importlib.util.module_from_spec(spec)  # its dataclass looks it up
     spec.loader.exec_module(compare)
 
     def run(after, zero_std):  # one run's rows: RL steps, an evaluation between stages, the final one

@@ -6,6 +6,11 @@ zero-std groups, for tool runs also accuracy and calls, mean over seeds) and ``r
 then each paper claim of ``CLAIMS`` judged against the baseline, paired by seed, with 95 %
 bootstrap intervals: ``stats.py``; the whole comparison's wall time).
 
+Comparisons marked ``on_base`` start every run from the same cached base model on the suite
+(``base/``: built once by ``base/build.py``, reused while its recipe is unchanged) and run only the
+RL stage of ``base/rl.yaml`` with each variant's overrides; the others run their config's SFT
+stage inside every run.
+
 usage: python benchmarks/algorithms/compare.py dgrpo [--seeds 0 1 2 3 4] [--steps N]
 """
 
@@ -19,14 +24,16 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from vidrl import load_config
 
-sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its neighbour stats.py
+sys.path.insert(0, str(Path(__file__).parent))  # run as a script: its neighbours stats.py, base/
 import stats  # noqa: E402
+from base import build as base_build  # noqa: E402
 
 from vidrl.config import read_yaml
 from vidrl.engine.pipeline import train
@@ -34,25 +41,46 @@ from vidrl.engine.pipeline import train
 ROOT = Path(__file__).resolve().parents[2]
 #: comparisons that also measure the final model's held-out reasoning (consistency, length)
 REASONING = {"veripo"}
-#: name → (base config, {variant: overrides})
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A config, its variants' overrides (the first variant is the baseline) and whether every
+    run starts from the cached base on the suite (only an RL stage: ``stages.0``)."""
+
+    config: str
+    variants: dict[str, list[str]] = field(default_factory=dict)
+    on_base: bool = False
+
+    @property
+    def rl_stage(self) -> int:
+        return 0 if self.on_base else 1
+
+
+ON_BASE = "benchmarks/algorithms/base/rl.yaml"
+FORTY = "stages.0.options.steps=40"
+REG = "{name: reg_grpo, options: {beta: 0.1, eps: 1.0e-6, kl_estimator: k3}}"
+AUG = "augmenters=[{name: difficulty_aug, options: {window: 100, dead_band: 0.1, hints: true, easy: noise, sigma: 0.05}}]"  # noqa: E501
 COMPARISONS = {
-    "dgrpo": (
-        "examples/configs/dgrpo-multitask.yaml",
-        {"grpo": ["advantage={name: grpo}"], "dgrpo": []},
-    ),
-    "reg_grpo": (
-        "examples/configs/reg-grpo.yaml",
+    "dgrpo": Comparison(ON_BASE, {"grpo": [], "dgrpo": ["advantage={name: dgrpo, options: {c: 1.5}}"]}, True),
+    "reg_grpo": Comparison(  # 40 roll-out batches each; Reg-GRPO's lagged old policy: 2 steps per batch
+        ON_BASE,
         {
             "grpo": [
-                "loss={name: ppo_clip, options: {beta: 0.1}}",
-                "augmenters=[]",
-                "stages.1.options.num_iterations=1",
+                "loss={name: ppo_clip, options: {beta: 0.1, kl_estimator: k3}}",
+                FORTY,
             ],
-            "reg_grpo": ["augmenters=[]"],
-            "reg_grpo+aug": [],
+            "reg_grpo": [f"loss={REG}", FORTY, "stages.0.options.num_iterations=2"],
+            "reg_grpo+aug": [
+                f"loss={REG}",
+                FORTY,
+                "stages.0.options.num_iterations=2",
+                AUG,
+            ],
         },
+        True,
     ),
-    "tools": (
+    "tools": Comparison(
         "examples/configs/dgrpo-tools.yaml",
         {  # the same data, steps and roll-outs; without tools the answer comes from the 8 prompt frames
             "no_tools": [
@@ -64,7 +92,7 @@ COMPARISONS = {
             "tools": [],
         },
     ),
-    "zoo": (  # the zoo-breadth algorithms against GRPO, on the DGRPO comparison's data, steps and seeds
+    "zoo": Comparison(  # the zoo-breadth algorithms against GRPO: the DGRPO comparison's data, steps, seeds
         "examples/configs/dgrpo-multitask.yaml",
         {
             "grpo": ["advantage={name: grpo}"],
@@ -86,7 +114,7 @@ COMPARISONS = {
             ],
         },
     ),
-    "veripo": (
+    "veripo": Comparison(
         "examples/configs/veripo.yaml",
         {  # GRPO alone gets the loop's optimizer-step budget: 2 × (20 GRPO + 10 DPO) steps
             "grpo": [
@@ -159,13 +187,23 @@ def verdicts(name: str, results: dict[str, list[list[dict]]], seeds: list[int]) 
 
 
 def run_variant(
-    base: Path, overrides: list[str], seed: int, steps: int | None, reasoning: bool
+    comparison: Comparison,
+    overrides: list[str],
+    seed: int,
+    steps: int | None,
+    reasoning: bool,
+    on: Path | None,
 ) -> tuple[list[dict], float]:
     """One run's metrics rows (plus, with ``reasoning``, a row of held-out reasoning measures)
-    and its wall time."""
-    extra = [f"seed={seed}", f"data.synth.seed={seed}"] + (
-        [f"stages.1.options.steps={steps}"] if steps else []
-    )
+    and its wall time; ``on``: the cached base's folder (``base/build.py``) to start from."""
+    base = ROOT / comparison.config
+    extra = [f"seed={seed}"] + ([f"stages.{comparison.rl_stage}.options.steps={steps}"] if steps else [])
+    if on is None:
+        extra.append(f"data.synth.seed={seed}")
+    else:
+        suite = on / "suite"
+        extra += [f"model.path={on / 'model'}", f"data.train={suite / 'train' / 'data.jsonl'}",
+                  f"data.eval={suite / 'eval' / 'data.jsonl'}"]  # fmt: skip
     config, session = load_config(read_yaml(base), [*overrides, *extra])
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -284,7 +322,7 @@ def table(results: dict[str, list[list[dict]]], seconds: dict[str, float], seeds
             evals[v].append(merged)
     keys = sorted({k for runs in evals.values() for rows in runs for r in rows.values() for k in r
                    if k.startswith(("eval/", "window/")) and k != "eval/n"})  # fmt: skip
-    lines = [f"Held-out greedy evaluation, mean over seeds {seeds} (per-seed values in brackets).", ""]
+    lines = [f"Held-out greedy evaluation, mean over seeds {seeds} [95 % bootstrap interval].", ""]
     lines += ["| variant | when | " + " | ".join(k.removeprefix("eval/") for k in keys) + " |"]
     lines += ["|---|---|" + "---|" * len(keys)]
     for v, runs in evals.items():
@@ -310,7 +348,22 @@ def table(results: dict[str, list[list[dict]]], seconds: dict[str, float], seeds
 
 
 def _cell(vals: list[float]) -> str:
-    return f"{statistics.mean(vals):.3f} [{', '.join(f'{x:.2f}' for x in vals)}]" if vals else ""
+    """The mean [95 % bootstrap interval over seeds]."""
+    if not vals:
+        return ""
+    ci = stats.bootstrap(vals)
+    return f"{ci.mean:.3f} [{ci.low:.2f}, {ci.high:.2f}]"
+
+
+def base_scores(on: Path) -> str:
+    """The cached base's held-out scores (before RL, the same for every run), per task and level."""
+    info = json.loads((on / "base.json").read_text())
+    scores = {k: v for k, v in info["heldout"].items() if "/category/" in k}
+    lines = [f"Every run starts from the cached base `{info['key']}` (`base/build.py`, built in "
+             f"{info['seconds'] / 60:.1f} min); its held-out scores before RL:", "",
+             "| " + " | ".join(k.split("/category/")[1] for k in scores) + " |", "|" + "---|" * len(scores),
+             "| " + " | ".join(f"{v:.2f}" for v in scores.values()) + " |", ""]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -319,17 +372,18 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--steps", type=int, help="RL steps (default: the config's)")
     args = ap.parse_args()
-    base, variants = COMPARISONS[args.name]
+    comparison = COMPARISONS[args.name]
+    on = base_build.build() if comparison.on_base else None
     out = Path(__file__).parent / args.name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     results: dict[str, list[list[dict]]] = {}
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    for variant, overrides in variants.items():
+    for variant, overrides in comparison.variants.items():
         times = []
         for seed in args.seeds:
-            rows, secs = run_variant(ROOT / base, overrides, seed, args.steps, args.name in REASONING)
+            rows, secs = run_variant(comparison, overrides, seed, args.steps, args.name in REASONING, on)
             (out / f"{variant}-seed{seed}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             results.setdefault(variant, []).append(rows)
             times.append(secs)
@@ -337,9 +391,11 @@ def main() -> None:
     plot(results, out / "curves.png")
     device = f"CPU ({platform.machine()}), {torch.get_num_threads()} threads"
     wall = time.perf_counter() - start
-    head = (f"# {args.name}: {' vs '.join(variants)}\n\nConfig `{base}`; {device}; "
-            f"{len(variants) * len(args.seeds)} runs in {wall / 60:.1f} min.\n\n")  # fmt: skip
-    report = head + table(results, seconds, args.seeds) + verdicts(args.name, results, args.seeds)
+    names = list(comparison.variants)
+    head = (f"# {args.name}: {' vs '.join(names)}\n\nConfig `{comparison.config}`; {device}; "
+            f"{len(names) * len(args.seeds)} runs in {wall / 60:.1f} min.\n\n")  # fmt: skip
+    report = head + (base_scores(on) if on else "") + table(results, seconds, args.seeds)
+    report += verdicts(args.name, results, args.seeds)
     (out / "results.md").write_text(report)
     print((out / "results.md").read_text())
 

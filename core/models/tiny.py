@@ -105,12 +105,14 @@ def _qwen2_vl(ids: dict[str, int], vocab: int) -> Any:
     return Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
 
 
-#: larger than tiny, still CPU-trainable (the comparisons' base models): Qwen2.5-VL only
+#: larger than tiny, still CPU-trainable (the comparisons' base models): Qwen2.5-VL only. The
+#: tower's width matters most: a 32-wide tower cannot learn which colours its tokens cover on
+#: videos with moving squares and distractors, a 64-wide one can (benchmarks/algorithms/README.md)
 SMALL = {
-    "text": {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 8,
-             "num_key_value_heads": 4, "rope_parameters": {**MROPE, "mrope_section": [4, 6, 6]}},
+    "text": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "rope_parameters": {**MROPE, "mrope_section": [4, 6, 6]}},
     "vision": {"depth": 4, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4,
-               "out_hidden_size": 256, "fullatt_block_indexes": [1, 3]},
+               "out_hidden_size": 128, "fullatt_block_indexes": [1, 3]},
 }  # fmt: skip
 
 
@@ -153,7 +155,7 @@ def build_tiny_model(
     arch: str, out_dir: str | Path, seed: int = 0, max_pixels: int = 128 * 128, size: str = "tiny"
 ) -> Path:
     """Write a tiny ``arch`` model directory (config, random weights, tokenizer, processor);
-    ``size`` ``small`` (Qwen2.5-VL only): 4 layers of width 256 and a 4-block vision tower."""
+    ``size`` ``small`` (Qwen2.5-VL only): 3 layers of width 128 and a 4-block tower of width 64."""
     import torch
     import transformers
     from transformers import AutoModelForImageTextToText

@@ -50,16 +50,16 @@ def test_build_load_process_forward_generate(arch, tmp_path, synth_data, monkeyp
 
 
 def test_the_small_size_is_a_wider_deeper_qwen2_5_vl_that_runs(tmp_path):
-    """``size: small`` (the comparisons' base models): 4 layers of width 256, a 4-block tower,
+    """``size: small`` (the comparisons' base models): 3 layers of width 128, a 4-block tower,
     M-RoPE sections summing to half the head size; one forward on an image runs."""
     path = build_tiny_model("qwen2_5_vl", tmp_path / "small", size="small")
     model = AutoModelForImageTextToText.from_pretrained(path)
     text, vision = model.config.text_config, model.config.vision_config
     assert (text.hidden_size, text.num_hidden_layers, vision.depth, vision.out_hidden_size) == (
-        256,
+        128,
+        3,
         4,
-        4,
-        256,
+        128,
     )
     head = text.hidden_size // text.num_attention_heads
     assert sum(text.rope_parameters["mrope_section"]) == head // 2

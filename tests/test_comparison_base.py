@@ -1,0 +1,95 @@
+"""benchmarks/algorithms/base: the vision warm-up's per-token colour targets against a
+straight-line per-pixel reference, and the comparison suite's rows (fixed by seed, disjoint
+splits, answers that match the drawn scenes)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BASE = Path(__file__).parents[1] / "benchmarks" / "algorithms" / "base"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"comparison_{name}", BASE / f"{name}.py")
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+warmup, suite = _load("vision_warmup"), _load("suite")
+
+
+def _reference_targets(pixels, mean, std, merge, radius, min_pixels):
+    """One merged token at a time, one pixel at a time."""
+    from vidrl.data.synth import COLOURS, DISTRACTOR
+
+    palette = [*COLOURS.values(), DISTRACTOR]
+    out = []
+    for token in pixels.double().view(-1, merge * merge, 3, pixels.shape[1] // 3):
+        counts = [0] * len(palette)
+        for row in token:
+            rgb = (row * torch.tensor(std, dtype=torch.float64)[:, None] + torch.tensor(mean)[:, None]) * 255
+            for px in rgb.T:
+                for k, colour in enumerate(palette):
+                    counts[k] += float(torch.dist(px, torch.tensor(colour, dtype=torch.float64))) < radius
+        out.append([float(c >= min_pixels) for c in counts])
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("merge, patch_dim, tokens, least", [(2, 3 * 2 * 4 * 4, 3, 6), (1, 3 * 5, 8, 2)])
+def test_colour_targets_match_a_per_pixel_reference(merge, patch_dim, tokens, least):
+    """Patches of palette colours, near-misses and noise; odd patch sizes; both merge sizes."""
+    from vidrl.data.synth import COLOURS, DISTRACTOR
+
+    g = torch.Generator().manual_seed(merge)
+    mean, std = [0.48, 0.46, 0.41], [0.27, 0.26, 0.28]
+    palette = torch.tensor([*COLOURS.values(), DISTRACTOR, (24, 24, 24)], dtype=torch.float64)
+    n_px = patch_dim // 3
+    weights = torch.tensor([1.0] * (len(palette) - 1) + [12.0])  # mostly background
+    pick = torch.multinomial(weights, tokens * merge * merge * n_px, True, generator=g).view(-1, n_px)
+    rgb = palette[pick] + torch.randn(pick.shape + (3,), generator=g, dtype=torch.float64) * 40
+    normalised = (rgb / 255 - torch.tensor(mean)) / torch.tensor(std)  # [N, n_px, 3]
+    pixels = normalised.permute(0, 2, 1).reshape(len(pick), patch_dim).float()
+    got = warmup.colour_targets(pixels, mean, std, merge, radius=60.0, min_pixels=least)
+    want = _reference_targets(pixels, mean, std, merge, 60.0, least)
+    assert got.shape == (tokens, len(COLOURS) + 1)
+    assert torch.equal(got, want.float())
+    assert 0 < got.mean() < 1  # both outcomes occur
+
+
+def test_the_suite_is_fixed_by_seed_and_its_splits_are_disjoint(tmp_path):
+    a = suite.write_suite(tmp_path / "a", "train", 8, seed=3)
+    b = suite.write_suite(tmp_path / "b", "train", 8, seed=3)
+    held = suite.write_suite(tmp_path / "a", "eval", 8, seed=3)
+    rows = [json.loads(x) for x in a.read_text().splitlines()]
+    assert rows == [json.loads(x) for x in b.read_text().splitlines()]
+    objects = lambda p: [json.dumps(json.loads(x)["metadata"]["objects"]) for x in p.read_text().splitlines()]  # noqa: E731
+    assert not set(objects(a)) & set(objects(held))
+    assert [r["metadata"]["category"] for r in rows[:5]] == ["colour/L0", "first/L0", "count/L0", "when/L0",
+                                                             "colour/L1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("task", suite.TASKS)
+@pytest.mark.parametrize("level", suite.LEVELS)
+def test_each_answer_follows_from_the_scene(task, level):
+    for i in range(20):
+        scene, fields = suite.scene_for(task, level, np.random.default_rng([task.__len__(), level, i]))
+        squares = scene.squares
+        assert all(0 <= s.start < s.end <= suite.DURATION for s in (*squares, *scene.distractors))
+        first = min(squares, key=lambda s: s.start)
+        if task == "colour":
+            assert len(squares) == 1 and fields["answer"] == "ABCD"[suite.COLOURS.index(first.colour)]
+        elif task == "first":
+            assert len({s.start for s in squares}) == len(squares) == (3 if level == 2 else 2)
+            assert fields["answer"] == "ABCD"[suite.COLOURS.index(first.colour)]
+        elif task == "count":
+            assert fields["answer"] == str(len(squares)) and len({s.colour for s in squares}) == len(squares)
+        else:
+            named = next(s for s in squares if s.colour in fields["question"])
+            assert fields["span"] == [named.start, named.end]
+        assert len({s.colour for s in squares}) == len(squares)
