@@ -93,3 +93,27 @@ def test_each_answer_follows_from_the_scene(task, level):
             named = next(s for s in squares if s.colour in fields["question"])
             assert fields["span"] == [named.start, named.end]
         assert len({s.colour for s in squares}) == len(squares)
+
+
+def test_the_recipe_phases_are_valid_run_configs(tmp_path):
+    """Each phase of recipe.yaml, as the builder completes it, loads as a run config whose stages
+    exist (the warm-up from its local plugin file); a phase's ``tasks`` keep those train rows only."""
+    import yaml
+
+    from vidrl import load_config
+
+    build = _load("build")
+    recipe = yaml.safe_load(build.RECIPE.read_text())
+    for split in ("train", "eval"):
+        suite.write_suite(tmp_path / "suite", split, 8)
+    model = None
+    for phase in recipe["phases"]:
+        config, session = load_config(build._phase_config(phase, tmp_path / "suite", model))
+        for stage in config.stages:
+            assert stage.name in session.registry("stage")
+        rows = [json.loads(x) for x in Path(config.data.train).read_text().splitlines()]
+        tasks = {r["metadata"]["category"].split("/")[0] for r in rows}
+        assert tasks == set(phase.get("tasks") or suite.TASKS)
+        assert config.model.path == (None if model is None else str(model))
+        model = tmp_path / "previous" / "model"
+    assert len(build.recipe_key()) == 12
