@@ -117,3 +117,37 @@ def test_the_recipe_phases_are_valid_run_configs(tmp_path):
         assert config.model.path == (None if model is None else str(model))
         model = tmp_path / "previous" / "model"
     assert len(build.recipe_key()) == 12
+
+
+def test_the_base_is_built_once_then_reused_and_a_new_recipe_is_a_new_key(tmp_path, monkeypatch):
+    """A two-phase recipe of a few steps: the cache holds the model, the suite, the scores and
+    each phase's files without weights, and no temporary folder; a second build trains nothing."""
+    import yaml
+
+    import vidrl.engine.pipeline
+
+    build = _load("build")
+    data = {"fps": 1.0, "max_frames": 4, "budget": {"max_pixels": 3136, "min_pixels": 784}}
+    quiet = {"before": False, "between_stages": False, "batch_size": 4, "max_new_tokens": 4}
+    warm = {"name": "vision_warmup", "options": {"steps": 2, "batch_size": 2}}
+    sft = {"name": "sft", "options": {"steps": 2, "batch_size": 2, "micro_batch_size": 2}}
+    recipe = {"suite": {"train": 8, "eval": 4, "seed": 0}, "phases": [
+        {"tasks": ["colour"], "config": {"model": {"tiny_arch": "qwen2_5_vl"}, "data": data, "stages": [warm],
+                                         "eval": {**quiet, "after": False}, "log": {"progress": False}}},
+        {"config": {"data": data, "eval": quiet, "log": {"progress": False}, "stages": [sft]}},
+    ]}  # fmt: skip
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    monkeypatch.setattr(build, "RECIPE", path)
+    out = build.build(tmp_path / "cache")
+    info = json.loads((out / "base.json").read_text())
+    assert out.name == info["key"] == build.recipe_key()
+    assert (out / "model" / "config.json").exists() and (out / "suite" / "eval" / "data.jsonl").exists()
+    assert info["heldout"]["n"] == 4 and "accuracy/category/colour/L0" in info["heldout"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [out.name]
+    assert (out / "phase-1" / "metrics.jsonl").exists()
+    assert not [p for k in (0, 1) for p in (out / f"phase-{k}").iterdir() if p.is_dir()]
+    monkeypatch.setattr(vidrl.engine.pipeline, "train", lambda *a, **k: pytest.fail("built again"))
+    assert build.build(tmp_path / "cache") == out
+    path.write_text(yaml.safe_dump({**recipe, "suite": {**recipe["suite"], "seed": 1}}))
+    assert build.recipe_key() != out.name

@@ -1,11 +1,12 @@
 """Build (or reuse) the comparisons' base model: the suite's videos (``suite.py``), then the
 phases of ``recipe.yaml`` one after the other, each a vidrl run starting from the model the
 previous phase left; the result is cached under ``<cache>/<key>``, where the key hashes the recipe,
-``suite.py``, ``vision_warmup.py`` and the vidrl version, so every comparison reuses one base and a
-changed recipe builds a new one.
+``suite.py``, ``vision_warmup.py``, the tiny models' definitions (``vidrl.models.tiny``) and the
+vidrl version, so every comparison reuses one base and a changed recipe builds a new one.
 
-The cache entry holds ``model/`` (the base), ``suite/{train,eval}/data.jsonl`` and ``base.json``
-(the recipe, wall time, and the held-out scores per task and level of the final phase). It is
+The cache entry holds ``model/`` (the base), ``suite/{train,eval}/data.jsonl``, ``base.json``
+(the recipe, wall time, and the held-out scores per task and level of the final phase) and each
+phase's run files without its weights (``phase-<k>/``: metrics, curves, held-out answers). It is
 written to a temporary folder first and renamed, so an interrupted build leaves nothing half done.
 
 usage: python benchmarks/algorithms/base/build.py [--cache DIR]   (default ~/.cache/vidrl/bases)
@@ -31,12 +32,15 @@ DEFAULT_CACHE = Path.home() / ".cache" / "vidrl" / "bases"
 
 
 def recipe_key() -> str:
-    """12 hex digits of the SHA-256 of the recipe, the suite and warm-up sources and vidrl's version."""
+    """12 hex digits of the SHA-256 of the recipe, the suite and warm-up sources, the tiny models'
+    source (the architecture the recipe names) and vidrl's version."""
     from importlib.metadata import version
 
+    import vidrl.models.tiny
+
     h = hashlib.sha256(version("vidrl").encode())
-    for name in ("recipe.yaml", "suite.py", "vision_warmup.py"):
-        h.update((HERE / name).read_bytes())
+    for path in (RECIPE, HERE / "suite.py", HERE / "vision_warmup.py", Path(vidrl.models.tiny.__file__)):
+        h.update(Path(path).read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -86,8 +90,10 @@ def build(cache: Path = DEFAULT_CACHE) -> Path:
             model = run / "model"
         scores = json.loads((run / "eval-after.json").read_text())  # the last phase evaluates
         shutil.move(str(model), work / "model")
-        for k in range(len(recipe["phases"])):
-            shutil.rmtree(work / f"phase-{k}")
+        for folder in (work / f"phase-{k}" for k in range(len(recipe["phases"]))):
+            for sub in folder.iterdir():  # keep each phase's metrics, curves and answers; drop weights
+                if sub.is_dir():
+                    shutil.rmtree(sub)
         info = {"key": out.name, "recipe": recipe, "seconds": time.perf_counter() - start, "heldout": scores}
         (work / "base.json").write_text(json.dumps(info, indent=1))
         work.rename(out)

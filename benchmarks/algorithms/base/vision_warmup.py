@@ -5,9 +5,9 @@ token covers, before any language training.
 Why: a vision tower with random weights gives tokens that differ between videos by well under 1 %
 of their norm (the dark background dominates every patch), so a language model trained on top of
 them never learns to tell a red square from a blue one: the tiny Qwen2.5-VL stays at chance on
-"which colour is the square?" after 400 SFT steps. After this warm-up it reads colours (75 %
-held-out after 300 steps on the same task). It is the synthetic stand-in for the contrastive
-pre-training a real vision tower has had.
+"which colour is the square?" after 400 SFT steps. After this warm-up it reads colours: 0.73
+held-out accuracy after 300 SFT steps on the same task at 56 × 56 px per frame, 1.00 at 112 × 112.
+It is the synthetic stand-in for the contrastive pre-training a real vision tower has had.
 
 Target per merged vision token: for each colour of ``vidrl.data.synth`` (and the grey of
 distractors), whether at least ``min_pixels`` of the token's pixels (all its frames) are within
