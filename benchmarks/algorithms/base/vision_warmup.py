@@ -54,6 +54,8 @@ class VisionWarmup(vidrl.Stage):
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-3, warmup_steps=20)
 
     def run(self, context: vidrl.StageContext) -> None:
+        if context.world.size > 1:  # it calls the tower directly, outside the data-parallel wrapper
+            raise vidrl.VidrlError(f"vision_warmup runs on one process, not {context.world.size}")
         c, policy = self.config, context.policy()
         visual = policy.base.model.visual
         video = policy.processor.video_processor
