@@ -106,8 +106,8 @@ def _qwen2_vl(ids: dict[str, int], vocab: int) -> Any:
 
 
 #: larger than tiny, still CPU-trainable (the comparisons' base models): Qwen2.5-VL only. The
-#: tower's width matters most: a 32-wide tower cannot learn which colours its tokens cover on
-#: videos with moving squares and distractors, a 64-wide one can (benchmarks/algorithms/README.md)
+#: tower's width matters most: on videos with moving squares and distractors a 32-wide tower learns
+#: only in part which colours its tokens cover, a 64-wide one learns it (benchmarks/algorithms/README.md)
 SMALL = {
     "text": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4,
              "num_key_value_heads": 2, "rope_parameters": {**MROPE, "mrope_section": [4, 6, 6]}},
