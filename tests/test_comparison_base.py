@@ -151,3 +151,16 @@ def test_the_base_is_built_once_then_reused_and_a_new_recipe_is_a_new_key(tmp_pa
     assert build.build(tmp_path / "cache") == out
     path.write_text(yaml.safe_dump({**recipe, "suite": {**recipe["suite"], "seed": 1}}))
     assert build.recipe_key() != out.name
+
+
+def test_bad_suite_and_warm_up_settings_name_the_value_and_the_choices(tmp_path):
+    with pytest.raises(ValueError, match=r"level 3; choices: \[0, 1, 2\]"):
+        suite.scene_for("colour", 3, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"task 'size'; choices: \['colour'"):
+        suite.scene_for("size", 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"split 'test'; choices: \['train', 'eval'\]"):
+        suite.write_suite(tmp_path, "test", 1)
+    with pytest.raises(ValueError, match="radius > 0; got .*radius=0"):
+        warmup.VisionWarmup.Config(radius=0)
+    with pytest.raises(ValueError, match="steps=0"):
+        warmup.VisionWarmup.Config(steps=0)

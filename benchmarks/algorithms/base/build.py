@@ -80,9 +80,9 @@ def build(cache: Path = DEFAULT_CACHE) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         work, start = Path(tmp), time.perf_counter()
-        s = recipe["suite"]
+        s, suite = recipe["suite"], _suite()
         for split in ("train", "eval"):
-            _suite().write_suite(work / "suite", split, s[split], s["seed"])
+            suite.write_suite(work / "suite", split, s[split], s["seed"])
         model = None
         for k, phase in enumerate(recipe["phases"]):
             run = work / f"phase-{k}"

@@ -29,14 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vidrl.data.synth import DISTRACTOR, LETTERS, Scene, Square, write_mp4
+from vidrl.data.synth import LETTERS, Scene, Square, write_mp4
 
 COLOURS = ("red", "green", "blue", "yellow")
 TASKS = ("colour", "first", "count", "when")
 LEVELS = (0, 1, 2)
 DURATION, FPS, SIZE, SIDE = 8.0, 8, 112, 20
 SPLIT_SEEDS = {"train": 1000, "eval": 2000}
-assert DISTRACTOR  # the grey of distractors, drawn by ``render``
 
 
 def _square(rng: np.random.Generator, colour: str, start: float, length: float, move: bool) -> Square:
@@ -65,6 +64,8 @@ def _sequence(
 
 def scene_for(task: str, level: int, rng: np.random.Generator) -> tuple[Scene, dict]:
     """A scene for ``task`` at ``level`` and its row fields (question, answer, options or span)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown suite level {level!r}; choices: {list(LEVELS)}")
     greys: tuple[Square, ...] = ()
     if task == "colour":
         c = _colours(rng, 1)[0]
@@ -107,6 +108,8 @@ TASK_TYPES = {"colour": "multiple_choice", "first": "multiple_choice", "count": 
 
 def write_suite(out: Path, split: str, num: int, seed: int = 0, tasks=TASKS, levels=LEVELS) -> Path:
     """``num`` videos (tasks × levels cycled) under ``out/<split>``; returns its data.jsonl."""
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"unknown split {split!r}; choices: {list(SPLIT_SEEDS)}")
     root, rows = Path(out) / split, []
     for i in range(num):
         task, level = tasks[i % len(tasks)], levels[(i // len(tasks)) % len(levels)]

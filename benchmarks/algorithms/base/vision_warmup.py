@@ -27,7 +27,7 @@ from vidrl.data.synth import COLOURS, DISTRACTOR
 
 
 def colour_targets(
-    pixels: torch.Tensor, mean, std, merge: int, radius: float, min_pixels: int
+    pixels: torch.Tensor, mean: list[float], std: list[float], merge: int, radius: float, min_pixels: int
 ) -> torch.Tensor:
     """Processor patch rows [N, 3·T·P·P] (normalised; ``merge``² consecutive rows form one merged
     token) → [N / merge², K] 0/1 presence of each palette colour (``COLOURS`` then grey)."""
@@ -53,6 +53,11 @@ class VisionWarmup(vidrl.Stage):
         min_pixels: int = 8
         optim: vidrl.OptimConfig = vidrl.OptimConfig(lr=1e-3, warmup_steps=20)
 
+        def __post_init__(self) -> None:
+            bad = {k: getattr(self, k) for k in ("steps", "batch_size", "min_pixels") if getattr(self, k) < 1}
+            if bad or self.radius <= 0:
+                raise ValueError(f"need steps, batch_size, min_pixels >= 1 and radius > 0; got {self}")
+
     def run(self, context: vidrl.StageContext) -> None:
         if context.world.size > 1:  # it calls the tower directly, outside the data-parallel wrapper
             raise vidrl.VidrlError(f"vision_warmup runs on one process, not {context.world.size}")
@@ -67,7 +72,11 @@ class VisionWarmup(vidrl.Stage):
         readout = torch.randn(width, len(COLOURS) + 1, generator=generator) / width**0.5
         loop = context.loop(c.steps, opt, sched, feed)
         for _ in loop:
-            _, batch = feed.next()
+            samples, batch = feed.next()
+            if "pixel_values_videos" not in batch:
+                raise vidrl.VidrlError(
+                    f"vision_warmup trains on video rows; batch of {samples[0].id!r} has none"
+                )
             pixels, grid = batch["pixel_values_videos"], batch["video_grid_thw"]
             target = colour_targets(pixels, video.image_mean, video.image_std, merge, c.radius, c.min_pixels)
             out = visual(pixels, grid_thw=grid)
